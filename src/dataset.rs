@@ -1,0 +1,186 @@
+//! Reading a sequential-recommendation dataset in the RecBole / UniSRec
+//! "atomic" format (`X.text`, `X.item2index`, `X.{train,valid,test}.inter`),
+//! as used by the training and evaluation binaries. Any category works; the
+//! file prefix is discovered from the folder.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{ErrorKind, Result, err};
+
+/// One catalog item, at its integer index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogItem {
+    /// The shop's id (an ASIN here).
+    pub id: String,
+    pub title: String,
+    pub category: Option<String>,
+    pub brand: Option<String>,
+    /// "title. category. brand", the format the model reads.
+    pub text: String,
+}
+
+/// One user's history and the item that came next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub user: u32,
+    /// Item indices, oldest first.
+    pub history: Vec<u32>,
+    pub target: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub name: String,
+    pub items: Vec<CatalogItem>,
+    pub valid: Vec<Example>,
+    pub test: Vec<Example>,
+}
+
+impl Dataset {
+    /// Loads the dataset in `dir`.
+    pub fn load(dir: &Path) -> Result<Dataset> {
+        let name = discover_prefix(dir)?;
+        let file = |suffix: &str| -> PathBuf { dir.join(format!("{name}.{suffix}")) };
+        let index = read_item_index(&file("item2index"))?;
+        let items = read_items(&file("text"), &index)?;
+        let valid = read_inter(&file("valid.inter"), items.len())?;
+        let test = read_inter(&file("test.inter"), items.len())?;
+        Ok(Dataset { name, items, valid, test })
+    }
+
+    /// Per-user training sequences: everything before the validation target.
+    /// Training predicts each next item of these.
+    pub fn train_sequences(&self) -> Vec<&[u32]> {
+        self.valid.iter().map(|e| e.history.as_slice()).filter(|h| h.len() >= 2).collect()
+    }
+}
+
+fn discover_prefix(dir: &Path) -> Result<String> {
+    let entries = fs::read_dir(dir).map_err(|e| crate::Error::new(ErrorKind::Data, format!("cannot read dataset folder {}: {e}", dir.display())))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(prefix) = name.strip_suffix(".item2index") {
+            return Ok(prefix.to_owned());
+        }
+    }
+    err(ErrorKind::Data, format!("{} has no *.item2index file; expected the RecBole/UniSRec atomic format", dir.display()))
+}
+
+/// Non-empty lines, without the RecBole header line (`name:type` columns)
+/// when there is one; the `*2index` files have none.
+fn read_lines(path: &Path) -> Result<Vec<String>> {
+    let text = fs::read_to_string(path).map_err(|e| crate::Error::new(ErrorKind::Data, format!("cannot read {}: {e}", path.display())))?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
+    if lines.peek().is_some_and(|first| first.split('\t').all(|col| col.contains(':'))) {
+        lines.next();
+    }
+    Ok(lines.map(str::to_owned).collect())
+}
+
+fn read_item_index(path: &Path) -> Result<Vec<(String, usize)>> {
+    read_lines(path)?
+        .iter()
+        .enumerate()
+        .map(|(n, line)| {
+            let (id, index) = line.split_once('\t').ok_or_else(|| bad_line(path, n))?;
+            let index = index.trim().parse().map_err(|_| bad_line(path, n))?;
+            Ok((id.trim().to_owned(), index))
+        })
+        .collect()
+}
+
+fn read_items(path: &Path, index: &[(String, usize)]) -> Result<Vec<CatalogItem>> {
+    let mut texts = std::collections::HashMap::new();
+    for (n, line) in read_lines(path)?.iter().enumerate() {
+        let (id, text) = line.split_once('\t').ok_or_else(|| bad_line(path, n))?;
+        texts.insert(id.trim().to_owned(), text.to_owned());
+    }
+    let mut items: Vec<Option<CatalogItem>> = vec![None; index.len()];
+    for (id, i) in index {
+        if *i >= items.len() {
+            return err(ErrorKind::Data, format!("item index {i} of {id} is out of range"));
+        }
+        let raw = texts.get(id).map(String::as_str).unwrap_or("");
+        items[*i] = Some(split_item_text(id, raw));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| item.ok_or_else(|| crate::Error::new(ErrorKind::Data, format!("no item has index {i}"))))
+        .collect()
+}
+
+/// Splits "title. category path. brand." from the right, since titles may
+/// themselves contain ". ".
+pub fn split_item_text(id: &str, raw: &str) -> CatalogItem {
+    let trimmed = raw.trim().trim_end_matches('.').trim();
+    let mut parts = trimmed.rsplitn(3, ". ");
+    let (brand, category, title) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(brand), Some(category), Some(title)) => (Some(brand), Some(category), title),
+        (Some(category), Some(title), None) => (None, Some(category), title),
+        (Some(title), None, None) => (None, None, title),
+        _ => (None, None, ""),
+    };
+    let clean = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let (category, brand) = (clean(category), clean(brand));
+    let title = title.trim().to_owned();
+    let text = crate::session::item_text(&title, category.as_deref(), brand.as_deref());
+    CatalogItem { id: id.to_owned(), title, category, brand, text }
+}
+
+fn read_inter(path: &Path, n_items: usize) -> Result<Vec<Example>> {
+    read_lines(path)?
+        .iter()
+        .enumerate()
+        .map(|(n, line)| {
+            let mut cols = line.split('\t');
+            let (Some(user), Some(history), Some(target)) = (cols.next(), cols.next(), cols.next()) else {
+                return Err(bad_line(path, n));
+            };
+            let parse = |s: &str| -> Result<u32> {
+                let v: u32 = s.trim().parse().map_err(|_| bad_line(path, n))?;
+                if v as usize >= n_items {
+                    return Err(bad_line(path, n));
+                }
+                Ok(v)
+            };
+            Ok(Example {
+                user: user.trim().parse().map_err(|_| bad_line(path, n))?,
+                history: history.split_whitespace().map(parse).collect::<Result<_>>()?,
+                target: parse(target)?,
+            })
+        })
+        .collect()
+}
+
+fn bad_line(path: &Path, n: usize) -> crate::Error {
+    crate::Error::new(ErrorKind::Data, format!("{} line {} is malformed", path.display(), n + 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_text_splits_from_the_right() {
+        let item = split_item_text("A1", "Dr. Bob's Glue 8 oz. Industrial & Scientific Adhesives. Gorilla. ");
+        assert_eq!(item.title, "Dr. Bob's Glue 8 oz");
+        assert_eq!(item.category.as_deref(), Some("Industrial & Scientific Adhesives"));
+        assert_eq!(item.brand.as_deref(), Some("Gorilla"));
+        assert_eq!(item.text, "Dr. Bob's Glue 8 oz. Industrial & Scientific Adhesives. Gorilla");
+    }
+
+    #[test]
+    fn the_shipped_dataset_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/scientific");
+        let data = Dataset::load(&dir).unwrap();
+        assert_eq!(data.name, "Scientific");
+        assert_eq!(data.items.len(), 4385);
+        assert_eq!(data.valid.len(), 8442);
+        assert_eq!(data.test.len(), 8442);
+        // The test history is the validation history plus its target.
+        let (v, t) = (&data.valid[0], &data.test[0]);
+        assert_eq!(&t.history[..t.history.len() - 1], &v.history[v.history.len().saturating_sub(49)..]);
+    }
+}

@@ -1,0 +1,322 @@
+//! The model file: one self-describing binary, loaded from bytes.
+//!
+//! ```text
+//! offset  size  what
+//! 0       8     magic "SHLFRANK"
+//! 8       4     format version, u32 little-endian
+//! 12      32    sha256 of everything after it (the payload)
+//! 44      4     header length H, u32 little-endian
+//! 48      H     header, UTF-8 JSON: config, catalog ids, vocabulary, tensor table
+//! 48+H    ...   tensor data, in table order
+//! ```
+//!
+//! A tensor is stored as `f32` (little-endian) or as `i8`: one f32 scale per
+//! row (all dimensions but the last flattened), then the row-major int8
+//! values, symmetric (`value = q * scale`). The hash is checked before
+//! anything in the payload is parsed, so a tampered file never builds a
+//! tensor.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{RankerConfig, SessionRanker};
+use crate::error::{Error, ErrorKind, Result, err};
+
+pub const MAGIC: &[u8; 8] = b"SHLFRANK";
+pub const FORMAT_VERSION: u32 = 1;
+const PREFIX: usize = 8 + 4 + 32;
+/// Largest header accepted, against absurd lengths in damaged files.
+const MAX_HEADER: usize = 64 << 20;
+
+/// How a tensor's numbers are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoredAs {
+    F32,
+    I8,
+}
+
+/// One named tensor, as f32 values in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorEntry {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+    pub stored_as: StoredAs,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TensorRecord {
+    name: String,
+    shape: Vec<usize>,
+    stored_as: StoredAs,
+    bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    config: RankerConfig,
+    items: Vec<String>,
+    vocab: Vec<u32>,
+    tokenizer_sha256: String,
+    #[serde(default)]
+    meta: serde_json::Value,
+    tensors: Vec<TensorRecord>,
+}
+
+/// Everything in a model file, decoded.
+#[derive(Debug, Clone)]
+pub struct ModelFile {
+    pub config: RankerConfig,
+    /// Catalog ids; id `items[i]` owns ID-embedding row `i + 1`.
+    pub items: Vec<String>,
+    /// Tokenizer ids; id `vocab[i]` owns token-embedding row `i + 1`.
+    pub vocab: Vec<u32>,
+    /// sha256 (hex) of the `tokenizer.json` the model was trained with.
+    pub tokenizer_sha256: String,
+    /// Free-form facts about training (data, epochs, metrics).
+    pub meta: serde_json::Value,
+    pub tensors: Vec<TensorEntry>,
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl ModelFile {
+    /// Decodes and verifies a model file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<ModelFile> {
+        if bytes.len() < PREFIX + 4 || &bytes[..8] != MAGIC {
+            return err(ErrorKind::ModelFile, "these bytes are not a shelfrank model file (bad magic); check the model URL");
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version != FORMAT_VERSION {
+            return err(
+                ErrorKind::ModelFile,
+                format!("model file format version {version} is not supported by this build (it reads version {FORMAT_VERSION}); use a model made for this package version"),
+            );
+        }
+        let payload = &bytes[PREFIX..];
+        if Sha256::digest(payload).as_slice() != &bytes[12..PREFIX] {
+            return err(ErrorKind::ModelFile, "the model file is corrupted or truncated (its sha256 does not match); download it again");
+        }
+        let header_len = u32::from_le_bytes(payload[..4].try_into().expect("4 bytes")) as usize;
+        if header_len > MAX_HEADER || 4 + header_len > payload.len() {
+            return err(ErrorKind::ModelFile, "the model file's header length is out of range");
+        }
+        let header: Header = serde_json::from_slice(&payload[4..4 + header_len])
+            .map_err(|e| Error::new(ErrorKind::ModelFile, format!("the model file's header is not valid: {e}")))?;
+        header.config.validate()?;
+        if header.items.len() != header.config.n_items || header.vocab.len() != header.config.n_tokens {
+            return err(ErrorKind::ModelFile, "the model file's catalog or vocabulary does not match its configuration");
+        }
+
+        let mut data = &payload[4 + header_len..];
+        let mut tensors = Vec::with_capacity(header.tensors.len());
+        for record in header.tensors {
+            if record.bytes > data.len() {
+                return err(ErrorKind::ModelFile, format!("tensor '{}' runs past the end of the model file", record.name));
+            }
+            let (chunk, rest) = data.split_at(record.bytes);
+            data = rest;
+            let values = decode_values(&record, chunk)?;
+            tensors.push(TensorEntry { name: record.name, shape: record.shape, values, stored_as: record.stored_as });
+        }
+        if !data.is_empty() {
+            return err(ErrorKind::ModelFile, "the model file has trailing bytes after its last tensor");
+        }
+        Ok(ModelFile {
+            config: header.config,
+            items: header.items,
+            vocab: header.vocab,
+            tokenizer_sha256: header.tokenizer_sha256,
+            meta: header.meta,
+            tensors,
+        })
+    }
+
+    /// Encodes the file, hashing the payload.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut data = Vec::new();
+        let mut records = Vec::with_capacity(self.tensors.len());
+        for tensor in &self.tensors {
+            let before = data.len();
+            encode_values(tensor, &mut data);
+            records.push(TensorRecord {
+                name: tensor.name.clone(),
+                shape: tensor.shape.clone(),
+                stored_as: tensor.stored_as,
+                bytes: data.len() - before,
+            });
+        }
+        let header = Header {
+            config: self.config.clone(),
+            items: self.items.clone(),
+            vocab: self.vocab.clone(),
+            tokenizer_sha256: self.tokenizer_sha256.clone(),
+            meta: self.meta.clone(),
+            tensors: records,
+        };
+        let header = serde_json::to_vec(&header).expect("the header serialises");
+        let mut payload = Vec::with_capacity(4 + header.len() + data.len());
+        payload.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        payload.extend_from_slice(&header);
+        payload.extend_from_slice(&data);
+
+        let mut bytes = Vec::with_capacity(PREFIX + payload.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&Sha256::digest(&payload));
+        bytes.extend_from_slice(&payload);
+        bytes
+    }
+
+    /// Reads every parameter of `model` (a synchronous readback: native
+    /// tools only, never in the browser).
+    pub fn capture(model: &SessionRanker, stored_as: StoredAs) -> Vec<TensorEntry> {
+        let mut reader = ParamReader { path: Vec::new(), tensors: Vec::new(), stored_as };
+        model.visit(&mut reader);
+        reader.tensors
+    }
+
+    /// Builds the network on `device` from the stored tensors. Every
+    /// parameter must be present with its exact shape.
+    pub fn build(&self, device: &Device) -> Result<SessionRanker> {
+        let model = self.config.init(device);
+        let by_name: HashMap<&str, &TensorEntry> = self.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+        let mut writer = ParamWriter { path: Vec::new(), tensors: by_name, device, problem: None };
+        let model = model.map(&mut writer);
+        if let Some(problem) = writer.problem {
+            return err(ErrorKind::ModelFile, problem);
+        }
+        if let Some(extra) = writer.tensors.keys().next() {
+            return err(ErrorKind::ModelFile, format!("the model file has a tensor '{extra}' this network does not use; it was made for another model version"));
+        }
+        Ok(model)
+    }
+
+    /// The same weights as they will be after a save and load in `stored_as`.
+    pub fn quantised(&self, stored_as: StoredAs) -> ModelFile {
+        let mut file = self.clone();
+        for tensor in &mut file.tensors {
+            tensor.stored_as = if tensor.shape.len() >= 2 { stored_as } else { StoredAs::F32 };
+            let mut buffer = Vec::new();
+            encode_values(tensor, &mut buffer);
+            let record = TensorRecord { name: tensor.name.clone(), shape: tensor.shape.clone(), stored_as: tensor.stored_as, bytes: buffer.len() };
+            tensor.values = decode_values(&record, &buffer).expect("round trip of own encoding");
+        }
+        file
+    }
+}
+
+fn row_len(shape: &[usize]) -> usize {
+    shape.last().copied().unwrap_or(1).max(1)
+}
+
+fn encode_values(tensor: &TensorEntry, out: &mut Vec<u8>) {
+    match tensor.stored_as {
+        StoredAs::F32 => tensor.values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        StoredAs::I8 => {
+            let rows: Vec<&[f32]> = tensor.values.chunks(row_len(&tensor.shape)).collect();
+            let scales: Vec<f32> = rows.iter().map(|r| r.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0).collect();
+            scales.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+            for (row, &scale) in rows.iter().zip(&scales) {
+                for &v in row.iter() {
+                    let q = if scale > 0.0 { (v / scale).round().clamp(-127.0, 127.0) as i8 } else { 0 };
+                    out.push(q as u8);
+                }
+            }
+        }
+    }
+}
+
+fn decode_values(record: &TensorRecord, chunk: &[u8]) -> Result<Vec<f32>> {
+    let count = record.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    let Some(count) = count.filter(|&c| c <= 1 << 30) else {
+        return err(ErrorKind::ModelFile, format!("tensor '{}' has an impossible shape", record.name));
+    };
+    let bad_size = || Error::new(ErrorKind::ModelFile, format!("tensor '{}' has the wrong number of bytes for its shape", record.name));
+    match record.stored_as {
+        StoredAs::F32 => {
+            if chunk.len() != count * 4 {
+                return Err(bad_size());
+            }
+            Ok(chunk.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect())
+        }
+        StoredAs::I8 => {
+            let width = row_len(&record.shape);
+            let rows = count / width;
+            if chunk.len() != rows * 4 + count {
+                return Err(bad_size());
+            }
+            let (scales, values) = chunk.split_at(rows * 4);
+            let scales: Vec<f32> = scales.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+            Ok(values.iter().enumerate().map(|(i, &q)| q as i8 as f32 * scales[i / width]).collect())
+        }
+    }
+}
+
+struct ParamReader {
+    path: Vec<String>,
+    tensors: Vec<TensorEntry>,
+    stored_as: StoredAs,
+}
+
+impl ModuleVisitor for ParamReader {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_owned());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = param.val();
+        let shape = tensor.dims().to_vec();
+        let values = tensor.into_data().try_into_vec_as::<f32>().expect("f32 parameters");
+        let stored_as = if D >= 2 { self.stored_as } else { StoredAs::F32 };
+        self.tensors.push(TensorEntry { name: self.path.join("."), shape, values, stored_as });
+    }
+}
+
+struct ParamWriter<'a> {
+    path: Vec<String>,
+    tensors: HashMap<&'a str, &'a TensorEntry>,
+    device: &'a Device,
+    problem: Option<String>,
+}
+
+impl ModuleMapper for ParamWriter<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_owned());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let name = self.path.join(".");
+        let Some(entry) = self.tensors.remove(name.as_str()) else {
+            self.problem.get_or_insert_with(|| format!("the model file lacks tensor '{name}'; it was made for another model version"));
+            return param;
+        };
+        let expected: Vec<usize> = param.lazy_shape().dims::<D>().to_vec();
+        if entry.shape != expected {
+            self.problem.get_or_insert_with(|| {
+                format!("tensor '{name}' has shape {:?} in the model file but the network expects {expected:?}", entry.shape)
+            });
+            return param;
+        }
+        let tensor = Tensor::<D>::from_data(TensorData::new(entry.values.clone(), entry.shape.clone()), self.device);
+        Param::initialized(param.id, tensor)
+    }
+}

@@ -1,0 +1,87 @@
+//! The ranking network: a SASRec-style causal transformer over the shopper's
+//! session, with text-aware item vectors.
+//!
+//! Pure burn, generic over the backend through the `Device` it is built on;
+//! it never imports wasm bindings and never touches the DOM, the network or
+//! the clock. Training and in-page scoring call the same methods.
+//!
+//! Deviations from SASRec (Kang & McAuley, ICDM 2018), each on purpose:
+//! - an item vector is an ID embedding *plus* a text vector (the mean of the
+//!   item text's token embeddings under the attention mask, then a linear
+//!   map), so items the catalog never saw still get a vector from their text;
+//!   ID row 0 stands for "not in the catalog" (and for search queries);
+//! - every event also carries an event-type embedding (view, click,
+//!   add-to-cart, purchase, search);
+//! - positions count back from the most recent event, so the newest event
+//!   always has position 0 whatever the session's length;
+//! - the score is the dot product of the session state with the candidate's
+//!   item vector, like SASRec's shared item embedding.
+
+mod file;
+mod network;
+pub mod text;
+
+pub use file::{FORMAT_VERSION, MAGIC, ModelFile, StoredAs, TensorEntry, sha256_hex};
+pub use network::{SessionInput, SessionRanker};
+pub use text::{ItemText, TextEncoder};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, Result, err};
+
+/// Everything that shapes the network. Stored in the model file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RankerConfig {
+    /// Catalog items with an ID embedding (row 0 is "unknown item").
+    pub n_items: usize,
+    /// Kept tokenizer vocabulary (row 0 is "unknown token").
+    pub n_tokens: usize,
+    /// Width of every vector.
+    pub dim: usize,
+    pub layers: usize,
+    pub heads: usize,
+    /// Hidden width of each feed-forward block.
+    pub ff_dim: usize,
+    /// Most recent events the encoder reads.
+    pub max_events: usize,
+    /// Most tokens read from an item's text or a query.
+    pub max_text_tokens: usize,
+    /// Dropout during training.
+    pub dropout: f64,
+}
+
+impl RankerConfig {
+    /// The defaults: 2 layers, 2 heads, width 64, 50 events.
+    pub fn new(n_items: usize, n_tokens: usize) -> Self {
+        RankerConfig {
+            n_items,
+            n_tokens,
+            dim: 64,
+            layers: 2,
+            heads: 2,
+            ff_dim: 128,
+            max_events: 50,
+            max_text_tokens: 48,
+            dropout: 0.2,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let in_range = |v: usize, lo: usize, hi: usize| (lo..=hi).contains(&v);
+        if !(in_range(self.dim, 4, 1024)
+            && in_range(self.layers, 1, 16)
+            && in_range(self.heads, 1, 64)
+            && self.dim % self.heads == 0
+            && in_range(self.ff_dim, 1, 8192)
+            && in_range(self.max_events, 1, 1024)
+            && in_range(self.max_text_tokens, 1, 512)
+            && self.n_items <= 10_000_000
+            && self.n_tokens <= 1_000_000
+            && (0.0..1.0).contains(&self.dropout))
+        {
+            return err(ErrorKind::ModelFile, format!("the model configuration is out of range: {self:?}"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! The burn module and its forward pass. Shapes are noted as `[batch, seq, dim]`.
+
+use burn::module::Module;
+use burn::nn::attention::generate_autoregressive_mask;
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn::nn::{Dropout, Initializer, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+use super::{ItemText, RankerConfig};
+use crate::session::EventKind;
+
+/// The ranking network. Build it with [`RankerConfig::init`].
+#[derive(Module, Debug)]
+pub struct SessionRanker {
+    /// `[n_items + 1, dim]`; row 0 = not a catalog item.
+    item_ids: Embedding,
+    /// `[n_tokens + 1, dim]`; row 0 = unknown token.
+    tokens: Embedding,
+    text_proj: Linear,
+    /// `[5, dim]`, indexed by [`EventKind::index`].
+    event_kinds: Embedding,
+    /// `[max_events, dim]`; row 0 is the newest event.
+    positions: Embedding,
+    encoder: TransformerEncoder,
+    norm: LayerNorm,
+    dropout: Dropout,
+    dim: usize,
+}
+
+impl RankerConfig {
+    /// A freshly initialised network on `device`.
+    pub fn init(&self, device: &Device) -> SessionRanker {
+        // Small embeddings (as in SASRec/BERT) keep the first logits near
+        // zero, so training starts from a near-uniform softmax.
+        let small = Initializer::Normal { mean: 0.0, std: 0.02 };
+        let embedding = |rows: usize| EmbeddingConfig::new(rows, self.dim).with_initializer(small.clone()).init(device);
+        SessionRanker {
+            item_ids: embedding(self.n_items + 1),
+            tokens: embedding(self.n_tokens + 1),
+            text_proj: LinearConfig::new(self.dim, self.dim).init(device),
+            event_kinds: embedding(EventKind::ALL.len()),
+            positions: embedding(self.max_events),
+            encoder: TransformerEncoderConfig::new(self.dim, self.ff_dim, self.heads, self.layers)
+                .with_dropout(self.dropout)
+                .with_norm_first(true)
+                .init(device),
+            norm: LayerNormConfig::new(self.dim).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            dim: self.dim,
+        }
+    }
+}
+
+/// Sessions as plain numbers, ready to become tensors. Sequences are
+/// right-aligned: the newest event is the last column, padding comes first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionInput {
+    pub batch: usize,
+    pub len: usize,
+    /// `[batch * len]` ID rows (0 for search queries, unknown items, padding).
+    pub item_rows: Vec<i64>,
+    /// `[batch * len]` event kinds.
+    pub kinds: Vec<i64>,
+    /// `[batch * len]` true where there is no event.
+    pub padding: Vec<bool>,
+}
+
+impl SessionRanker {
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Text vectors: masked mean of token embeddings, then a linear map.
+    /// `[n, dim]`
+    pub fn text_vectors(&self, text: &ItemText, device: &Device) -> Tensor<2> {
+        let rows = Tensor::<2, Int>::from_data(TensorData::new(text.rows.clone(), [text.n, text.len]), device);
+        let mask = Tensor::<2>::from_data(TensorData::new(text.mask.clone(), [text.n, text.len]), device);
+        let embedded = self.tokens.forward(rows); // [n, len, dim]
+        let summed = (embedded * mask.clone().unsqueeze_dim::<3>(2)).sum_dim(1).reshape([text.n, self.dim]); // [n, dim]
+        let count = mask.sum_dim(1).clamp_min(1.0); // [n, 1]
+        self.text_proj.forward(summed / count)
+    }
+
+    /// Item vectors: ID embedding plus text vector. `[n, dim]`
+    pub fn item_vectors(&self, id_rows: Tensor<1, Int>, text_vectors: Tensor<2>) -> Tensor<2> {
+        let [n] = id_rows.dims();
+        self.item_ids.forward(id_rows.reshape([1, n])).reshape([n, self.dim]) + text_vectors
+    }
+
+    /// The session encoder shared by training and scoring: event vectors
+    /// `[batch, seq, dim]` → session states `[batch, seq, dim]`, where state
+    /// `t` has seen events `..=t` only.
+    pub fn encode(&self, events: Tensor<3>, kinds: Tensor<2, Int>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let [batch, seq, dim] = events.dims();
+        let device = events.device();
+        let recency: Vec<i64> = (0..seq).rev().map(|p| p as i64).collect();
+        let positions = self.positions.forward(Tensor::<2, Int>::from_data(TensorData::new(recency, [1, seq]), &device)); // [1, seq, dim]
+        let present = padding.clone().bool_not().float().reshape([batch, seq, 1]); // [batch, seq, 1]
+        let x = events * (dim as f64).sqrt() + self.event_kinds.forward(kinds) + positions;
+        let x = self.dropout.forward(x) * present.clone();
+        let causal = generate_autoregressive_mask(batch, seq, &device);
+        let x = self.encoder.forward(TransformerEncoderInput::new(x).mask_pad(padding).mask_attn(causal));
+        self.norm.forward(x) * present
+    }
+
+    /// Event vectors for a [`SessionInput`] whose text vectors are given,
+    /// `[batch * len, dim]` → `[batch, len, dim]`, then encoded.
+    pub fn encode_session(&self, session: &SessionInput, text_vectors: Tensor<2>, device: &Device) -> Tensor<3> {
+        let (batch, len) = (session.batch, session.len);
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(session.item_rows.clone(), [batch * len]), device);
+        let events = self.item_vectors(ids, text_vectors).reshape([batch, len, self.dim]);
+        let kinds = Tensor::<2, Int>::from_data(TensorData::new(session.kinds.clone(), [batch, len]), device);
+        let padding = Tensor::<2, Bool>::from_data(TensorData::new(session.padding.clone(), [batch, len]), device);
+        self.encode(events, kinds, padding)
+    }
+
+    /// Scores candidates for one session (`batch == 1`, no padding).
+    /// `text` holds the session's events first, then the candidates.
+    /// Returns `[n_candidates]` scores, higher is better.
+    pub fn score(&self, session: &SessionInput, candidate_rows: &[i64], text: &ItemText, device: &Device) -> Tensor<1> {
+        let events = session.batch * session.len;
+        let n = candidate_rows.len();
+        let text_vectors = self.text_vectors(text, device); // [events + n, dim]
+        let event_text = text_vectors.clone().slice([0..events, 0..self.dim]);
+        let candidate_text = text_vectors.slice([events..events + n, 0..self.dim]);
+        let states = self.encode_session(session, event_text, device); // [1, len, dim]
+        let state = states.slice([0..1, session.len - 1..session.len, 0..self.dim]).reshape([1, self.dim]);
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(candidate_rows.to_vec(), [n]), device);
+        let candidates = self.item_vectors(ids, candidate_text); // [n, dim]
+        state.matmul(candidates.transpose()).reshape([n])
+    }
+}

@@ -1,0 +1,95 @@
+//! Item and query text → token rows of the model's (pruned) vocabulary.
+//!
+//! The tokenizer is all-MiniLM-L6-v2's WordPiece `tokenizer.json`, built
+//! once per ranker. The model keeps embedding rows only for the tokens its
+//! training catalog used; any other token maps to row 0 ("unknown").
+
+use std::collections::HashMap;
+
+use tokenizers::Tokenizer;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Token rows of many texts, padded to one length, with a 0/1 mask.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ItemText {
+    /// `[n, len]` embedding rows, row-major.
+    pub rows: Vec<i64>,
+    /// `[n, len]` 1.0 for a real token, 0.0 for padding.
+    pub mask: Vec<f32>,
+    pub n: usize,
+    pub len: usize,
+}
+
+impl ItemText {
+    /// Pads token-row lists into one batch. Empty texts get one unknown
+    /// token so that every item has a defined text vector.
+    pub fn from_rows(texts: &[Vec<u32>]) -> ItemText {
+        let len = texts.iter().map(|t| t.len()).max().unwrap_or(0).max(1);
+        let mut rows = vec![0i64; texts.len() * len];
+        let mut mask = vec![0f32; texts.len() * len];
+        for (i, text) in texts.iter().enumerate() {
+            if text.is_empty() {
+                mask[i * len] = 1.0;
+            }
+            for (j, &row) in text.iter().enumerate() {
+                rows[i * len + j] = row as i64;
+                mask[i * len + j] = 1.0;
+            }
+        }
+        ItemText { rows, mask, n: texts.len(), len }
+    }
+}
+
+/// Tokenizer plus the model's vocabulary map.
+#[derive(Clone)]
+pub struct TextEncoder {
+    tokenizer: Tokenizer,
+    rows: HashMap<u32, u32>,
+    max_tokens: usize,
+}
+
+impl std::fmt::Debug for TextEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextEncoder").field("vocabulary", &self.rows.len()).field("max_tokens", &self.max_tokens).finish()
+    }
+}
+
+impl TextEncoder {
+    /// `vocab[i]` is the tokenizer id that owns embedding row `i + 1`.
+    pub fn new(tokenizer_json: &[u8], vocab: &[u32], max_tokens: usize) -> Result<TextEncoder> {
+        let tokenizer = load_tokenizer(tokenizer_json)?;
+        let rows = vocab.iter().enumerate().map(|(i, &id)| (id, i as u32 + 1)).collect();
+        Ok(TextEncoder { tokenizer, rows, max_tokens })
+    }
+
+    /// Embedding rows of `text`'s tokens, at most `max_tokens` of them.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let ids = token_ids(&self.tokenizer, text)?;
+        Ok(ids.iter().take(self.max_tokens).map(|id| self.rows.get(id).copied().unwrap_or(0)).collect())
+    }
+
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+}
+
+/// Parses a `tokenizer.json`, switching off its fixed padding and truncation
+/// (the model pads and masks on its own).
+pub fn load_tokenizer(tokenizer_json: &[u8]) -> Result<Tokenizer> {
+    let mut tokenizer = Tokenizer::from_bytes(tokenizer_json)
+        .map_err(|e| Error::new(ErrorKind::Tokenizer, format!("the tokenizer bytes are not a usable tokenizer.json: {e}")))?;
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(None)
+        .map_err(|e| Error::new(ErrorKind::Tokenizer, format!("cannot configure the tokenizer: {e}")))?;
+    Ok(tokenizer)
+}
+
+/// The tokenizer's own ids for `text`, without special tokens.
+pub fn token_ids(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
+    let encoding = tokenizer
+        .encode(text, false)
+        .map_err(|e| Error::new(ErrorKind::Tokenizer, format!("cannot tokenize text: {e}")))?;
+    Ok(encoding.get_ids().to_vec())
+}

@@ -1,0 +1,300 @@
+//! Turning model scores into a new order for the server's candidate list.
+//!
+//! Owns the candidate format, its validation, blending the model with the
+//! server's order, and the invariants every rerank keeps: the output is a
+//! permutation of the input, pinned (campaign) items keep their slots, and
+//! the same input always gives the same order. Never runs the model itself.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, Result, err};
+use crate::session::{MAX_TEXT_BYTES, clip, item_text};
+
+/// Largest candidate list one rerank accepts.
+pub const MAX_CANDIDATES: usize = 10_000;
+
+/// One item of the server's list, in server order.
+/// Unknown extra fields are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Candidate {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    /// The server's own relevance score, higher is better. Optional; the
+    /// server's order is used when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_score: Option<f64>,
+    /// A pinned item (a campaign slot) never moves.
+    #[serde(default)]
+    pub pinned: bool,
+}
+
+impl Candidate {
+    /// The text the model reads for this item.
+    pub fn text(&self) -> String {
+        item_text(clip(&self.title, MAX_TEXT_BYTES), self.category.as_deref(), self.brand.as_deref())
+    }
+}
+
+/// How a rerank mixes the model with the server's order.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RerankOptions {
+    /// Weight of the server's order against the model, in `[0, 1]`:
+    /// 0 ranks by the model alone, 1 keeps the server's order.
+    pub server_weight: f32,
+}
+
+impl Default for RerankOptions {
+    fn default() -> Self {
+        // The server knows the query and the stock; the model knows the
+        // shopper. A quarter on the server keeps its strongest picks near the
+        // top while letting the session reorder the rest.
+        RerankOptions { server_weight: 0.25 }
+    }
+}
+
+impl RerankOptions {
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.server_weight) {
+            return err(ErrorKind::InvalidOption, "'serverWeight' must be a number between 0 and 1");
+        }
+        Ok(())
+    }
+}
+
+/// One item of the reranked list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RankedItem {
+    pub id: String,
+    /// Position in the server's list (0-based).
+    pub original_position: usize,
+    /// The blended score the order follows (higher first); pinned items
+    /// carry the score they would have had.
+    pub score: f32,
+    /// The model's raw score, absent when the history was empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_score: Option<f32>,
+    pub pinned: bool,
+}
+
+/// Checks a candidate list; the error names the first offending entry.
+pub fn validate(candidates: &[Candidate]) -> Result<()> {
+    if candidates.len() > MAX_CANDIDATES {
+        return err(
+            ErrorKind::InvalidCandidate,
+            format!("{} candidates is more than the {MAX_CANDIDATES} one rerank accepts; send the top of the list", candidates.len()),
+        );
+    }
+    let mut seen = HashSet::with_capacity(candidates.len());
+    for (i, c) in candidates.iter().enumerate() {
+        if c.id.trim().is_empty() {
+            return err(ErrorKind::InvalidCandidate, format!("candidate {i} has an empty 'id'"));
+        }
+        if c.id.len() > MAX_TEXT_BYTES {
+            return err(ErrorKind::InvalidCandidate, format!("candidate {i} has an 'id' longer than {MAX_TEXT_BYTES} bytes"));
+        }
+        if !seen.insert(c.id.as_str()) {
+            return err(ErrorKind::InvalidCandidate, format!("candidate {i} repeats the id '{}'; ids must be unique", c.id));
+        }
+        if let Some(score) = c.server_score
+            && !score.is_finite()
+        {
+            return err(ErrorKind::InvalidCandidate, format!("candidate {i} ('{}') has a non-finite 'serverScore'", c.id));
+        }
+        if let Some(price) = c.price
+            && !(price.is_finite() && price >= 0.0)
+        {
+            return err(ErrorKind::InvalidCandidate, format!("candidate {i} ('{}') has a 'price' that is not a finite, non-negative number", c.id));
+        }
+    }
+    Ok(())
+}
+
+/// Orders the candidates. `model_scores` holds one score per candidate, or
+/// `None` when there is nothing to personalise on (the server order stays).
+pub fn arrange(candidates: &[Candidate], model_scores: Option<&[f32]>, options: &RerankOptions) -> Result<Vec<RankedItem>> {
+    validate(candidates)?;
+    options.validate()?;
+    let n = candidates.len();
+    if let Some(scores) = model_scores {
+        if scores.len() != n {
+            return err(ErrorKind::Backend, format!("the model returned {} scores for {n} candidates", scores.len()));
+        }
+        if scores.iter().any(|s| !s.is_finite()) {
+            return err(ErrorKind::Backend, "the model returned a non-finite score");
+        }
+    }
+
+    let server = standardise(&server_signal(candidates));
+    let blended: Vec<f32> = match model_scores {
+        None => server.clone(),
+        Some(scores) => {
+            let model = standardise(scores);
+            let w = options.server_weight;
+            model.iter().zip(&server).map(|(m, s)| (1.0 - w) * m + w * s).collect()
+        }
+    };
+
+    // Free items, best first; ties keep server order so the result is
+    // deterministic.
+    let mut free: Vec<usize> = (0..n).filter(|&i| !candidates[i].pinned).collect();
+    free.sort_by(|&a, &b| blended[b].total_cmp(&blended[a]).then(a.cmp(&b)));
+    let mut free = free.into_iter();
+
+    let ranked = (0..n)
+        .map(|slot| {
+            let i = if candidates[slot].pinned { slot } else { free.next().expect("one free item per free slot") };
+            RankedItem {
+                id: candidates[i].id.clone(),
+                original_position: i,
+                score: blended[i],
+                model_score: model_scores.map(|s| s[i]),
+                pinned: candidates[i].pinned,
+            }
+        })
+        .collect();
+    Ok(ranked)
+}
+
+/// The server's preference as a number per item, higher is better: its
+/// scores when every candidate has one, else its order.
+fn server_signal(candidates: &[Candidate]) -> Vec<f32> {
+    if !candidates.is_empty() && candidates.iter().all(|c| c.server_score.is_some()) {
+        candidates.iter().map(|c| c.server_score.unwrap_or(0.0) as f32).collect()
+    } else {
+        // Position discount as in DCG: the first slots matter most.
+        (0..candidates.len()).map(|i| -((i as f32) + 2.0).ln()).collect()
+    }
+}
+
+/// Zero mean, unit variance; constant input maps to zeros.
+fn standardise(values: &[f32]) -> Vec<f32> {
+    if values.is_empty() {
+        return Vec::new();
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = values.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let sd = var.sqrt();
+    if !(sd > 1e-12) || !sd.is_finite() {
+        return vec![0.0; values.len()];
+    }
+    values.iter().map(|&v| ((v as f64 - mean) / sd) as f32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidates(n: usize, pinned: &[usize]) -> Vec<Candidate> {
+        (0..n)
+            .map(|i| Candidate {
+                id: format!("c{i}"),
+                title: format!("item {i}"),
+                category: None,
+                brand: None,
+                price: None,
+                server_score: None,
+                pinned: pinned.contains(&i),
+            })
+            .collect()
+    }
+
+    fn pseudo_scores(n: usize, seed: u64) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 10_000) as f32 / 100.0 - 50.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn output_is_a_permutation_with_pinned_slots_kept() {
+        for seed in 0..50u64 {
+            let n = 1 + (seed as usize * 7) % 60;
+            let pinned: Vec<usize> = (0..n).filter(|i| (i + seed as usize) % 5 == 0).collect();
+            let list = candidates(n, &pinned);
+            let scores = pseudo_scores(n, seed);
+            let ranked = arrange(&list, Some(&scores), &RerankOptions { server_weight: 0.0 }).unwrap();
+            let mut ids: Vec<_> = ranked.iter().map(|r| r.id.clone()).collect();
+            ids.sort();
+            let mut expected: Vec<_> = list.iter().map(|c| c.id.clone()).collect();
+            expected.sort();
+            assert_eq!(ids, expected, "not a permutation (seed {seed})");
+            for &p in &pinned {
+                assert_eq!(ranked[p].original_position, p, "pinned slot {p} moved (seed {seed})");
+            }
+            let free: Vec<f32> = ranked.iter().filter(|r| !r.pinned).map(|r| r.score).collect();
+            assert!(free.windows(2).all(|w| w[0] >= w[1]), "free items not in score order (seed {seed})");
+        }
+    }
+
+    #[test]
+    fn same_input_gives_the_same_order() {
+        let list = candidates(40, &[3, 10]);
+        let scores = pseudo_scores(40, 9);
+        let a = arrange(&list, Some(&scores), &RerankOptions::default()).unwrap();
+        let b = arrange(&list, Some(&scores), &RerankOptions::default()).unwrap();
+        assert_eq!(a, b);
+        // Ties resolve by server order.
+        let flat = vec![1.0; 40];
+        let tied = arrange(&list, Some(&flat), &RerankOptions { server_weight: 0.0 }).unwrap();
+        assert!(tied.iter().enumerate().all(|(slot, r)| r.original_position == slot));
+    }
+
+    #[test]
+    fn without_model_scores_the_server_order_stays() {
+        let list = candidates(25, &[0, 7]);
+        let ranked = arrange(&list, None, &RerankOptions::default()).unwrap();
+        assert!(ranked.iter().enumerate().all(|(slot, r)| r.original_position == slot && r.model_score.is_none()));
+    }
+
+    #[test]
+    fn server_weight_moves_between_model_and_server_order() {
+        let list = candidates(10, &[]);
+        // The model wants the reverse of the server's order.
+        let scores: Vec<f32> = (0..10).map(|i| i as f32).collect();
+        let model_only = arrange(&list, Some(&scores), &RerankOptions { server_weight: 0.0 }).unwrap();
+        assert_eq!(model_only[0].id, "c9");
+        let server_only = arrange(&list, Some(&scores), &RerankOptions { server_weight: 1.0 }).unwrap();
+        assert_eq!(server_only[0].id, "c0");
+    }
+
+    #[test]
+    fn bad_candidates_are_named_in_the_error() {
+        let mut list = candidates(3, &[]);
+        list[2].id = "c0".into();
+        let error = arrange(&list, None, &RerankOptions::default()).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidCandidate);
+        assert!(error.message().contains("candidate 2"), "{error}");
+
+        let mut list = candidates(3, &[]);
+        list[1].server_score = Some(f64::NAN);
+        assert_eq!(arrange(&list, None, &RerankOptions::default()).unwrap_err().kind(), ErrorKind::InvalidCandidate);
+
+        let list = candidates(3, &[]);
+        let error = arrange(&list, None, &RerankOptions { server_weight: 2.0 }).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidOption);
+        assert!(arrange(&list, Some(&[1.0, f32::NAN, 0.0]), &RerankOptions::default()).is_err());
+    }
+
+    #[test]
+    fn empty_list_is_fine() {
+        assert!(arrange(&[], None, &RerankOptions::default()).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,174 @@
+//! The reranker a page holds: a loaded model, its tokenizer and catalog, and
+//! the shopper's history. Plain Rust over `model/`, `session` and `rank`;
+//! the wasm layer wraps it and does the one async step (reading scores back
+//! from the device).
+
+use std::collections::HashMap;
+
+use burn::tensor::{Device, Tensor};
+
+use crate::error::{ErrorKind, Result, err};
+use crate::model::{ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, TextEncoder, sha256_hex};
+use crate::rank::{Candidate, RankedItem, RerankOptions, arrange, validate};
+use crate::session::{EventKind, History, HistoryLimits, SessionEvent};
+
+/// Token rows cached per text, so a list reranked again is not
+/// re-tokenized. Cleared whole when full: simple and bounded.
+const TEXT_CACHE_ENTRIES: usize = 20_000;
+
+pub struct Reranker {
+    model: SessionRanker,
+    config: RankerConfig,
+    device: Device,
+    text: TextEncoder,
+    catalog: HashMap<String, i64>,
+    history: History,
+    text_cache: HashMap<String, Vec<u32>>,
+    meta: serde_json::Value,
+}
+
+/// A rerank whose model scores are still on the device.
+pub struct PendingScores {
+    pub scores: Option<Tensor<1>>,
+}
+
+impl Reranker {
+    /// Verifies and builds the model on `device`. The tokenizer must be the
+    /// one the model was trained with.
+    pub fn load(model_bytes: &[u8], tokenizer_json: &[u8], device: Device, limits: HistoryLimits) -> Result<Reranker> {
+        let file = ModelFile::from_bytes(model_bytes)?;
+        let tokenizer_sha = sha256_hex(tokenizer_json);
+        if !file.tokenizer_sha256.is_empty() && file.tokenizer_sha256 != tokenizer_sha {
+            return err(
+                ErrorKind::Tokenizer,
+                format!(
+                    "this tokenizer.json (sha256 {tokenizer_sha}) is not the one the model was trained with (sha256 {}); use the tokenizer named in models/manifest.json",
+                    file.tokenizer_sha256
+                ),
+            );
+        }
+        let text = TextEncoder::new(tokenizer_json, &file.vocab, file.config.max_text_tokens)?;
+        let model = file.build(&device)?;
+        let catalog = file.items.iter().enumerate().map(|(i, id)| (id.clone(), i as i64 + 1)).collect();
+        Ok(Reranker {
+            model,
+            config: file.config.clone(),
+            device,
+            text,
+            catalog,
+            history: History::new(limits)?,
+            text_cache: HashMap::new(),
+            meta: file.meta,
+        })
+    }
+
+    pub fn config(&self) -> &RankerConfig {
+        &self.config
+    }
+
+    pub fn meta(&self) -> &serde_json::Value {
+        &self.meta
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Whether the model has an ID embedding for this shop id.
+    pub fn knows(&self, id: &str) -> bool {
+        self.catalog.contains_key(id)
+    }
+
+    pub fn record(&mut self, event: SessionEvent, now_ms: f64) -> Result<()> {
+        self.history.record(event, now_ms)
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    pub fn forget(&mut self) {
+        self.history.forget();
+        self.text_cache.clear();
+    }
+
+    /// Validates the request and starts scoring. With no live history
+    /// there is nothing to personalise on and no model work is done.
+    pub fn start(&mut self, candidates: &[Candidate], options: &RerankOptions, now_ms: f64) -> Result<PendingScores> {
+        validate(candidates)?;
+        options.validate()?;
+        self.history.expire(now_ms);
+        if self.history.is_empty() || candidates.is_empty() {
+            return Ok(PendingScores { scores: None });
+        }
+        let events: Vec<SessionEvent> = self.history.recent(self.config.max_events).into_iter().cloned().collect();
+        let mut texts = Vec::with_capacity(events.len() + candidates.len());
+        let mut session = SessionInput { batch: 1, len: events.len(), ..SessionInput::default() };
+        for event in &events {
+            let row = match (event.kind, &event.id) {
+                (EventKind::Search, _) | (_, None) => 0,
+                (_, Some(id)) => self.catalog.get(id).copied().unwrap_or(0),
+            };
+            session.item_rows.push(row);
+            session.kinds.push(event.kind.index() as i64);
+            session.padding.push(false);
+            texts.push(self.tokens(&event.text())?);
+        }
+        let mut candidate_rows = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            candidate_rows.push(self.catalog.get(&candidate.id).copied().unwrap_or(0));
+            texts.push(self.tokens(&candidate.text())?);
+        }
+        let text = ItemText::from_rows(&texts);
+        let scores = self.model.score(&session, &candidate_rows, &text, &self.device);
+        Ok(PendingScores { scores: Some(scores) })
+    }
+
+    /// Scores a fixed, made-up session against a few candidates, touching
+    /// no history: run once after load so kernels compile and weights reach
+    /// the device before the shop needs a rerank.
+    pub fn warm_up(&mut self) -> Result<Tensor<1>> {
+        let session = SessionInput { batch: 1, len: 2, item_rows: vec![0, 1.min(self.config.n_items as i64)], kinds: vec![EventKind::Search.index() as i64, EventKind::View.index() as i64], padding: vec![false, false] };
+        let mut texts = vec![self.tokens("warm up")?, self.tokens("a catalog item")?];
+        for i in 0..8 {
+            texts.push(self.tokens(&format!("candidate {i}"))?);
+        }
+        let text = ItemText::from_rows(&texts);
+        let candidate_rows: Vec<i64> = (0..8).map(|i| i.min(self.config.n_items as i64)).collect();
+        Ok(self.model.score(&session, &candidate_rows, &text, &self.device))
+    }
+
+    /// Orders the candidates once the scores are read back.
+    pub fn finish(&self, candidates: &[Candidate], scores: Option<&[f32]>, options: &RerankOptions) -> Result<Vec<RankedItem>> {
+        arrange(candidates, scores, options)
+    }
+
+    /// The whole rerank with a synchronous readback (native only; the
+    /// browser must read back asynchronously).
+    pub fn rerank_blocking(&mut self, candidates: &[Candidate], options: &RerankOptions, now_ms: f64) -> Result<Vec<RankedItem>> {
+        let pending = self.start(candidates, options, now_ms)?;
+        let scores = match pending.scores {
+            Some(tensor) => Some(read_scores(tensor.into_data())?),
+            None => None,
+        };
+        self.finish(candidates, scores.as_deref(), options)
+    }
+
+    fn tokens(&mut self, text: &str) -> Result<Vec<u32>> {
+        if let Some(rows) = self.text_cache.get(text) {
+            return Ok(rows.clone());
+        }
+        let rows = self.text.encode(text)?;
+        if self.text_cache.len() >= TEXT_CACHE_ENTRIES {
+            self.text_cache.clear();
+        }
+        self.text_cache.insert(text.to_owned(), rows.clone());
+        Ok(rows)
+    }
+}
+
+/// Scores read back from the device, as f32.
+pub fn read_scores(data: burn::tensor::TensorData) -> Result<Vec<f32>> {
+    data.try_into_vec_as::<f32>()
+        .map_err(|e| crate::Error::new(ErrorKind::Backend, format!("cannot read the model's scores back: {e:?}")))
+}

@@ -1,0 +1,260 @@
+//! The JavaScript-facing `Ranker` class: the only file that knows about
+//! wasm-bindgen. It turns JS values into the crate's types and back, picks
+//! and initialises the backend, and does every readback asynchronously.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+use crate::error::{Error, ErrorKind};
+use crate::rank::{Candidate, RerankOptions};
+use crate::session::{HistoryLimits, SessionEvent};
+use crate::{Reranker, read_scores};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
+export interface LoadOptions {
+  /** 'auto' (default) uses a real GPU through WebGPU when one exists, else the CPU. */
+  backend?: BackendChoice;
+  history?: { maxEvents?: number; maxAgeMs?: number };
+}
+export type EventType = 'view' | 'click' | 'add_to_cart' | 'purchase' | 'search';
+export interface SessionEvent {
+  type: EventType;
+  /** The shop's item id (item events). */
+  id?: string;
+  /** The item's title; needed for items outside the model's catalog. */
+  title?: string;
+  category?: string;
+  brand?: string;
+  /** The search text (search events). */
+  query?: string;
+  /** Milliseconds since the epoch; defaults to now. */
+  timestamp?: number;
+}
+export interface Candidate {
+  id: string;
+  title?: string;
+  category?: string;
+  brand?: string;
+  price?: number;
+  /** The server's own score, higher is better. */
+  serverScore?: number;
+  /** Campaign slot: never moves. */
+  pinned?: boolean;
+}
+export interface RerankOptions {
+  /** Weight of the server's order in [0, 1]; default 0.25. */
+  serverWeight?: number;
+}
+export interface RankedItem {
+  id: string;
+  originalPosition: number;
+  score: number;
+  modelScore?: number;
+  pinned: boolean;
+}
+export interface AdapterInfo {
+  name: string;
+  vendor: number;
+  device: number;
+  deviceType: string;
+  backend: string;
+  driver: string;
+  isFallback: boolean;
+}
+export interface BackendInfo {
+  name: 'webgpu' | 'cpu';
+  adapter?: AdapterInfo;
+  /** Why 'auto' chose this backend. */
+  reason: string;
+}
+"#;
+
+/// JS error with `name` set to the error kind, so callers can branch on it.
+fn js_error(error: Error) -> JsValue {
+    let js = js_sys::Error::new(error.message());
+    js.set_name(error.kind().as_str());
+    js.into()
+}
+
+fn bad_input(kind: ErrorKind, what: &str, detail: impl std::fmt::Display) -> JsValue {
+    js_error(Error::new(kind, format!("{what}: {detail}")))
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| bad_input(ErrorKind::Backend, "cannot return the result to JavaScript", e))
+}
+
+fn from_js<T: for<'de> Deserialize<'de> + Default>(value: JsValue, kind: ErrorKind, what: &str) -> Result<T, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(T::default());
+    }
+    serde_wasm_bindgen::from_value(value).map_err(|e| bad_input(kind, what, e))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct LoadOptions {
+    backend: Option<String>,
+    history: HistoryLimits,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AdapterInfo {
+    name: String,
+    vendor: u32,
+    device: u32,
+    device_type: String,
+    backend: String,
+    driver: String,
+    is_fallback: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BackendInfo {
+    name: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adapter: Option<AdapterInfo>,
+    reason: String,
+}
+
+/// Opens WebGPU. Returns the device and what the adapter is.
+async fn open_webgpu() -> Result<(Device, AdapterInfo), String> {
+    let (device, setup) = Device::wgpu_options().init_with_setup_async().await.map_err(|e| format!("{e:?}"))?;
+    let info = setup.adapter.get_info();
+    let device_type = format!("{:?}", info.device_type);
+    let adapter = AdapterInfo {
+        is_fallback: info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu,
+        name: info.name,
+        vendor: info.vendor,
+        device: info.device,
+        device_type,
+        backend: format!("{:?}", info.backend),
+        driver: info.driver,
+    };
+    Ok((device, adapter))
+}
+
+async fn choose_backend(choice: &str) -> Result<(Device, BackendInfo), JsValue> {
+    match choice {
+        "cpu" => Ok((crate::cpu_device(), BackendInfo { name: "cpu", adapter: None, reason: "requested".into() })),
+        "webgpu" => {
+            let (device, adapter) = open_webgpu().await.map_err(|e| {
+                bad_input(ErrorKind::Backend, "WebGPU was requested but no adapter could be opened (use backend 'auto' or 'cpu')", e)
+            })?;
+            Ok((device, BackendInfo { name: "webgpu", adapter: Some(adapter), reason: "requested".into() }))
+        }
+        "auto" => match open_webgpu().await {
+            // A software adapter is slower than the CPU path: never prefer it.
+            Ok((_, adapter)) if adapter.is_fallback => Ok((
+                crate::cpu_device(),
+                BackendInfo { name: "cpu", reason: format!("the only WebGPU adapter ('{}') is a software fallback", adapter.name), adapter: None },
+            )),
+            Ok((device, adapter)) => Ok((device, BackendInfo { name: "webgpu", adapter: Some(adapter), reason: "a hardware WebGPU adapter is available".into() })),
+            Err(e) => Ok((crate::cpu_device(), BackendInfo { name: "cpu", adapter: None, reason: format!("WebGPU is unavailable: {e}") })),
+        },
+        other => Err(js_error(Error::new(ErrorKind::InvalidOption, format!("unknown backend '{other}'; use 'auto', 'webgpu' or 'cpu'")))),
+    }
+}
+
+/// A loaded model plus the shopper's in-memory history.
+#[wasm_bindgen]
+pub struct Ranker {
+    inner: Rc<RefCell<Reranker>>,
+    backend: BackendInfo,
+}
+
+#[wasm_bindgen]
+impl Ranker {
+    /// Verifies the model and tokenizer bytes, opens the backend, and runs
+    /// one warm-up inference so shaders compile before the first rerank.
+    #[wasm_bindgen(unchecked_return_type = "Ranker")]
+    pub async fn load(
+        #[wasm_bindgen(js_name = modelBytes)] model_bytes: Vec<u8>,
+        #[wasm_bindgen(js_name = tokenizerBytes)] tokenizer_bytes: Vec<u8>,
+        #[wasm_bindgen(unchecked_param_type = "LoadOptions | undefined")] options: JsValue,
+    ) -> Result<Ranker, JsValue> {
+        let options: LoadOptions = from_js(options, ErrorKind::InvalidOption, "invalid load options")?;
+        let choice = options.backend.as_deref().unwrap_or("auto");
+        // Check the bytes before touching the GPU, so a bad file fails fast.
+        crate::model::ModelFile::from_bytes(&model_bytes).map_err(js_error)?;
+        let (device, backend) = choose_backend(choice).await?;
+        let mut reranker = Reranker::load(&model_bytes, &tokenizer_bytes, device, options.history).map_err(js_error)?;
+        let warm = reranker.warm_up().map_err(js_error)?;
+        warm.into_data_async().await.map_err(|e| bad_input(ErrorKind::Backend, "the warm-up inference failed", format!("{e:?}")))?;
+        Ok(Ranker { inner: Rc::new(RefCell::new(reranker)), backend })
+    }
+
+    /// Which backend runs the model, and on which adapter.
+    #[wasm_bindgen(getter, unchecked_return_type = "BackendInfo")]
+    pub fn backend(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.backend)
+    }
+
+    /// The model's configuration and training facts.
+    #[wasm_bindgen(getter, js_name = modelInfo)]
+    pub fn model_info(&self) -> Result<JsValue, JsValue> {
+        let inner = self.inner.borrow();
+        to_js(&serde_json::json!({ "config": inner.config(), "meta": inner.meta() }))
+    }
+
+    /// Adds one event to the history. Throws a named error on a malformed event.
+    pub fn record(&self, #[wasm_bindgen(unchecked_param_type = "SessionEvent")] event: JsValue) -> Result<(), JsValue> {
+        if !event.is_object() {
+            return Err(js_error(Error::new(ErrorKind::InvalidEvent, "an event must be an object like { type: 'view', id: '...', title: '...' }")));
+        }
+        let event: SessionEvent = serde_wasm_bindgen::from_value(event).map_err(|e| bad_input(ErrorKind::InvalidEvent, "invalid event", e))?;
+        self.inner.borrow_mut().record(event, js_sys::Date::now()).map_err(js_error)
+    }
+
+    /// The stored events, oldest first.
+    #[wasm_bindgen(unchecked_return_type = "SessionEvent[]")]
+    pub fn history(&self) -> Result<JsValue, JsValue> {
+        let inner = self.inner.borrow();
+        let events: Vec<&SessionEvent> = inner.history().events().collect();
+        to_js(&events)
+    }
+
+    /// Erases the history.
+    pub fn forget(&self) {
+        self.inner.borrow_mut().forget();
+    }
+
+    /// Reorders `candidates` (server order) for this shopper. Rejects with
+    /// a named error on invalid input.
+    #[wasm_bindgen(unchecked_return_type = "Promise<RankedItem[]>")]
+    pub fn rerank(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Candidate[]")] candidates: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "RerankOptions | undefined")] options: JsValue,
+    ) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            if !js_sys::Array::is_array(&candidates) {
+                return Err(js_error(Error::new(ErrorKind::InvalidCandidate, "candidates must be an array of { id, title, ... } objects")));
+            }
+            let candidates: Vec<Candidate> =
+                serde_wasm_bindgen::from_value(candidates).map_err(|e| bad_input(ErrorKind::InvalidCandidate, "invalid candidate list (each needs a string 'id')", e))?;
+            let options: RerankOptions = from_js(options, ErrorKind::InvalidOption, "invalid rerank options")?;
+            let pending = inner.borrow_mut().start(&candidates, &options, js_sys::Date::now()).map_err(js_error)?;
+            let scores = match pending.scores {
+                Some(tensor) => {
+                    let data = tensor.into_data_async().await.map_err(|e| bad_input(ErrorKind::Backend, "reading scores from the device failed", format!("{e:?}")))?;
+                    Some(read_scores(data).map_err(js_error)?)
+                }
+                None => None,
+            };
+            let ranked = inner.borrow().finish(&candidates, scores.as_deref(), &options).map_err(js_error)?;
+            to_js(&ranked)
+        })
+    }
+}

@@ -1,0 +1,67 @@
+// Shared set-up for the browser tests: pack the npm package exactly as it
+// would be published, unpack it next to a test page, serve both on
+// 127.0.0.1, and drive system Chromium (WebGPU on) with playwright-core.
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from '../../tools/static-server.mjs';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Packs the package with `npm pack` and unpacks it under a fresh folder. */
+export function packedPackage() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'shelfrank-site-'));
+  const tarball = execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: root, encoding: 'utf8' }).trim().split('\n').pop();
+  execFileSync('tar', ['xzf', path.join(dir, tarball), '-C', dir]);
+  cpSync(path.join(root, 'tests/browser/fixtures'), path.join(dir, 'fixtures'), { recursive: true });
+  mkdirSync(path.join(dir, 'data'), { recursive: true });
+  cpSync(path.join(root, 'www/demo/catalog.json'), path.join(dir, 'data/catalog.json'));
+  return { dir, files: listFiles(path.join(dir, 'package')) };
+}
+
+function listFiles(dir, prefix = '') {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? listFiles(path.join(dir, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}`],
+  );
+}
+
+/** Starts the server and the browser; returns helpers and a close(). */
+export async function startSite() {
+  const site = packedPackage();
+  const server = await serve(site.dir);
+  const userDataDir = mkdtempSync(path.join(os.tmpdir(), 'shelfrank-chromium-'));
+  const browser = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu',
+    ],
+  });
+  const pageErrors = [];
+  async function openPage() {
+    const page = await browser.newPage();
+    page.on('pageerror', (error) => pageErrors.push(error));
+    page.on('console', (msg) => {
+      if (process.env.SHELFRANK_TEST_CONSOLE) console.error(`[page] ${msg.text()}`);
+    });
+    await page.goto(`${server.url}/fixtures/index.html`);
+    await page.waitForFunction(() => window.shelfrank !== undefined && window.catalog !== undefined);
+    return page;
+  }
+  return {
+    site,
+    url: server.url,
+    pageErrors,
+    openPage,
+    async close() {
+      await browser.close();
+      await server.close();
+      rmSync(userDataDir, { recursive: true, force: true });
+      rmSync(site.dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,174 @@
+// The built npm package in headless Chromium: both backends, a real
+// personalisation effect on real catalog items, and clear errors with
+// server-order fallback.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { startSite } from './harness.mjs';
+
+// WebGPU (SwiftShader here) and the CPU backend sum in different orders;
+// scores are dot products of 64-wide unit-scale vectors, so agreement to
+// 1e-3 absolute is far tighter than the gaps that decide an order.
+const SCORE_TOLERANCE = 1e-3;
+
+let site;
+before(async () => {
+  site = await startSite();
+});
+after(async () => {
+  await site?.close();
+});
+
+test('the packed package ships the wasm, the shim, its types and the default model, and no dataset', () => {
+  const files = site.site.files;
+  for (const needed of ['www/shelfrank.js', 'www/shelfrank.d.ts', 'www/pkg/shelfrank_bg.wasm', 'www/pkg/shelfrank.js', 'models/manifest.json', 'package.json']) {
+    assert.ok(files.includes(needed), `${needed} is missing from the package: ${files.join(', ')}`);
+  }
+  assert.ok(!files.some((f) => /Scientific\.|\.inter$|catalog\.json$/.test(f)), `the dataset leaked into the package: ${files.join(', ')}`);
+});
+
+/** Picks a category with many items and a mixed candidate list (server order). */
+function scenario() {
+  const byCategory = new Map();
+  for (const item of window.catalog) {
+    if (!item.category) continue;
+    if (!byCategory.has(item.category)) byCategory.set(item.category, []);
+    byCategory.get(item.category).push(item);
+  }
+  const ranked = [...byCategory.entries()].sort((a, b) => b[1].length - a[1].length);
+  const [focus, focusItems] = ranked[2];
+  const others = ranked.slice(3, 12).flatMap(([, items]) => items.slice(0, 10));
+  const viewed = focusItems.slice(0, 5);
+  const inList = focusItems.slice(5, 15);
+  // Server order: the focus category's items sit in the lower half.
+  const candidates = [...others.slice(0, 50), ...inList, ...others.slice(50, 90)].slice(0, 100);
+  return { focus, viewed, candidates };
+}
+
+async function rerankOn(page, backend) {
+  return page.evaluate(async ({ backend, scenarioSource }) => {
+    const scenario = new Function(`return (${scenarioSource})()`)();
+    const ranker = await window.shelfrank.createReranker({ backend });
+    const before = await ranker.rerank(scenario.candidates);
+    for (const item of scenario.viewed) {
+      ranker.record({ type: 'view', id: item.id, title: item.title, category: item.category, brand: item.brand });
+    }
+    const afterViews = await ranker.rerank(scenario.candidates);
+    return { backendInfo: ranker.backend, focus: scenario.focus, candidates: scenario.candidates, before, after: afterViews };
+  }, { backend, scenarioSource: scenario.toString() });
+}
+
+function meanPosition(items, category) {
+  const slots = items.map((item, slot) => (item.category === category ? slot : null)).filter((s) => s !== null);
+  return slots.reduce((a, b) => a + b, 0) / slots.length;
+}
+
+let webgpuRun;
+let cpuRun;
+
+test('backend "webgpu" runs on a WebGPU adapter and reports it', async () => {
+  const page = await site.openPage();
+  webgpuRun = await rerankOn(page, 'webgpu');
+  assert.equal(webgpuRun.backendInfo.name, 'webgpu');
+  assert.ok(webgpuRun.backendInfo.adapter, 'no adapter reported');
+  assert.equal(typeof webgpuRun.backendInfo.adapter.isFallback, 'boolean');
+  assert.equal(webgpuRun.after.fallback, false, webgpuRun.after.error?.message);
+  await page.close();
+});
+
+test('backend "cpu" runs on the CPU backend', async () => {
+  const page = await site.openPage();
+  cpuRun = await rerankOn(page, 'cpu');
+  assert.equal(cpuRun.backendInfo.name, 'cpu');
+  assert.equal(cpuRun.backendInfo.adapter, undefined);
+  assert.equal(cpuRun.after.fallback, false, cpuRun.after.error?.message);
+  await page.close();
+});
+
+test('WebGPU and CPU give the same order and scores within tolerance', () => {
+  assert.ok(webgpuRun && cpuRun, 'both backend runs must have succeeded');
+  const gpu = webgpuRun.after.ranking;
+  const cpu = cpuRun.after.ranking;
+  assert.equal(gpu.length, cpu.length);
+  const cpuScore = new Map(cpu.map((r) => [r.id, r.modelScore]));
+  for (const r of gpu) {
+    const diff = Math.abs(r.modelScore - cpuScore.get(r.id));
+    assert.ok(diff <= SCORE_TOLERANCE, `${r.id}: webgpu ${r.modelScore} vs cpu ${cpuScore.get(r.id)}`);
+  }
+  for (let slot = 0; slot < gpu.length; slot++) {
+    if (gpu[slot].id !== cpu[slot].id) {
+      // Only a near-tie may swap.
+      assert.ok(Math.abs(gpu[slot].score - cpu[slot].score) <= 10 * SCORE_TOLERANCE, `order differs at ${slot}: ${gpu[slot].id} vs ${cpu[slot].id}`);
+    }
+  }
+});
+
+test('viewing items of one category moves that category up versus an empty history', () => {
+  for (const run of [cpuRun, webgpuRun]) {
+    assert.ok(run, 'the backend run must have succeeded');
+    // With no history the server order stays.
+    assert.deepEqual(run.before.items.map((i) => i.id), run.candidates.map((i) => i.id));
+    const was = meanPosition(run.before.items, run.focus);
+    const now = meanPosition(run.after.items, run.focus);
+    assert.ok(now < was - 10, `${run.backendInfo.name}: mean position of '${run.focus}' went ${was} → ${now}`);
+  }
+});
+
+test('a corrupted model file is rejected with a clear error', async () => {
+  const page = await site.openPage();
+  const outcome = await page.evaluate(async () => {
+    const { modelUrl, tokenizerUrl } = await window.shelfrank.defaultModelUrls();
+    const bytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
+    bytes[bytes.length >> 1] ^= 0x40;
+    const url = URL.createObjectURL(new Blob([bytes]));
+    try {
+      await window.shelfrank.createReranker({ modelUrl: url, tokenizerUrl, backend: 'cpu' });
+      return { loaded: true };
+    } catch (error) {
+      return { loaded: false, name: error.name, message: error.message };
+    }
+  });
+  assert.equal(outcome.loaded, false);
+  assert.equal(outcome.name, 'ModelFileError');
+  assert.match(outcome.message, /corrupted|sha256/);
+  await page.close();
+});
+
+test('an invalid candidate gives a clear error, and rerank falls back to server order without throwing', async () => {
+  const page = await site.openPage();
+  const outcome = await page.evaluate(async () => {
+    const ranker = await window.shelfrank.createReranker({ backend: 'cpu' });
+    const item = window.catalog[0];
+    ranker.record({ type: 'view', id: item.id, title: item.title });
+    const list = [
+      { id: 'a', title: 'Nitrile gloves' },
+      { title: 'no id here' },
+      { id: 'c', title: 'Safety glasses' },
+    ];
+    let strict;
+    try {
+      await ranker.rerankStrict(list);
+      strict = { rejected: false };
+    } catch (error) {
+      strict = { rejected: true, name: error.name, message: error.message };
+    }
+    const duplicate = await ranker.rerank([{ id: 'x', title: 'one' }, { id: 'x', title: 'two' }]);
+    const soft = await ranker.rerank(list);
+    return {
+      strict,
+      soft: { fallback: soft.fallback, order: soft.items.map((i) => i.title), name: soft.error?.name },
+      duplicate: { fallback: duplicate.fallback, message: duplicate.error?.message },
+      badEvent: ranker.record({ type: 'teleport', id: 'x' }),
+    };
+  });
+  assert.equal(outcome.strict.rejected, true);
+  assert.equal(outcome.strict.name, 'InvalidCandidateError');
+  assert.match(outcome.strict.message, /id/);
+  assert.equal(outcome.soft.fallback, true);
+  assert.equal(outcome.soft.name, 'InvalidCandidateError');
+  assert.deepEqual(outcome.soft.order, ['Nitrile gloves', 'no id here', 'Safety glasses']);
+  assert.equal(outcome.duplicate.fallback, true);
+  assert.match(outcome.duplicate.message, /repeats the id 'x'/);
+  assert.equal(outcome.badEvent, false);
+  assert.deepEqual(site.pageErrors, [], 'no error escaped into the page');
+  await page.close();
+});

@@ -1,0 +1,210 @@
+//! Native integration tests: the model, its file format and the reranker,
+//! through the public API.
+
+use burn::tensor::Device;
+use shelfrank::model::{ItemText, ModelFile, RankerConfig, SessionInput, StoredAs, sha256_hex, text::load_tokenizer, text::token_ids};
+use shelfrank::rank::{Candidate, RerankOptions};
+use shelfrank::session::{EventKind, HistoryLimits, SessionEvent};
+use shelfrank::{ErrorKind, Reranker};
+
+const TOKENIZER: &[u8] = include_bytes!("../../models/minilm-tokenizer.json");
+
+const ITEMS: [(&str, &str); 6] = [
+    ("g1", "Nitrile exam gloves, powder free. Lab Supplies Gloves"),
+    ("g2", "Latex gloves, large. Lab Supplies Gloves"),
+    ("s1", "Safety glasses, anti fog. Safety Eyewear"),
+    ("s2", "Safety goggles with strap. Safety Eyewear"),
+    ("t1", "Teflon tape 1/2 inch. Tapes Adhesives"),
+    ("t2", "Duct tape, silver. Tapes Adhesives"),
+];
+
+/// A small, randomly initialised model over `ITEMS` (shape tests only:
+/// the shipped model comes from training).
+fn tiny_model_file(seed: u64) -> ModelFile {
+    let tokenizer = load_tokenizer(TOKENIZER).unwrap();
+    let mut vocab: Vec<u32> = ITEMS.iter().flat_map(|(_, text)| token_ids(&tokenizer, text).unwrap()).collect();
+    vocab.sort_unstable();
+    vocab.dedup();
+    let mut config = RankerConfig::new(ITEMS.len(), vocab.len());
+    config.dim = 16;
+    config.ff_dim = 32;
+    config.max_events = 8;
+    let device = Device::flex();
+    device.seed(seed);
+    let model = config.init(&device);
+    ModelFile {
+        tensors: ModelFile::capture(&model, StoredAs::F32),
+        config,
+        items: ITEMS.iter().map(|(id, _)| id.to_string()).collect(),
+        vocab,
+        tokenizer_sha256: sha256_hex(TOKENIZER),
+        meta: serde_json::json!({ "purpose": "test" }),
+    }
+}
+
+fn event(kind: EventKind, id: &str) -> SessionEvent {
+    let title = ITEMS.iter().find(|(i, _)| *i == id).map(|(_, t)| t.to_string());
+    SessionEvent { kind, id: Some(id.into()), title, category: None, brand: None, query: None, timestamp: None }
+}
+
+fn candidates(pinned: &[usize]) -> Vec<Candidate> {
+    ITEMS
+        .iter()
+        .enumerate()
+        .map(|(i, (id, text))| Candidate {
+            id: id.to_string(),
+            title: text.to_string(),
+            category: None,
+            brand: None,
+            price: Some(9.5),
+            server_score: None,
+            pinned: pinned.contains(&i),
+        })
+        .collect()
+}
+
+#[test]
+fn model_outputs_have_the_documented_shapes() {
+    let file = tiny_model_file(1);
+    let device = Device::flex();
+    let model = file.build(&device).unwrap();
+    let text = ItemText::from_rows(&[vec![1, 2, 3], vec![4], vec![]]);
+    assert_eq!(model.text_vectors(&text, &device).dims(), [3, 16]);
+    let session = SessionInput { batch: 1, len: 2, item_rows: vec![1, 0], kinds: vec![0, 4], padding: vec![false, false] };
+    let text = ItemText::from_rows(&[vec![1], vec![2, 3], vec![4], vec![5], vec![6]]);
+    assert_eq!(model.score(&session, &[1, 2, 0], &text, &device).dims(), [3]);
+    let batch = SessionInput { batch: 2, len: 3, item_rows: vec![0, 1, 2, 3, 4, 5], kinds: vec![0; 6], padding: vec![true, false, false, false, false, false] };
+    let states = model.encode_session(&batch, model.text_vectors(&ItemText::from_rows(&vec![vec![1]; 6]), &device), &device);
+    assert_eq!(states.dims(), [2, 3, 16]);
+}
+
+#[test]
+fn the_encoder_is_causal() {
+    // A state must not change when later events change.
+    let file = tiny_model_file(2);
+    let device = Device::flex();
+    let model = file.build(&device).unwrap();
+    let text = model.text_vectors(&ItemText::from_rows(&[vec![1], vec![2], vec![3], vec![1], vec![2], vec![5]]), &device);
+    let input = SessionInput { batch: 2, len: 3, item_rows: vec![1, 2, 3, 1, 2, 6], kinds: vec![0, 1, 2, 0, 1, 3], padding: vec![false; 6] };
+    let states = model.encode_session(&input, text, &device).into_data().try_into_vec_as::<f32>().unwrap();
+    // Two sessions of equal length that differ only in their last event:
+    // the states after the first two events must be identical.
+    let (a, b) = states.split_at(3 * 16);
+    for t in 0..2 {
+        for d in 0..16 {
+            assert!((a[t * 16 + d] - b[t * 16 + d]).abs() < 1e-5, "state {t} saw the future");
+        }
+    }
+}
+
+#[test]
+fn model_file_round_trips_exactly_in_f32_and_closely_in_int8() {
+    let file = tiny_model_file(3);
+    let bytes = file.to_bytes();
+    let loaded = ModelFile::from_bytes(&bytes).unwrap();
+    assert_eq!(loaded.config, file.config);
+    assert_eq!(loaded.items, file.items);
+    assert_eq!(loaded.tensors, file.tensors);
+
+    let int8 = ModelFile::from_bytes(&file.quantised(StoredAs::I8).to_bytes()).unwrap();
+    assert!(int8.to_bytes().len() < bytes.len() / 2, "int8 file is not smaller");
+    for (q, f) in int8.tensors.iter().zip(&file.tensors) {
+        let max = f.values.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (a, b) in q.values.iter().zip(&f.values) {
+            assert!((a - b).abs() <= max / 127.0 * 0.5 + 1e-6, "{}: {a} vs {b}", f.name);
+        }
+    }
+}
+
+#[test]
+fn corrupted_truncated_or_foreign_files_are_rejected_clearly() {
+    let bytes = tiny_model_file(4).to_bytes();
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    let error = ModelFile::from_bytes(&flipped).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ModelFile);
+    assert!(error.message().contains("sha256"), "{error}");
+
+    let error = ModelFile::from_bytes(&bytes[..bytes.len() - 10]).unwrap_err();
+    assert!(error.message().contains("sha256"), "{error}");
+
+    let mut future = bytes.clone();
+    future[8] = 99;
+    let error = ModelFile::from_bytes(&future).unwrap_err();
+    assert!(error.message().contains("version 99"), "{error}");
+
+    let error = ModelFile::from_bytes(b"<html>not found</html>").unwrap_err();
+    assert!(error.message().contains("magic"), "{error}");
+    assert!(ModelFile::from_bytes(&[]).is_err());
+}
+
+#[test]
+fn a_model_with_a_different_shape_is_rejected_before_use() {
+    let mut file = tiny_model_file(5);
+    let tensor = file.tensors.iter_mut().find(|t| t.shape.len() == 2).unwrap();
+    tensor.shape.reverse();
+    let error = file.build(&Device::flex()).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ModelFile);
+    assert!(error.message().contains("shape"), "{error}");
+}
+
+#[test]
+fn the_wrong_tokenizer_is_rejected() {
+    let mut file = tiny_model_file(6);
+    file.tokenizer_sha256 = "0".repeat(64);
+    let error = Reranker::load(&file.to_bytes(), TOKENIZER, Device::flex(), HistoryLimits::default()).err().unwrap();
+    assert_eq!(error.kind(), ErrorKind::Tokenizer);
+    let error = Reranker::load(&tiny_model_file(6).to_bytes(), b"{not json", Device::flex(), HistoryLimits::default()).err().unwrap();
+    assert_eq!(error.kind(), ErrorKind::Tokenizer);
+}
+
+#[test]
+fn rerank_is_a_deterministic_permutation_that_keeps_pinned_slots() {
+    let bytes = tiny_model_file(7).to_bytes();
+    let mut ranker = Reranker::load(&bytes, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+    let list = candidates(&[1, 4]);
+    // No history: server order.
+    let ranked = ranker.rerank_blocking(&list, &RerankOptions::default(), 1e12).unwrap();
+    assert!(ranked.iter().enumerate().all(|(slot, r)| r.original_position == slot));
+
+    ranker.record(event(EventKind::View, "s1"), 1e12).unwrap();
+    ranker.record(event(EventKind::AddToCart, "s2"), 1e12).unwrap();
+    let options = RerankOptions { server_weight: 0.0 };
+    let first = ranker.rerank_blocking(&list, &options, 1e12).unwrap();
+    let second = ranker.rerank_blocking(&list, &options, 1e12).unwrap();
+    assert_eq!(first, second);
+    let mut ids: Vec<_> = first.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["g1", "g2", "s1", "s2", "t1", "t2"]);
+    assert_eq!(first[1].id, "g2");
+    assert_eq!(first[4].id, "t1");
+    assert!(first.iter().all(|r| r.model_score.is_some_and(f32::is_finite)));
+}
+
+#[test]
+fn wgpu_and_cpu_backends_agree() {
+    // Native wgpu runs on whatever adapter exists (Mesa's llvmpipe in CI).
+    let device = Device::wgpu_options().init();
+    let device = match device {
+        Ok(device) => device,
+        Err(e) if std::env::var_os("SHELFRANK_REQUIRE_WGPU").is_none() => {
+            eprintln!("skipping: no wgpu adapter ({e:?}); set SHELFRANK_REQUIRE_WGPU=1 to make this a failure");
+            return;
+        }
+        Err(e) => panic!("no wgpu adapter: {e:?}"),
+    };
+    let bytes = tiny_model_file(8).to_bytes();
+    let scores = |device: Device| {
+        let mut ranker = Reranker::load(&bytes, TOKENIZER, device, HistoryLimits::default()).unwrap();
+        ranker.record(event(EventKind::View, "g1"), 1e12).unwrap();
+        ranker.record(SessionEvent { kind: EventKind::Search, id: None, title: None, category: None, brand: None, query: Some("tape".into()), timestamp: None }, 1e12).unwrap();
+        ranker.rerank_blocking(&candidates(&[]), &RerankOptions { server_weight: 0.0 }, 1e12).unwrap()
+    };
+    let (gpu, cpu) = (scores(device), scores(Device::flex()));
+    for (g, c) in gpu.iter().zip(&cpu) {
+        assert_eq!(g.id, c.id);
+        let (g, c) = (g.model_score.unwrap(), c.model_score.unwrap());
+        assert!((g - c).abs() <= 1e-4 * (1.0 + c.abs()), "wgpu {g} vs cpu {c}");
+    }
+}
