@@ -215,6 +215,7 @@ fn run() -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     std::fs::write(&args.out, &bytes).map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    write_manifest(&args.out, &bytes, &args.tokenizer, &tokenizer_json)?;
     eprintln!(
         "train: wrote {} ({} bytes, {stored_as:?}), best epoch {best_epoch} valid NDCG@10 {best_ndcg:.4}, {:.0}s",
         args.out.display(),
@@ -222,6 +223,25 @@ fn run() -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Writes `manifest.json` beside the model: the files the JS shim and the
+/// tools load by default, with their sha256 and sizes. The tokenizer is
+/// copied beside the model when it lives elsewhere.
+fn write_manifest(model_path: &std::path::Path, model: &[u8], tokenizer_path: &std::path::Path, tokenizer: &[u8]) -> Result<(), String> {
+    let dir = model_path.parent().unwrap_or(std::path::Path::new("."));
+    let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tokenizer_name = name(tokenizer_path);
+    let beside = dir.join(&tokenizer_name);
+    if std::fs::read(&beside).ok().as_deref() != Some(tokenizer) {
+        std::fs::write(&beside, tokenizer).map_err(|e| format!("cannot write {}: {e}", beside.display()))?;
+    }
+    let manifest = serde_json::json!({
+        "model": { "file": name(model_path), "sha256": sha256_hex(model), "bytes": model.len() },
+        "tokenizer": { "file": tokenizer_name, "sha256": sha256_hex(tokenizer), "bytes": tokenizer.len() },
+    });
+    let path = dir.join("manifest.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest).expect("json") + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// One optimiser step on a batch; returns the mean loss.
