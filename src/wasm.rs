@@ -96,7 +96,24 @@ fn from_js<T: for<'de> Deserialize<'de> + Default>(value: JsValue, kind: ErrorKi
     if value.is_undefined() || value.is_null() {
         return Ok(T::default());
     }
-    serde_wasm_bindgen::from_value(value).map_err(|e| bad_input(kind, what, e))
+    serde_wasm_bindgen::from_value(without_undefined(value)).map_err(|e| bad_input(kind, what, e))
+}
+
+/// A shallow copy of an options object without its `undefined` properties,
+/// so `{ history: undefined }` means the same as `{}`.
+fn without_undefined(value: JsValue) -> JsValue {
+    if !value.is_object() || js_sys::Array::is_array(&value) {
+        return value;
+    }
+    let copy = js_sys::Object::new();
+    for entry in js_sys::Object::entries(value.unchecked_ref()).iter() {
+        let pair: js_sys::Array = entry.unchecked_into();
+        let (key, val) = (pair.get(0), pair.get(1));
+        if !val.is_undefined() {
+            let _ = js_sys::Reflect::set(&copy, &key, &without_undefined(val));
+        }
+    }
+    copy.into()
 }
 
 #[derive(Debug, Default, Deserialize)]

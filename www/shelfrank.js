@@ -68,7 +68,8 @@ export async function createReranker(options = {}) {
     fetchBytes(modelUrl, 'model'),
     fetchBytes(tokenizerUrl, 'tokenizer'),
   ]);
-  const ranker = await Ranker.load(modelBytes, tokenizerBytes, { backend, history });
+  const loadOptions = history === undefined ? { backend } : { backend, history };
+  const ranker = await Ranker.load(modelBytes, tokenizerBytes, loadOptions);
   return new Reranker(ranker, options);
 }
 
