@@ -75,6 +75,21 @@ export interface BackendInfo {
 }
 "#;
 
+unsafe extern "C" {
+    /// Synthesised by the wasm linker: runs the static constructors that
+    /// burn's kernel registry (`inventory`) relies on.
+    fn __wasm_call_ctors();
+}
+
+/// Runs once when the module is instantiated. Calling the constructors
+/// here, explicitly, also stops the linker from wrapping *every* export in
+/// a constructor call, which made each call into the module cost ~0.7 s.
+#[wasm_bindgen(start)]
+fn on_instantiate() {
+    // SAFETY: called once, before any other export, as the linker expects.
+    unsafe { __wasm_call_ctors() }
+}
+
 /// JS error with `name` set to the error kind, so callers can branch on it.
 fn js_error(error: Error) -> JsValue {
     let js = js_sys::Error::new(error.message());
