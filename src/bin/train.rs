@@ -21,8 +21,8 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use shelfrank::dataset::Dataset;
-use shelfrank::evaluation::{catalog_text, catalog_vectors, evaluate, session_input};
-use shelfrank::model::{ModelFile, RankerConfig, SessionRanker, StoredAs, TextEncoder, sha256_hex};
+use shelfrank::evaluation::{IdRows, catalog_text, catalog_vectors, evaluate, session_input};
+use shelfrank::model::{ItemText, ModelFile, RankerConfig, SessionRanker, StoredAs, TextEncoder, sha256_hex};
 use shelfrank::session::EventKind;
 
 struct Args {
@@ -37,6 +37,21 @@ struct Args {
     max_users: Option<usize>,
     int8: bool,
     dim: usize,
+    variant: Variant,
+    holdout_items: f64,
+    also_f32: Option<PathBuf>,
+    manifest: bool,
+}
+
+/// Which item signals the model may use (the ablations).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Variant {
+    /// ID embedding and text vector.
+    Both,
+    /// ID embedding only: an empty vocabulary makes every text vector the same.
+    Ids,
+    /// Text only: no catalog IDs.
+    Text,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -52,6 +67,10 @@ fn parse_args() -> Result<Args, String> {
         max_users: None,
         int8: true,
         dim: 64,
+        variant: Variant::Both,
+        holdout_items: 0.0,
+        also_f32: None,
+        manifest: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -69,8 +88,19 @@ fn parse_args() -> Result<Args, String> {
             "--max-users" => args.max_users = Some(number(value()?)? as usize),
             "--dim" => args.dim = number(value()?)? as usize,
             "--f32" => args.int8 = false,
+            "--no-manifest" => args.manifest = false,
+            "--also-f32" => args.also_f32 = Some(value()?.into()),
+            "--holdout-items" => args.holdout_items = number(value()?)?,
+            "--variant" => {
+                args.variant = match value()?.as_str() {
+                    "both" => Variant::Both,
+                    "ids" => Variant::Ids,
+                    "text" => Variant::Text,
+                    other => return Err(format!("unknown variant {other}; use both, ids or text")),
+                }
+            }
             "--help" | "-h" => {
-                return Err("usage: train [--data DIR] [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--seed N] [--max-users N] [--dim N] [--f32]".into());
+                return Err("usage: train [--data DIR] [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--seed N] [--max-users N] [--dim N] [--f32] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--no-manifest]".into());
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
@@ -118,24 +148,42 @@ fn run() -> Result<(), String> {
     }
     let tokenizer_json = std::fs::read(&args.tokenizer).map_err(|e| format!("cannot read {}: {e}", args.tokenizer.display()))?;
     let tokenizer = shelfrank::model::text::load_tokenizer(&tokenizer_json).map_err(|e| e.to_string())?;
+    let mut rng = Rng(args.seed);
+
+    // Cold start: a seeded fraction of items never seen in training.
+    let mut held_out: Vec<u32> = Vec::new();
+    if args.holdout_items > 0.0 {
+        let mut all: Vec<u32> = (0..data.items.len() as u32).collect();
+        rng.shuffle(&mut all);
+        held_out = all[..(args.holdout_items.clamp(0.0, 0.9) * all.len() as f64) as usize].to_vec();
+        held_out.sort_unstable();
+    }
+    let is_held_out = |item: u32| held_out.binary_search(&item).is_ok();
 
     // Keep embedding rows only for tokens the catalog uses.
     let mut vocab: Vec<u32> = Vec::new();
-    for item in &data.items {
-        vocab.extend(shelfrank::model::text::token_ids(&tokenizer, &item.text).map_err(|e| e.to_string())?);
+    if args.variant != Variant::Ids {
+        for item in &data.items {
+            vocab.extend(shelfrank::model::text::token_ids(&tokenizer, &item.text).map_err(|e| e.to_string())?);
+        }
+        vocab.sort_unstable();
+        vocab.dedup();
     }
-    vocab.sort_unstable();
-    vocab.dedup();
+    let with_ids = args.variant != Variant::Text;
+    let catalog_ids: Vec<String> = if with_ids { data.items.iter().map(|i| i.id.clone()).collect() } else { Vec::new() };
 
-    let mut config = RankerConfig::new(data.items.len(), vocab.len());
+    let mut config = RankerConfig::new(catalog_ids.len(), vocab.len());
     config.dim = args.dim;
     config.ff_dim = 2 * args.dim;
     let text = TextEncoder::new(&tokenizer_json, &vocab, config.max_text_tokens).map_err(|e| e.to_string())?;
     let catalog = catalog_text(&data.items, &text).map_err(|e| e.to_string())?;
+    let ids = IdRows::new(data.items.len(), with_ids, &held_out);
     eprintln!(
-        "train: {} items, {} users, vocabulary {} of the tokenizer's {}, config {:?}",
+        "train: {} items ({} held out), {} users, variant {:?}, vocabulary {} of the tokenizer's {}, config {:?}",
         data.items.len(),
+        held_out.len(),
         data.valid.len(),
+        args.variant,
         vocab.len(),
         tokenizer.get_vocab_size(true),
         config
@@ -145,9 +193,22 @@ fn run() -> Result<(), String> {
     device.seed(args.seed);
     let mut model: SessionRanker = config.init(&device);
     let mut optim = AdamWConfig::new().with_weight_decay(0.01).init();
-    let mut rng = Rng(args.seed);
 
-    let sequences: Vec<&[u32]> = data.train_sequences();
+    // Training sequences without held-out items; the softmax runs over the
+    // items training may see.
+    let sequences: Vec<Vec<u32>> = data
+        .train_sequences()
+        .into_iter()
+        .map(|s| s.iter().copied().filter(|&i| !is_held_out(i)).collect::<Vec<u32>>())
+        .filter(|s| s.len() >= 2)
+        .collect();
+    let seen: Vec<u32> = (0..data.items.len() as u32).filter(|&i| !is_held_out(i)).collect();
+    let mut softmax_index = vec![0i64; data.items.len()];
+    for (k, &item) in seen.iter().enumerate() {
+        softmax_index[item as usize] = k as i64;
+    }
+    let batch_context = BatchContext { catalog: &catalog, ids: &ids, seen: &seen, softmax_index: &softmax_index, device: &device };
+
     let eval_device = Device::flex();
     let mut best: Option<(f64, usize, SessionRanker)> = None;
     let mut history_log = Vec::new();
@@ -164,13 +225,12 @@ fn run() -> Result<(), String> {
         for chunk in batches {
             let cut = config.max_events + 1;
             let seqs: Vec<&[u32]> = chunk.iter().map(|&i| &sequences[i][sequences[i].len().saturating_sub(cut)..]).collect();
-            let inputs: Vec<&[u32]> = seqs.iter().map(|s| &s[..s.len() - 1]).collect();
-            let (loss, new_model) = step(model, &mut optim, &mut rng, &inputs, &seqs, &catalog, args.lr, &device);
+            let (loss, new_model) = step(model, &mut optim, &mut rng, &seqs, &batch_context, args.lr, with_ids);
             model = new_model;
             loss_sum += loss;
             steps += 1;
         }
-        let valid = evaluate(&model.valid(), &catalog, &data.valid, config.max_events, &eval_device).map_err(|e| e.to_string())?;
+        let valid = evaluate(&model.valid(), &catalog, ids.clone(), &data.valid, config.max_events, &eval_device).map_err(|e| e.to_string())?;
         let elapsed = started.elapsed().as_secs_f64();
         eprintln!(
             "epoch {epoch}: loss {:.4}, valid NDCG@10 {:.4} Recall@10 {:.4} ({:.0}s epoch, {:.0}s total)",
@@ -196,11 +256,13 @@ fn run() -> Result<(), String> {
     let stored_as = if args.int8 { StoredAs::I8 } else { StoredAs::F32 };
     let file = ModelFile {
         config,
-        items: data.items.iter().map(|i| i.id.clone()).collect(),
+        items: catalog_ids,
         vocab,
         tokenizer_sha256: sha256_hex(&tokenizer_json),
         meta: serde_json::json!({
             "dataset": data.name,
+            "variant": format!("{:?}", args.variant).to_lowercase(),
+            "heldOutItems": held_out.iter().map(|&i| data.items[i as usize].id.clone()).collect::<Vec<_>>(),
             "trainedUsers": data.valid.len(),
             "bestEpoch": best_epoch,
             "validNdcg10": best_ndcg,
@@ -211,11 +273,14 @@ fn run() -> Result<(), String> {
         tensors: ModelFile::capture(&inference, stored_as),
     };
     let bytes = file.to_bytes();
-    if let Some(dir) = args.out.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    write_file(&args.out, &bytes)?;
+    if let Some(path) = &args.also_f32 {
+        let f32_file = ModelFile { tensors: ModelFile::capture(&inference, StoredAs::F32), ..file.clone() };
+        write_file(path, &f32_file.to_bytes())?;
     }
-    std::fs::write(&args.out, &bytes).map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
-    write_manifest(&args.out, &bytes, &args.tokenizer, &tokenizer_json)?;
+    if args.manifest {
+        write_manifest(&args.out, &bytes, &args.tokenizer, &tokenizer_json)?;
+    }
     eprintln!(
         "train: wrote {} ({} bytes, {stored_as:?}), best epoch {best_epoch} valid NDCG@10 {best_ndcg:.4}, {:.0}s",
         args.out.display(),
@@ -223,6 +288,13 @@ fn run() -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Writes `manifest.json` beside the model: the files the JS shim and the
@@ -244,34 +316,40 @@ fn write_manifest(model_path: &std::path::Path, model: &[u8], tokenizer_path: &s
     std::fs::write(&path, serde_json::to_string_pretty(&manifest).expect("json") + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// One optimiser step on a batch; returns the mean loss.
-#[allow(clippy::too_many_arguments)]
+/// What every training step reads.
+struct BatchContext<'a> {
+    catalog: &'a ItemText,
+    ids: &'a IdRows,
+    /// Items training may see, in softmax order.
+    seen: &'a [u32],
+    /// Item index → position in `seen`.
+    softmax_index: &'a [i64],
+    device: &'a Device,
+}
+
+/// One optimiser step on a batch of sequences (each predicts its own next
+/// items); returns the mean loss.
 fn step(
     model: SessionRanker,
     optim: &mut burn::optim::ModuleOptimizer,
     rng: &mut Rng,
-    inputs: &[&[u32]],
     sequences: &[&[u32]],
-    catalog: &shelfrank::model::ItemText,
+    context: &BatchContext,
     lr: f64,
-    device: &Device,
+    with_ids: bool,
 ) -> (f64, SessionRanker) {
+    let device = context.device;
+    let inputs: Vec<&[u32]> = sequences.iter().map(|s| &s[..s.len() - 1]).collect();
     // Random kinds, decided up front so the closure stays pure.
     let kinds: Vec<Vec<(EventKind, bool)>> = inputs
         .iter()
         .map(|h| {
             h.iter()
-                .map(|_| {
-                    if rng.below(10) == 0 {
-                        (EventKind::Search, false)
-                    } else {
-                        (EventKind::ALL[rng.below(4)], true)
-                    }
-                })
+                .map(|_| if rng.below(10) == 0 { (EventKind::Search, false) } else { (EventKind::ALL[rng.below(4)], with_ids) })
                 .collect()
         })
         .collect();
-    let (input, items) = session_input(inputs, &|b, t| kinds[b][t]);
+    let (input, items) = session_input(&inputs, context.ids, &|b, t| kinds[b][t]);
     let len = input.len;
     // The next item at every real (non-padding) position.
     let mut positions = Vec::new();
@@ -280,16 +358,18 @@ fn step(
         let offset = len - (seq.len() - 1);
         for t in 0..seq.len() - 1 {
             positions.push((b * len + offset + t) as i64);
-            targets.push(seq[t + 1] as i64);
+            targets.push(context.softmax_index[seq[t + 1] as usize]);
         }
     }
     let (n, m) = (items.len(), positions.len());
-    let text_vectors = model.text_vectors(catalog, device); // [n_items, dim]
+    let text_vectors = model.text_vectors(context.catalog, device); // [n_items, dim]
     let history_text = text_vectors.clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(items, [n]), device));
     let states = model.encode_session(&input, history_text, device).reshape([n, model.dim()]); // [batch*len, dim]
     let states = states.select(0, Tensor::<1, Int>::from_data(TensorData::new(positions, [m]), device)); // [m, dim]
-    let all_items = catalog_vectors(&model, text_vectors, device); // [n_items, dim]
-    let logits = states.matmul(all_items.transpose()); // [m, n_items]
+    let all_items = catalog_vectors(&model, text_vectors, context.ids, device); // [n_items, dim]
+    let seen: Vec<i64> = context.seen.iter().map(|&i| i as i64).collect();
+    let softmax_items = all_items.select(0, Tensor::<1, Int>::from_data(TensorData::new(seen, [context.seen.len()]), device)); // [n_seen, dim]
+    let logits = states.matmul(softmax_items.transpose()); // [m, n_seen]
     let log_probs = log_softmax(logits, 1);
     let picked = log_probs.gather(1, Tensor::<2, Int>::from_data(TensorData::new(targets, [m, 1]), device)); // [m, 1]
     let loss = picked.mean().neg();
