@@ -26,13 +26,15 @@ let ranked = ranker.rerank_blocking(&list, &RerankOptions::default(), 1.7e12)?;
 */
 
 pub mod dataset;
+mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod evaluation;
-mod error;
 pub mod model;
 pub mod rank;
 mod reranker;
 pub mod session;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod teacher;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
