@@ -39,6 +39,7 @@ struct Args {
     seed: u64,
     negatives: usize,
     list_size: usize,
+    max_users: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -52,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
         seed: 2024,
         negatives: 99,
         list_size: 100,
+        max_users: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,11 +69,12 @@ fn parse_args() -> Result<Args, String> {
                 args.ablations.push((name.to_owned(), path.into()));
             }
             "--json" => args.json = true,
+            "--max-users" => args.max_users = Some(value()?.parse().map_err(|_| "--max-users needs an integer")?),
             "--seed" => args.seed = value()?.parse().map_err(|_| "--seed needs an integer")?,
             "--negatives" => args.negatives = value()?.parse().map_err(|_| "--negatives needs an integer")?,
             "--list-size" => args.list_size = value()?.parse().map_err(|_| "--list-size needs an integer")?,
             "--help" | "-h" => {
-                return Err("usage: eval --model FILE --data DIR [--tokenizer FILE] [--ablation NAME=FILE]... [--cold-start FILE] [--json] [--seed N] [--negatives N] [--list-size N]".into());
+                return Err("usage: eval --model FILE --data DIR [--tokenizer FILE] [--ablation NAME=FILE]... [--cold-start FILE] [--json] [--seed N] [--negatives N] [--list-size N] [--max-users N]".into());
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
@@ -223,7 +226,11 @@ fn load_model(path: &Path, tokenizer_json: &[u8], data: &Dataset, device: &Devic
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let started = Instant::now();
-    let data = Dataset::load(&args.data).map_err(|e| e.to_string())?;
+    let mut data = Dataset::load(&args.data).map_err(|e| e.to_string())?;
+    if let Some(max) = args.max_users {
+        data.valid.truncate(max);
+        data.test.truncate(max);
+    }
     let tokenizer_path = args.tokenizer.clone().unwrap_or_else(|| args.model.with_file_name("minilm-tokenizer.json"));
     let tokenizer_json = std::fs::read(&tokenizer_path).map_err(|e| format!("cannot read {}: {e}", tokenizer_path.display()))?;
     let device = Device::flex();

@@ -1,6 +1,8 @@
 //! Native integration tests: the model, its file format and the reranker,
 //! through the public API.
 
+mod training;
+
 use burn::tensor::Device;
 use shelfrank::model::{ItemText, ModelFile, RankerConfig, SessionInput, StoredAs, sha256_hex, text::load_tokenizer, text::token_ids};
 use shelfrank::rank::{Candidate, RerankOptions};
