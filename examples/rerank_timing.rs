@@ -18,12 +18,28 @@ fn main() {
     let now = 1.7e12;
     for i in 0..20 {
         let item = &data.items[(i * 37) % data.items.len()];
-        let event = SessionEvent { kind: EventKind::View, id: Some(item.id.clone()), title: Some(item.title.clone()), category: item.category.clone(), brand: item.brand.clone(), query: None, timestamp: Some(now) };
+        let event = SessionEvent {
+            kind: EventKind::View,
+            id: Some(item.id.clone()),
+            title: Some(item.title.clone()),
+            category: item.category.clone(),
+            brand: item.brand.clone(),
+            query: None,
+            timestamp: Some(now),
+        };
         ranker.record(event, now).expect("record");
     }
     let candidates: Vec<Candidate> = data.items[1000..1100]
         .iter()
-        .map(|i| Candidate { id: i.id.clone(), title: i.title.clone(), category: i.category.clone(), brand: i.brand.clone(), price: None, server_score: None, pinned: false })
+        .map(|i| Candidate {
+            id: i.id.clone(),
+            title: i.title.clone(),
+            category: i.category.clone(),
+            brand: i.brand.clone(),
+            price: None,
+            server_score: None,
+            pinned: false,
+        })
         .collect();
     for round in 0..5 {
         let t = Instant::now();

@@ -57,7 +57,8 @@ impl Dataset {
 }
 
 fn discover_prefix(dir: &Path) -> Result<String> {
-    let entries = fs::read_dir(dir).map_err(|e| crate::Error::new(ErrorKind::Data, format!("cannot read dataset folder {}: {e}", dir.display())))?;
+    let entries =
+        fs::read_dir(dir).map_err(|e| crate::Error::new(ErrorKind::Data, format!("cannot read dataset folder {}: {e}", dir.display())))?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some(prefix) = name.strip_suffix(".item2index") {

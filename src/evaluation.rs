@@ -80,7 +80,13 @@ pub fn catalog_vectors(model: &SessionRanker, text_vectors: Tensor<2>, ids: &IdR
 }
 
 /// Session states after each history's last event, `[batch, dim]`.
-pub fn last_states(model: &SessionRanker, histories: &[&[u32]], catalog_text_vectors: Tensor<2>, ids: &IdRows, device: &Device) -> Tensor<2> {
+pub fn last_states(
+    model: &SessionRanker,
+    histories: &[&[u32]],
+    catalog_text_vectors: Tensor<2>,
+    ids: &IdRows,
+    device: &Device,
+) -> Tensor<2> {
     let (input, items) = session_input(histories, ids, &|_, _| (EventKind::Purchase, true));
     let n = items.len();
     let text = catalog_text_vectors.select(0, Tensor::<1, Int>::from_data(TensorData::new(items, [n]), device));
@@ -206,7 +212,14 @@ pub fn evaluate_with(
 }
 
 /// Full-ranking metrics of the network on `examples`.
-pub fn evaluate(model: &SessionRanker, catalog: &ItemText, ids: IdRows, examples: &[Example], max_events: usize, device: &Device) -> Result<RankingMetrics> {
+pub fn evaluate(
+    model: &SessionRanker,
+    catalog: &ItemText,
+    ids: IdRows,
+    examples: &[Example],
+    max_events: usize,
+    device: &Device,
+) -> Result<RankingMetrics> {
     let mut scorer = ModelScorer::new(model, catalog, ids, device);
     evaluate_with(&mut scorer, examples, catalog.n, max_events, &mut |_, _| {})
 }

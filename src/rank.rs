@@ -115,7 +115,10 @@ pub fn validate(candidates: &[Candidate]) -> Result<()> {
         if let Some(price) = c.price
             && !(price.is_finite() && price >= 0.0)
         {
-            return err(ErrorKind::InvalidCandidate, format!("candidate {i} ('{}') has a 'price' that is not a finite, non-negative number", c.id));
+            return err(
+                ErrorKind::InvalidCandidate,
+                format!("candidate {i} ('{}') has a 'price' that is not a finite, non-negative number", c.id),
+            );
         }
     }
     Ok(())

@@ -128,7 +128,13 @@ impl Reranker {
     /// no history: run once after load so kernels compile and weights reach
     /// the device before the shop needs a rerank.
     pub fn warm_up(&mut self) -> Result<Tensor<1>> {
-        let session = SessionInput { batch: 1, len: 2, item_rows: vec![0, 1.min(self.config.n_items as i64)], kinds: vec![EventKind::Search.index() as i64, EventKind::View.index() as i64], padding: vec![false, false] };
+        let session = SessionInput {
+            batch: 1,
+            len: 2,
+            item_rows: vec![0, 1.min(self.config.n_items as i64)],
+            kinds: vec![EventKind::Search.index() as i64, EventKind::View.index() as i64],
+            padding: vec![false, false],
+        };
         let mut texts = vec![self.tokens("warm up")?, self.tokens("a catalog item")?];
         for i in 0..8 {
             texts.push(self.tokens(&format!("candidate {i}"))?);
@@ -169,6 +175,5 @@ impl Reranker {
 
 /// Scores read back from the device, as f32.
 pub fn read_scores(data: burn::tensor::TensorData) -> Result<Vec<f32>> {
-    data.try_into_vec_as::<f32>()
-        .map_err(|e| crate::Error::new(ErrorKind::Backend, format!("cannot read the model's scores back: {e:?}")))
+    data.try_into_vec_as::<f32>().map_err(|e| crate::Error::new(ErrorKind::Backend, format!("cannot read the model's scores back: {e:?}")))
 }

@@ -23,13 +23,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
-        EventKind::View,
-        EventKind::Click,
-        EventKind::AddToCart,
-        EventKind::Purchase,
-        EventKind::Search,
-    ];
+    pub const ALL: [EventKind; 5] = [EventKind::View, EventKind::Click, EventKind::AddToCart, EventKind::Purchase, EventKind::Search];
 
     /// Row of this kind in the model's event-type embedding.
     pub fn index(self) -> usize {
@@ -120,13 +114,7 @@ fn kind_name(kind: EventKind) -> &'static str {
 
 /// Joins an item's text the way the training catalog writes it.
 pub fn item_text(title: &str, category: Option<&str>, brand: Option<&str>) -> String {
-    [Some(title), category, brand]
-        .into_iter()
-        .flatten()
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join(". ")
+    [Some(title), category, brand].into_iter().flatten().map(str::trim).filter(|part| !part.is_empty()).collect::<Vec<_>>().join(". ")
 }
 
 pub(crate) fn clip(text: &str, max_bytes: usize) -> &str {

@@ -22,14 +22,16 @@ impl SafeTensors {
             return Err(bad("too short"));
         }
         let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-        let header: serde_json::Value = serde_json::from_slice(bytes.get(8..8 + n).ok_or_else(|| bad("header length"))?).map_err(|_| bad("header"))?;
+        let header: serde_json::Value =
+            serde_json::from_slice(bytes.get(8..8 + n).ok_or_else(|| bad("header length"))?).map_err(|_| bad("header"))?;
         let data = &bytes[8 + n..];
         let mut tensors = HashMap::new();
         for (name, info) in header.as_object().ok_or_else(|| bad("header is not an object"))? {
             if name == "__metadata__" || info["dtype"] != "F32" {
                 continue;
             }
-            let shape: Vec<usize> = info["shape"].as_array().ok_or_else(|| bad("shape"))?.iter().filter_map(|d| d.as_u64().map(|d| d as usize)).collect();
+            let shape: Vec<usize> =
+                info["shape"].as_array().ok_or_else(|| bad("shape"))?.iter().filter_map(|d| d.as_u64().map(|d| d as usize)).collect();
             let offsets = info["data_offsets"].as_array().ok_or_else(|| bad("offsets"))?;
             let (start, end) = (offsets[0].as_u64().unwrap_or(0) as usize, offsets[1].as_u64().unwrap_or(0) as usize);
             let raw = data.get(start..end).ok_or_else(|| bad("offsets out of range"))?;
@@ -63,7 +65,10 @@ struct Dense {
 
 impl Dense {
     fn load(st: &mut SafeTensors, prefix: &str, device: &Device) -> Result<Dense> {
-        Ok(Dense { weight: st.take::<2>(&format!("{prefix}.weight"), device)?.transpose(), bias: st.take(&format!("{prefix}.bias"), device)? })
+        Ok(Dense {
+            weight: st.take::<2>(&format!("{prefix}.weight"), device)?.transpose(),
+            bias: st.take(&format!("{prefix}.bias"), device)?,
+        })
     }
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
@@ -165,7 +170,8 @@ impl MiniLm {
         let head = d / self.heads;
         for layer in &self.layers {
             let split = |y: Tensor<3>| y.reshape([b, t, self.heads, head]).swap_dims(1, 2); // [b, heads, t, head]
-            let (q, k, v) = (split(layer.query.forward(x.clone())), split(layer.key.forward(x.clone())), split(layer.value.forward(x.clone())));
+            let (q, k, v) =
+                (split(layer.query.forward(x.clone())), split(layer.key.forward(x.clone())), split(layer.value.forward(x.clone())));
             let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((head as f32).sqrt()) + key_mask.clone();
             let context = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, t, d]);
             x = layer.attention_norm.forward(layer.attention_out.forward(context) + x);
@@ -194,7 +200,8 @@ const TEACHER_MAGIC: &[u8; 8] = b"SRTEACH1";
 
 impl TeacherEmbeddings {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let header = serde_json::to_vec(&serde_json::json!({ "items": self.items, "dim": self.dim, "teacherSha256": self.teacher_sha256 })).expect("json");
+        let header = serde_json::to_vec(&serde_json::json!({ "items": self.items, "dim": self.dim, "teacherSha256": self.teacher_sha256 }))
+            .expect("json");
         let mut out = Vec::with_capacity(12 + header.len() + self.values.len() * 4);
         out.extend_from_slice(TEACHER_MAGIC);
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());

@@ -189,9 +189,16 @@ async fn choose_backend(choice: &str) -> Result<(Device, BackendInfo), JsValue> 
             // A software adapter is slower than the CPU path: never prefer it.
             Ok((_, adapter)) if adapter.is_fallback => Ok((
                 crate::cpu_device(),
-                BackendInfo { name: "cpu", reason: format!("the only WebGPU adapter ('{}') is a software fallback", adapter.name), adapter: None },
+                BackendInfo {
+                    name: "cpu",
+                    reason: format!("the only WebGPU adapter ('{}') is a software fallback", adapter.name),
+                    adapter: None,
+                },
             )),
-            Ok((device, adapter)) => Ok((device, BackendInfo { name: "webgpu", adapter: Some(adapter), reason: "a hardware WebGPU adapter is available".into() })),
+            Ok((device, adapter)) => Ok((
+                device,
+                BackendInfo { name: "webgpu", adapter: Some(adapter), reason: "a hardware WebGPU adapter is available".into() },
+            )),
             Err(e) => Ok((crate::cpu_device(), BackendInfo { name: "cpu", adapter: None, reason: format!("WebGPU is unavailable: {e}") })),
         },
         other => Err(js_error(Error::new(ErrorKind::InvalidOption, format!("unknown backend '{other}'; use 'auto', 'webgpu' or 'cpu'")))),
@@ -242,9 +249,13 @@ impl Ranker {
     /// Adds one event to the history. Throws a named error on a malformed event.
     pub fn record(&self, #[wasm_bindgen(unchecked_param_type = "SessionEvent")] event: JsValue) -> Result<(), JsValue> {
         if !event.is_object() {
-            return Err(js_error(Error::new(ErrorKind::InvalidEvent, "an event must be an object like { type: 'view', id: '...', title: '...' }")));
+            return Err(js_error(Error::new(
+                ErrorKind::InvalidEvent,
+                "an event must be an object like { type: 'view', id: '...', title: '...' }",
+            )));
         }
-        let event: SessionEvent = serde_wasm_bindgen::from_value(event).map_err(|e| bad_input(ErrorKind::InvalidEvent, "invalid event", e))?;
+        let event: SessionEvent =
+            serde_wasm_bindgen::from_value(event).map_err(|e| bad_input(ErrorKind::InvalidEvent, "invalid event", e))?;
         self.inner.borrow_mut().record(event, js_sys::Date::now()).map_err(js_error)
     }
 
@@ -274,13 +285,16 @@ impl Ranker {
             if !js_sys::Array::is_array(&candidates) {
                 return Err(js_error(Error::new(ErrorKind::InvalidCandidate, "candidates must be an array of { id, title, ... } objects")));
             }
-            let candidates: Vec<Candidate> =
-                serde_wasm_bindgen::from_value(candidates).map_err(|e| bad_input(ErrorKind::InvalidCandidate, "invalid candidate list (each needs a string 'id')", e))?;
+            let candidates: Vec<Candidate> = serde_wasm_bindgen::from_value(candidates)
+                .map_err(|e| bad_input(ErrorKind::InvalidCandidate, "invalid candidate list (each needs a string 'id')", e))?;
             let options: RerankOptions = from_js(options, ErrorKind::InvalidOption, "invalid rerank options")?;
             let pending = inner.borrow_mut().start(&candidates, &options, js_sys::Date::now()).map_err(js_error)?;
             let scores = match pending.scores {
                 Some(tensor) => {
-                    let data = tensor.into_data_async().await.map_err(|e| bad_input(ErrorKind::Backend, "reading scores from the device failed", format!("{e:?}")))?;
+                    let data = tensor
+                        .into_data_async()
+                        .await
+                        .map_err(|e| bad_input(ErrorKind::Backend, "reading scores from the device failed", format!("{e:?}")))?;
                     Some(read_scores(data).map_err(js_error)?)
                 }
                 None => None,

@@ -24,7 +24,8 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 use shelfrank::dataset::{Dataset, Example};
 use shelfrank::evaluation::{
-    Classification, IdRows, ModelScorer, RankingMetrics, Scorer, best_threshold, catalog_text, classify, evaluate_with, histories, ndcg10_in_list,
+    Classification, IdRows, ModelScorer, RankingMetrics, Scorer, best_threshold, catalog_text, classify, evaluate_with, histories,
+    ndcg10_in_list,
 };
 use shelfrank::model::{ModelFile, SessionRanker, TextEncoder, sha256_hex};
 use shelfrank::rank::{Candidate, RerankOptions, arrange};
@@ -175,7 +176,13 @@ impl Report {
 }
 
 /// Evaluates one scorer; `on_test` sees each test user's score row.
-fn report(scorer: &mut dyn Scorer, data: &Dataset, max_events: usize, args: &Args, on_test: &mut dyn FnMut(usize, &[f32])) -> shelfrank::Result<Report> {
+fn report(
+    scorer: &mut dyn Scorer,
+    data: &Dataset,
+    max_events: usize,
+    args: &Args,
+    on_test: &mut dyn FnMut(usize, &[f32]),
+) -> shelfrank::Result<Report> {
     let n = data.items.len();
     let pairs = |examples: &[Example], pairs: &mut Vec<(f32, bool)>, user: usize, row: &[f32]| {
         let example = &examples[user];
@@ -212,7 +219,8 @@ fn load_model(path: &Path, tokenizer_json: &[u8], data: &Dataset, device: &Devic
     let catalog = catalog_text(&data.items, &text).map_err(|e| e.to_string())?;
     // The model's catalog ids, matched to the dataset by shop id.
     let known: HashMap<&str, usize> = file.items.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-    let held_out: Vec<String> = file.meta["heldOutItems"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+    let held_out: Vec<String> =
+        file.meta["heldOutItems"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
     let with_ids = !file.items.is_empty();
     if with_ids && data.items.iter().enumerate().any(|(i, item)| known.get(item.id.as_str()) != Some(&i)) {
         return Err(format!("{} was trained on another catalog than {}", path.display(), data.name));
@@ -354,7 +362,15 @@ fn server_list(stats: &Statistics, history: &[u32], size: usize, seed: u64) -> V
 
 fn candidate(data: &Dataset, item: u32) -> Candidate {
     let i = &data.items[item as usize];
-    Candidate { id: i.id.clone(), title: i.title.clone(), category: i.category.clone(), brand: i.brand.clone(), price: None, server_score: None, pinned: false }
+    Candidate {
+        id: i.id.clone(),
+        title: i.title.clone(),
+        category: i.category.clone(),
+        brand: i.brand.clone(),
+        price: None,
+        server_score: None,
+        pinned: false,
+    }
 }
 
 fn print_table(out: &Value) {
@@ -379,10 +395,19 @@ fn print_table(out: &Value) {
         }
     }
     let c = &out["classification"];
-    println!("classification (test): accuracy {:.4} precision {:.4} recall {:.4} F1 {:.4}", c["accuracy"], c["precision"], c["recall"], c["f1"]);
+    println!(
+        "classification (test): accuracy {:.4} precision {:.4} recall {:.4} F1 {:.4}",
+        c["accuracy"], c["precision"], c["recall"], c["f1"]
+    );
     let r = &out["rerank"];
-    println!("rerank view: server NDCG@10 {:.4} → shelfrank {:.4} (model only {:.4})", r["serverNdcg10"], r["shelfrankNdcg10"], r["modelOnlyNdcg10"]);
+    println!(
+        "rerank view: server NDCG@10 {:.4} → shelfrank {:.4} (model only {:.4})",
+        r["serverNdcg10"], r["shelfrankNdcg10"], r["modelOnlyNdcg10"]
+    );
     if !out["coldStart"].is_null() {
-        println!("cold start: NDCG@10 {:.4} on {} users whose target was held out", out["coldStart"]["test"]["ndcg@10"], out["coldStart"]["coldTargetUsers"]);
+        println!(
+            "cold start: NDCG@10 {:.4} on {} users whose target was held out",
+            out["coldStart"]["test"]["ndcg@10"], out["coldStart"]["coldTargetUsers"]
+        );
     }
 }

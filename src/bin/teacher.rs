@@ -26,7 +26,8 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
-    let (mut model_dir, mut data, mut out) = (PathBuf::new(), PathBuf::from("data/scientific"), PathBuf::from("data/scientific/minilm-teacher.bin"));
+    let (mut model_dir, mut data, mut out) =
+        (PathBuf::new(), PathBuf::from("data/scientific"), PathBuf::from("data/scientific/minilm-teacher.bin"));
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match (flag.as_str(), args.next()) {
@@ -37,7 +38,8 @@ fn run() -> Result<(), String> {
         }
     }
     let started = Instant::now();
-    let weights = std::fs::read(model_dir.join("model.safetensors")).map_err(|e| format!("cannot read model.safetensors in {}: {e}", model_dir.display()))?;
+    let weights = std::fs::read(model_dir.join("model.safetensors"))
+        .map_err(|e| format!("cannot read model.safetensors in {}: {e}", model_dir.display()))?;
     let tokenizer_json = std::fs::read(model_dir.join("tokenizer.json")).map_err(|e| format!("cannot read tokenizer.json: {e}"))?;
     let tokenizer = load_tokenizer(&tokenizer_json).map_err(|e| e.to_string())?;
     let data = Dataset::load(&data).map_err(|e| e.to_string())?;
@@ -69,7 +71,8 @@ fn run() -> Result<(), String> {
             eprintln!("teacher: {} / {} items ({:.0}s)", (n + 1) * 64, data.items.len(), started.elapsed().as_secs_f64());
         }
     }
-    let file = TeacherEmbeddings { items: data.items.iter().map(|i| i.id.clone()).collect(), dim, values, teacher_sha256: sha256_hex(&weights) };
+    let file =
+        TeacherEmbeddings { items: data.items.iter().map(|i| i.id.clone()).collect(), dim, values, teacher_sha256: sha256_hex(&weights) };
     std::fs::write(&out, file.to_bytes()).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     eprintln!("teacher: wrote {} ({} items × {dim}) in {:.0}s", out.display(), data.items.len(), started.elapsed().as_secs_f64());
     Ok(())

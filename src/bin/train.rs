@@ -265,7 +265,8 @@ fn run() -> Result<(), String> {
             loss_sum += loss;
             steps += 1;
         }
-        let valid = evaluate(&model.valid(), &catalog, ids.clone(), &data.valid, config.max_events, &eval_device).map_err(|e| e.to_string())?;
+        let valid =
+            evaluate(&model.valid(), &catalog, ids.clone(), &data.valid, config.max_events, &eval_device).map_err(|e| e.to_string())?;
         let elapsed = started.elapsed().as_secs_f64();
         eprintln!(
             "epoch {epoch}: loss {:.4}, valid NDCG@10 {:.4} Recall@10 {:.4} ({:.0}s epoch, {:.0}s total)",
@@ -350,7 +351,8 @@ fn write_manifest(model_path: &std::path::Path, model: &[u8], tokenizer_path: &s
         "tokenizer": { "file": tokenizer_name, "sha256": sha256_hex(tokenizer), "bytes": tokenizer.len() },
     });
     let path = dir.join("manifest.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&manifest).expect("json") + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest).expect("json") + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// What every training step reads.

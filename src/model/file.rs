@@ -100,7 +100,9 @@ impl ModelFile {
         if version != FORMAT_VERSION {
             return err(
                 ErrorKind::ModelFile,
-                format!("model file format version {version} is not supported by this build (it reads version {FORMAT_VERSION}); use a model made for this package version"),
+                format!(
+                    "model file format version {version} is not supported by this build (it reads version {FORMAT_VERSION}); use a model made for this package version"
+                ),
             );
         }
         let payload = &bytes[PREFIX..];
@@ -197,7 +199,10 @@ impl ModelFile {
             return err(ErrorKind::ModelFile, problem);
         }
         if let Some(extra) = writer.tensors.keys().next() {
-            return err(ErrorKind::ModelFile, format!("the model file has a tensor '{extra}' this network does not use; it was made for another model version"));
+            return err(
+                ErrorKind::ModelFile,
+                format!("the model file has a tensor '{extra}' this network does not use; it was made for another model version"),
+            );
         }
         Ok(model)
     }
@@ -209,7 +214,8 @@ impl ModelFile {
             tensor.stored_as = if tensor.shape.len() >= 2 { stored_as } else { StoredAs::F32 };
             let mut buffer = Vec::new();
             encode_values(tensor, &mut buffer);
-            let record = TensorRecord { name: tensor.name.clone(), shape: tensor.shape.clone(), stored_as: tensor.stored_as, bytes: buffer.len() };
+            let record =
+                TensorRecord { name: tensor.name.clone(), shape: tensor.shape.clone(), stored_as: tensor.stored_as, bytes: buffer.len() };
             tensor.values = decode_values(&record, &buffer).expect("round trip of own encoding");
         }
         file

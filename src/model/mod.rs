@@ -54,17 +54,7 @@ pub struct RankerConfig {
 impl RankerConfig {
     /// The defaults: 2 layers, 2 heads, width 64, 50 events.
     pub fn new(n_items: usize, n_tokens: usize) -> Self {
-        RankerConfig {
-            n_items,
-            n_tokens,
-            dim: 64,
-            layers: 2,
-            heads: 2,
-            ff_dim: 128,
-            max_events: 50,
-            max_text_tokens: 48,
-            dropout: 0.2,
-        }
+        RankerConfig { n_items, n_tokens, dim: 64, layers: 2, heads: 2, ff_dim: 128, max_events: 50, max_text_tokens: 48, dropout: 0.2 }
     }
 
     pub fn validate(&self) -> Result<()> {

@@ -80,16 +80,12 @@ pub fn load_tokenizer(tokenizer_json: &[u8]) -> Result<Tokenizer> {
     let mut tokenizer = Tokenizer::from_bytes(tokenizer_json)
         .map_err(|e| Error::new(ErrorKind::Tokenizer, format!("the tokenizer bytes are not a usable tokenizer.json: {e}")))?;
     tokenizer.with_padding(None);
-    tokenizer
-        .with_truncation(None)
-        .map_err(|e| Error::new(ErrorKind::Tokenizer, format!("cannot configure the tokenizer: {e}")))?;
+    tokenizer.with_truncation(None).map_err(|e| Error::new(ErrorKind::Tokenizer, format!("cannot configure the tokenizer: {e}")))?;
     Ok(tokenizer)
 }
 
 /// The tokenizer's own ids for `text`, without special tokens.
 pub fn token_ids(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
-    let encoding = tokenizer
-        .encode(text, false)
-        .map_err(|e| Error::new(ErrorKind::Tokenizer, format!("cannot tokenize text: {e}")))?;
+    let encoding = tokenizer.encode(text, false).map_err(|e| Error::new(ErrorKind::Tokenizer, format!("cannot tokenize text: {e}")))?;
     Ok(encoding.get_ids().to_vec())
 }

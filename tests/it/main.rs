@@ -75,7 +75,13 @@ fn model_outputs_have_the_documented_shapes() {
     let session = SessionInput { batch: 1, len: 2, item_rows: vec![1, 0], kinds: vec![0, 4], padding: vec![false, false] };
     let text = ItemText::from_rows(&[vec![1], vec![2, 3], vec![4], vec![5], vec![6]]);
     assert_eq!(model.score(&session, &[1, 2, 0], &text, &device).dims(), [3]);
-    let batch = SessionInput { batch: 2, len: 3, item_rows: vec![0, 1, 2, 3, 4, 5], kinds: vec![0; 6], padding: vec![true, false, false, false, false, false] };
+    let batch = SessionInput {
+        batch: 2,
+        len: 3,
+        item_rows: vec![0, 1, 2, 3, 4, 5],
+        kinds: vec![0; 6],
+        padding: vec![true, false, false, false, false, false],
+    };
     let states = model.encode_session(&batch, model.text_vectors(&ItemText::from_rows(&vec![vec![1]; 6]), &device), &device);
     assert_eq!(states.dims(), [2, 3, 16]);
 }
@@ -87,7 +93,8 @@ fn the_encoder_is_causal() {
     let device = Device::flex();
     let model = file.build(&device).unwrap();
     let text = model.text_vectors(&ItemText::from_rows(&[vec![1], vec![2], vec![3], vec![1], vec![2], vec![5]]), &device);
-    let input = SessionInput { batch: 2, len: 3, item_rows: vec![1, 2, 3, 1, 2, 6], kinds: vec![0, 1, 2, 0, 1, 3], padding: vec![false; 6] };
+    let input =
+        SessionInput { batch: 2, len: 3, item_rows: vec![1, 2, 3, 1, 2, 6], kinds: vec![0, 1, 2, 0, 1, 3], padding: vec![false; 6] };
     let states = model.encode_session(&input, text, &device).into_data().try_into_vec_as::<f32>().unwrap();
     // Two sessions of equal length that differ only in their last event:
     // the states after the first two events must be identical.
@@ -200,7 +207,20 @@ fn wgpu_and_cpu_backends_agree() {
     let scores = |device: Device| {
         let mut ranker = Reranker::load(&bytes, TOKENIZER, device, HistoryLimits::default()).unwrap();
         ranker.record(event(EventKind::View, "g1"), 1e12).unwrap();
-        ranker.record(SessionEvent { kind: EventKind::Search, id: None, title: None, category: None, brand: None, query: Some("tape".into()), timestamp: None }, 1e12).unwrap();
+        ranker
+            .record(
+                SessionEvent {
+                    kind: EventKind::Search,
+                    id: None,
+                    title: None,
+                    category: None,
+                    brand: None,
+                    query: Some("tape".into()),
+                    timestamp: None,
+                },
+                1e12,
+            )
+            .unwrap();
         ranker.rerank_blocking(&candidates(&[]), &RerankOptions { server_weight: 0.0 }, 1e12).unwrap()
     };
     let (gpu, cpu) = (scores(device), scores(Device::flex()));

@@ -13,7 +13,18 @@ fn training_on_a_small_subset_writes_a_model_that_evaluates() {
     let root = env!("CARGO_MANIFEST_DIR");
     let status = Command::new(env!("CARGO_BIN_EXE_train"))
         .current_dir(root)
-        .args(["--max-users", "120", "--epochs", "1", "--dim", "16", "--no-manifest", "--teacher", "data/scientific/minilm-teacher.bin", "--out"])
+        .args([
+            "--max-users",
+            "120",
+            "--epochs",
+            "1",
+            "--dim",
+            "16",
+            "--no-manifest",
+            "--teacher",
+            "data/scientific/minilm-teacher.bin",
+            "--out",
+        ])
         .arg(&model)
         .status()
         .unwrap();
