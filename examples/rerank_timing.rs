@@ -29,18 +29,7 @@ fn main() {
         };
         ranker.record(event, now).expect("record");
     }
-    let candidates: Vec<Candidate> = data.items[1000..1100]
-        .iter()
-        .map(|i| Candidate {
-            id: i.id.clone(),
-            title: i.title.clone(),
-            category: i.category.clone(),
-            brand: i.brand.clone(),
-            price: None,
-            server_score: None,
-            pinned: false,
-        })
-        .collect();
+    let candidates: Vec<Candidate> = data.items[1000..1100].iter().map(|i| i.candidate()).collect();
     for round in 0..5 {
         let t = Instant::now();
         ranker.rerank_blocking(&candidates, &RerankOptions::default(), now).expect("rerank");

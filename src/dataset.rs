@@ -20,6 +20,21 @@ pub struct CatalogItem {
     pub text: String,
 }
 
+impl CatalogItem {
+    /// The item as a server would list it.
+    pub fn candidate(&self) -> crate::rank::Candidate {
+        crate::rank::Candidate {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            category: self.category.clone(),
+            brand: self.brand.clone(),
+            price: None,
+            server_score: None,
+            pinned: false,
+        }
+    }
+}
+
 /// One user's history and the item that came next.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
@@ -47,6 +62,14 @@ impl Dataset {
         let valid = read_inter(&file("valid.inter"), items.len())?;
         let test = read_inter(&file("test.inter"), items.len())?;
         Ok(Dataset { name, items, valid, test })
+    }
+
+    /// Keeps only the first `max` users (for quick runs and smoke tests).
+    pub fn keep_users(&mut self, max: Option<usize>) {
+        if let Some(max) = max {
+            self.valid.truncate(max);
+            self.test.truncate(max);
+        }
     }
 
     /// Per-user training sequences: everything before the validation target.

@@ -235,10 +235,7 @@ fn run() -> Result<(), String> {
     let args = parse_args()?;
     let started = Instant::now();
     let mut data = Dataset::load(&args.data).map_err(|e| e.to_string())?;
-    if let Some(max) = args.max_users {
-        data.valid.truncate(max);
-        data.test.truncate(max);
-    }
+    data.keep_users(args.max_users);
     let tokenizer_path = args.tokenizer.clone().unwrap_or_else(|| args.model.with_file_name("minilm-tokenizer.json"));
     let tokenizer_json = std::fs::read(&tokenizer_path).map_err(|e| format!("cannot read {}: {e}", tokenizer_path.display()))?;
     let device = Device::flex();
@@ -258,7 +255,7 @@ fn run() -> Result<(), String> {
             let server = server_list(&stats, history, args.list_size, args.seed ^ user as u64);
             server_ndcg += ndcg10_in_list(&server, target);
             in_list += server.contains(&target) as usize;
-            let candidates: Vec<Candidate> = server.iter().map(|&i| candidate(&data, i)).collect();
+            let candidates: Vec<Candidate> = server.iter().map(|&i| data.items[i as usize].candidate()).collect();
             let scores: Vec<f32> = server.iter().map(|&i| row[i as usize]).collect();
             for (weight, sum) in [(RerankOptions::default().server_weight, &mut reranked_ndcg), (0.0, &mut model_only_ndcg)] {
                 let ranked = arrange(&candidates, Some(&scores), &RerankOptions { server_weight: weight }).expect("valid candidates");
@@ -360,18 +357,6 @@ fn server_list(stats: &Statistics, history: &[u32], size: usize, seed: u64) -> V
     items.into_iter().take(size).map(|(_, _, i)| i).collect()
 }
 
-fn candidate(data: &Dataset, item: u32) -> Candidate {
-    let i = &data.items[item as usize];
-    Candidate {
-        id: i.id.clone(),
-        title: i.title.clone(),
-        category: i.category.clone(),
-        brand: i.brand.clone(),
-        price: None,
-        server_score: None,
-        pinned: false,
-    }
-}
 
 fn print_table(out: &Value) {
     let row = |name: &str, v: &Value| {

@@ -156,10 +156,7 @@ fn run() -> Result<(), String> {
     let args = parse_args()?;
     let started = Instant::now();
     let mut data = Dataset::load(&args.data).map_err(|e| e.to_string())?;
-    if let Some(max) = args.max_users {
-        data.valid.truncate(max);
-        data.test.truncate(max);
-    }
+    data.keep_users(args.max_users);
     let tokenizer_json = std::fs::read(&args.tokenizer).map_err(|e| format!("cannot read {}: {e}", args.tokenizer.display()))?;
     let tokenizer = shelfrank::model::text::load_tokenizer(&tokenizer_json).map_err(|e| e.to_string())?;
     let mut rng = Rng(args.seed);
