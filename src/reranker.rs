@@ -16,6 +16,10 @@ use crate::session::{EventKind, History, HistoryLimits, SessionEvent};
 /// re-tokenized. Cleared whole when full: simple and bounded.
 const TEXT_CACHE_ENTRIES: usize = 20_000;
 
+/// Shape of the warm-up inference run at load.
+const WARM_UP_EVENTS: usize = 20;
+const WARM_UP_CANDIDATES: usize = 100;
+
 pub struct Reranker {
     model: SessionRanker,
     config: RankerConfig,
@@ -128,19 +132,21 @@ impl Reranker {
     /// no history: run once after load so kernels compile and weights reach
     /// the device before the shop needs a rerank.
     pub fn warm_up(&mut self) -> Result<Tensor<1>> {
+        // Shapes like a typical shelf (a few dozen events, a hundred
+        // candidates, titles of a few dozen tokens), since some kernels are
+        // compiled per shape.
+        let (events, candidates) = (WARM_UP_EVENTS.min(self.config.max_events), WARM_UP_CANDIDATES);
         let session = SessionInput {
             batch: 1,
-            len: 2,
-            item_rows: vec![0, 1.min(self.config.n_items as i64)],
-            kinds: vec![EventKind::Search.index() as i64, EventKind::View.index() as i64],
-            padding: vec![false, false],
+            len: events,
+            item_rows: (0..events as i64).map(|i| i.min(self.config.n_items as i64)).collect(),
+            kinds: (0..events).map(|i| EventKind::ALL[i % EventKind::ALL.len()].index() as i64).collect(),
+            padding: vec![false; events],
         };
-        let mut texts = vec![self.tokens("warm up")?, self.tokens("a catalog item")?];
-        for i in 0..8 {
-            texts.push(self.tokens(&format!("candidate {i}"))?);
-        }
-        let text = ItemText::from_rows(&texts);
-        let candidate_rows: Vec<i64> = (0..8).map(|i| i.min(self.config.n_items as i64)).collect();
+        let title = "warm up shelf item with a title of typical length for a storefront product listing page";
+        let row = self.tokens(title)?;
+        let text = ItemText::from_rows(&vec![row; events + candidates]);
+        let candidate_rows: Vec<i64> = (0..candidates as i64).map(|i| i.min(self.config.n_items as i64)).collect();
         Ok(self.model.score(&session, &candidate_rows, &text, &self.device))
     }
 
