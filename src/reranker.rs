@@ -40,7 +40,11 @@ impl Reranker {
     /// Verifies and builds the model on `device`. The tokenizer must be the
     /// one the model was trained with.
     pub fn load(model_bytes: &[u8], tokenizer_json: &[u8], device: Device, limits: HistoryLimits) -> Result<Reranker> {
-        let file = ModelFile::from_bytes(model_bytes)?;
+        Reranker::from_file(ModelFile::from_bytes(model_bytes)?, tokenizer_json, device, limits)
+    }
+
+    /// Like [`Reranker::load`], from an already verified and decoded file.
+    pub fn from_file(file: ModelFile, tokenizer_json: &[u8], device: Device, limits: HistoryLimits) -> Result<Reranker> {
         let tokenizer_sha = sha256_hex(tokenizer_json);
         if !file.tokenizer_sha256.is_empty() && file.tokenizer_sha256 != tokenizer_sha {
             return err(

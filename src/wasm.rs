@@ -225,9 +225,10 @@ impl Ranker {
         let options: LoadOptions = from_js(options, ErrorKind::InvalidOption, "invalid load options")?;
         let choice = options.backend.as_deref().unwrap_or("auto");
         // Check the bytes before touching the GPU, so a bad file fails fast.
-        crate::model::ModelFile::from_bytes(&model_bytes).map_err(js_error)?;
+        let file = crate::model::ModelFile::from_bytes(&model_bytes).map_err(js_error)?;
+        drop(model_bytes);
         let (device, backend) = choose_backend(choice).await?;
-        let mut reranker = Reranker::load(&model_bytes, &tokenizer_bytes, device, options.history).map_err(js_error)?;
+        let mut reranker = Reranker::from_file(file, &tokenizer_bytes, device, options.history).map_err(js_error)?;
         let warm = reranker.warm_up().map_err(js_error)?;
         warm.into_data_async().await.map_err(|e| bad_input(ErrorKind::Backend, "the warm-up inference failed", format!("{e:?}")))?;
         Ok(Ranker { inner: Rc::new(RefCell::new(reranker)), backend })

@@ -77,15 +77,18 @@ export async function createReranker(options = {}) {
 export class Reranker {
   #ranker;
   #onError;
+  #backend;
 
   constructor(ranker, { onError } = {}) {
     this.#ranker = ranker;
     this.#onError = onError;
+    // Fixed at load: read once, not on every rerank.
+    this.#backend = ranker.backend;
   }
 
   /** Which backend runs the model ({ name, adapter?, reason }). */
   get backend() {
-    return this.#ranker.backend;
+    return this.#backend;
   }
 
   /** The model's configuration and training facts. */
@@ -126,13 +129,13 @@ export class Reranker {
     const serverOrder = Array.isArray(candidates) ? [...candidates] : [];
     const fallback = (error) => {
       this.#report(error);
-      return { items: serverOrder, ranking: null, fallback: true, error, backend: this.backend.name, ms: performance.now() - started };
+      return { items: serverOrder, ranking: null, fallback: true, error, backend: this.#backend.name, ms: performance.now() - started };
     };
     try {
       const work = this.#ranker.rerank(candidates, rankOptions);
       const ranking = timeoutMs > 0 ? await withTimeout(work, timeoutMs) : await work;
       const items = ranking.map((r) => candidates[r.originalPosition]);
-      return { items, ranking, fallback: false, backend: this.backend.name, ms: performance.now() - started };
+      return { items, ranking, fallback: false, backend: this.#backend.name, ms: performance.now() - started };
     } catch (error) {
       return fallback(error instanceof Error ? error : namedError('Error', String(error)));
     }
