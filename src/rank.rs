@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, Result, err};
-use crate::session::{MAX_TEXT_BYTES, clip, item_text};
+use crate::session::{EventKind, MAX_TEXT_BYTES, SessionEvent, clip, item_text};
 
 /// Largest candidate list one rerank accepts.
 pub const MAX_CANDIDATES: usize = 10_000;
@@ -52,6 +52,8 @@ pub struct RerankOptions {
     /// Weight of the server's order against the model, in `[0, 1]`:
     /// 0 ranks by the model alone, 1 keeps the server's order.
     pub server_weight: f32,
+    /// Also say, per item, which history event drew it ([`HistoryReason`]).
+    pub explain: bool,
 }
 
 impl Default for RerankOptions {
@@ -59,7 +61,7 @@ impl Default for RerankOptions {
         // The server knows the query and the stock; the model knows the
         // shopper. A quarter on the server keeps its strongest picks near the
         // top while letting the session reorder the rest.
-        RerankOptions { server_weight: 0.25 }
+        RerankOptions { server_weight: 0.25, explain: false }
     }
 }
 
@@ -86,6 +88,55 @@ pub struct RankedItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_score: Option<f32>,
     pub pinned: bool,
+    /// With `explain`: the history event this item attends to most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<HistoryReason>,
+}
+
+/// Why an item was ranked where it is: the history event it is most like in
+/// the model's item space, and that event's share of its attention (0–1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryReason {
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    pub weight: f32,
+}
+
+impl HistoryReason {
+    /// The reason for each ranked item from `attention` (`[n, events]`,
+    /// rows in server order) over `events`. Pinned items and items without
+    /// a model score get none.
+    pub fn attach(ranked: &mut [RankedItem], attention: &[f32], events: &[SessionEvent]) -> Result<()> {
+        let len = events.len();
+        let n = ranked.len();
+        if len == 0 || attention.len() != n * len {
+            return err(ErrorKind::Backend, format!("the model returned {} attention weights for {n} items × {len} events", attention.len()));
+        }
+        for item in ranked.iter_mut().filter(|r| !r.pinned && r.model_score.is_some()) {
+            let row = &attention[item.original_position * len..(item.original_position + 1) * len];
+            // Latest event wins ties: it is the one the shopper remembers.
+            let (best, &weight) = row.iter().enumerate().rev().max_by(|a, b| a.1.total_cmp(b.1)).expect("events is not empty");
+            if !weight.is_finite() {
+                continue;
+            }
+            let event = &events[best];
+            item.reason = Some(HistoryReason {
+                kind: event.kind,
+                id: event.id.clone(),
+                title: event.title.clone(),
+                query: event.query.clone(),
+                weight,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Checks a candidate list; the error names the first offending entry.
@@ -164,6 +215,7 @@ pub fn arrange(candidates: &[Candidate], model_scores: Option<&[f32]>, options: 
                 score: blended[i],
                 model_score: model_scores.map(|s| s[i]),
                 pinned: candidates[i].pinned,
+                reason: None,
             }
         })
         .collect();
@@ -233,7 +285,7 @@ mod tests {
             let pinned: Vec<usize> = (0..n).filter(|i| (i + seed as usize) % 5 == 0).collect();
             let list = candidates(n, &pinned);
             let scores = pseudo_scores(n, seed);
-            let ranked = arrange(&list, Some(&scores), &RerankOptions { server_weight: 0.0 }).unwrap();
+            let ranked = arrange(&list, Some(&scores), &RerankOptions { server_weight: 0.0, ..RerankOptions::default() }).unwrap();
             let mut ids: Vec<_> = ranked.iter().map(|r| r.id.clone()).collect();
             ids.sort();
             let mut expected: Vec<_> = list.iter().map(|c| c.id.clone()).collect();
@@ -256,7 +308,7 @@ mod tests {
         assert_eq!(a, b);
         // Ties resolve by server order.
         let flat = vec![1.0; 40];
-        let tied = arrange(&list, Some(&flat), &RerankOptions { server_weight: 0.0 }).unwrap();
+        let tied = arrange(&list, Some(&flat), &RerankOptions { server_weight: 0.0, ..RerankOptions::default() }).unwrap();
         assert!(tied.iter().enumerate().all(|(slot, r)| r.original_position == slot));
     }
 
@@ -272,9 +324,9 @@ mod tests {
         let list = candidates(10, &[]);
         // The model wants the reverse of the server's order.
         let scores: Vec<f32> = (0..10).map(|i| i as f32).collect();
-        let model_only = arrange(&list, Some(&scores), &RerankOptions { server_weight: 0.0 }).unwrap();
+        let model_only = arrange(&list, Some(&scores), &RerankOptions { server_weight: 0.0, ..RerankOptions::default() }).unwrap();
         assert_eq!(model_only[0].id, "c9");
-        let server_only = arrange(&list, Some(&scores), &RerankOptions { server_weight: 1.0 }).unwrap();
+        let server_only = arrange(&list, Some(&scores), &RerankOptions { server_weight: 1.0, ..RerankOptions::default() }).unwrap();
         assert_eq!(server_only[0].id, "c0");
     }
 
@@ -291,7 +343,7 @@ mod tests {
         assert_eq!(arrange(&list, None, &RerankOptions::default()).unwrap_err().kind(), ErrorKind::InvalidCandidate);
 
         let list = candidates(3, &[]);
-        let error = arrange(&list, None, &RerankOptions { server_weight: 2.0 }).unwrap_err();
+        let error = arrange(&list, None, &RerankOptions { server_weight: 2.0, ..RerankOptions::default() }).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::InvalidOption);
         assert!(arrange(&list, Some(&[1.0, f32::NAN, 0.0]), &RerankOptions::default()).is_err());
     }

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::error::{ErrorKind, Result, err};
 use crate::model::{ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, TextEncoder, sha256_hex};
-use crate::rank::{Candidate, RankedItem, RerankOptions, arrange, validate};
+use crate::rank::{Candidate, HistoryReason, RankedItem, RerankOptions, arrange, validate};
 use crate::session::{EventKind, History, HistoryLimits, SessionEvent};
 
 /// Token rows cached per text, so a list reranked again is not
@@ -34,6 +34,24 @@ pub struct Reranker {
 /// A rerank whose model scores are still on the device.
 pub struct PendingScores {
     pub scores: Option<Tensor<1>>,
+    /// With `explain`: `[candidates, events]` attention over `events`.
+    pub attention: Option<Tensor<2>>,
+    /// The events the scores were computed from, oldest first.
+    pub events: Vec<SessionEvent>,
+}
+
+impl PendingScores {
+    fn none() -> PendingScores {
+        PendingScores { scores: None, attention: None, events: Vec::new() }
+    }
+}
+
+/// What came back from the device for one rerank.
+#[derive(Debug, Default)]
+pub struct ReadScores {
+    pub scores: Option<Vec<f32>>,
+    pub attention: Option<Vec<f32>>,
+    pub events: Vec<SessionEvent>,
 }
 
 impl Reranker {
@@ -107,7 +125,7 @@ impl Reranker {
         options.validate()?;
         self.history.expire(now_ms);
         if self.history.is_empty() || candidates.is_empty() {
-            return Ok(PendingScores { scores: None });
+            return Ok(PendingScores::none());
         }
         let events: Vec<SessionEvent> = self.history.recent(self.config.max_events).into_iter().cloned().collect();
         let mut texts = Vec::with_capacity(events.len() + candidates.len());
@@ -128,8 +146,8 @@ impl Reranker {
             texts.push(self.tokens(&candidate.text())?);
         }
         let text = ItemText::from_rows(&texts);
-        let scores = self.model.score(&session, &candidate_rows, &text, &self.device);
-        Ok(PendingScores { scores: Some(scores) })
+        let (scores, attention) = self.model.score_explained(&session, &candidate_rows, &text, &self.device, options.explain);
+        Ok(PendingScores { scores: Some(scores), attention, events })
     }
 
     /// Scores a fixed, made-up session against a few candidates, touching
@@ -155,19 +173,24 @@ impl Reranker {
     }
 
     /// Orders the candidates once the scores are read back.
-    pub fn finish(&self, candidates: &[Candidate], scores: Option<&[f32]>, options: &RerankOptions) -> Result<Vec<RankedItem>> {
-        arrange(candidates, scores, options)
+    pub fn finish(&self, candidates: &[Candidate], read: &ReadScores, options: &RerankOptions) -> Result<Vec<RankedItem>> {
+        let mut ranked = arrange(candidates, read.scores.as_deref(), options)?;
+        if let Some(attention) = &read.attention {
+            HistoryReason::attach(&mut ranked, attention, &read.events)?;
+        }
+        Ok(ranked)
     }
 
     /// The whole rerank with a synchronous readback (native only; the
     /// browser must read back asynchronously).
     pub fn rerank_blocking(&mut self, candidates: &[Candidate], options: &RerankOptions, now_ms: f64) -> Result<Vec<RankedItem>> {
         let pending = self.start(candidates, options, now_ms)?;
-        let scores = match pending.scores {
-            Some(tensor) => Some(read_scores(tensor.into_data())?),
-            None => None,
+        let read = ReadScores {
+            scores: pending.scores.map(|t| read_scores(t.into_data())).transpose()?,
+            attention: pending.attention.map(|t| read_scores(t.into_data())).transpose()?,
+            events: pending.events,
         };
-        self.finish(candidates, scores.as_deref(), options)
+        self.finish(candidates, &read, options)
     }
 
     fn tokens(&mut self, text: &str) -> Result<Vec<u32>> {

@@ -12,7 +12,13 @@ use wasm_bindgen::prelude::*;
 use crate::error::{Error, ErrorKind};
 use crate::rank::{Candidate, RerankOptions};
 use crate::session::{HistoryLimits, SessionEvent};
-use crate::{Reranker, read_scores};
+use crate::{ReadScores, Reranker, read_scores};
+
+/// Scores read back from the device, or a `BackendError`.
+fn read_back<E: std::fmt::Debug>(data: std::result::Result<burn::tensor::TensorData, E>) -> Result<Vec<f32>, JsValue> {
+    let data = data.map_err(|e| bad_input(ErrorKind::Backend, "reading scores from the device failed", format!("{e:?}")))?;
+    read_scores(data).map_err(js_error)
+}
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
@@ -50,6 +56,16 @@ export interface Candidate {
 export interface RerankOptions {
   /** Weight of the server's order in [0, 1]; default 0.25. */
   serverWeight?: number;
+  /** Give each item the history event that drew it (`reason`). */
+  explain?: boolean;
+}
+/** The history event an item is most like in the model's item space, and its attention share (0–1). */
+export interface HistoryReason {
+  type: EventType;
+  id?: string;
+  title?: string;
+  query?: string;
+  weight: number;
 }
 export interface RankedItem {
   id: string;
@@ -57,6 +73,7 @@ export interface RankedItem {
   score: number;
   modelScore?: number;
   pinned: boolean;
+  reason?: HistoryReason;
 }
 export interface AdapterInfo {
   name: string;
@@ -268,6 +285,12 @@ impl Ranker {
         to_js(&events)
     }
 
+    /// How many events the history holds.
+    #[wasm_bindgen(getter, js_name = historyLength)]
+    pub fn history_length(&self) -> usize {
+        self.inner.borrow().history().len()
+    }
+
     /// Erases the history.
     pub fn forget(&self) {
         self.inner.borrow_mut().forget();
@@ -290,17 +313,18 @@ impl Ranker {
                 .map_err(|e| bad_input(ErrorKind::InvalidCandidate, "invalid candidate list (each needs a string 'id')", e))?;
             let options: RerankOptions = from_js(options, ErrorKind::InvalidOption, "invalid rerank options")?;
             let pending = inner.borrow_mut().start(&candidates, &options, js_sys::Date::now()).map_err(js_error)?;
-            let scores = match pending.scores {
-                Some(tensor) => {
-                    let data = tensor
-                        .into_data_async()
-                        .await
-                        .map_err(|e| bad_input(ErrorKind::Backend, "reading scores from the device failed", format!("{e:?}")))?;
-                    Some(read_scores(data).map_err(js_error)?)
-                }
-                None => None,
+            let read = ReadScores {
+                scores: match pending.scores {
+                    Some(tensor) => Some(read_back(tensor.into_data_async().await)?),
+                    None => None,
+                },
+                attention: match pending.attention {
+                    Some(tensor) => Some(read_back(tensor.into_data_async().await)?),
+                    None => None,
+                },
+                events: pending.events,
             };
-            let ranked = inner.borrow().finish(&candidates, scores.as_deref(), &options).map_err(js_error)?;
+            let ranked = inner.borrow().finish(&candidates, &read, &options).map_err(js_error)?;
             to_js(&ranked)
         })
     }

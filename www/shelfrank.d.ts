@@ -1,47 +1,155 @@
-import type { BackendInfo, Candidate, LoadOptions, RankedItem, RerankOptions as CoreRerankOptions, SessionEvent } from './pkg/shelfrank.js';
-import { Ranker } from './pkg/shelfrank.js';
+import type { BackendInfo, Candidate, HistoryReason, LoadOptions, RankedItem, RerankOptions as CoreRerankOptions, SessionEvent } from './pkg/shelfrank.js';
 
-export type { AdapterInfo, BackendChoice, BackendInfo, Candidate, EventType, LoadOptions, RankedItem, SessionEvent } from './pkg/shelfrank.js';
-export { Ranker };
+export type {
+  AdapterInfo,
+  BackendChoice,
+  BackendInfo,
+  Candidate,
+  EventType,
+  HistoryReason,
+  LoadOptions,
+  RankedItem,
+  SessionEvent,
+} from './pkg/shelfrank.js';
+
+/** Where a list sits in the shop; reported in metrics, and 'search' lists record their query. */
+export type Surface = 'search' | 'recommendations' | 'popular' | 'campaign' | (string & {});
+
+/** What the package reports for monitoring: never an item id, title, query or history. */
+export type Metrics =
+  | { type: 'load'; backend: 'webgpu' | 'cpu' | null; ms: number; ok: boolean; error?: string; worker: boolean; restoredEvents: number }
+  | {
+      type: 'rerank';
+      surface?: string;
+      backend: 'webgpu' | 'cpu' | null;
+      candidates: number;
+      historyEvents: number;
+      ms: number;
+      fallback: boolean;
+      /** Error name when `fallback` is true (TimeoutError, NotReadyError, InvalidCandidateError, ...). */
+      reason?: string;
+    }
+  | { type: 'error'; error: string; during: string };
 
 export interface CreateRerankerOptions extends LoadOptions {
-  /** URL of the model file; defaults to the package's models/manifest.json choice. */
+  /** URL of the model file; defaults to the one shipped in the package. */
   modelUrl?: string | URL;
   /** URL of the tokenizer.json the model was trained with. */
   tokenizerUrl?: string | URL;
   /** URL of shelfrank_bg.wasm, for bundlers that move it. */
   wasmUrl?: string | URL;
+  /** Run the model in a Web Worker (default true); false runs it on the page's thread. */
+  worker?: boolean;
+  /** Per-rerank latency budget in ms (default 50): later results are dropped and the server order stays. */
+  budgetMs?: number;
+  /** How long `attach` waits for the model to finish loading before keeping the server order (default 3000 ms). */
+  loadWaitMs?: number;
+  /** 'required': record nothing and store nothing until `setConsent(true)`. Default 'not-required'. */
+  consent?: 'required' | 'not-required';
+  /** Honour Global Privacy Control and Do Not Track by recording nothing (default true). */
+  respectPrivacySignals?: boolean;
+  /** Keep the history in IndexedDB across page loads (default true; memory only when storage is unavailable). */
+  persist?: boolean;
+  /** IndexedDB database name (default 'shelfrank'). */
+  storageName?: string;
+  /** Record events from GA4 ecommerce pushes to this array (default `window.dataLayer`; false: off). */
+  dataLayer?: unknown[] | false;
+  /** Record clicks, add-to-cart, purchases, searches and dwell views from `data-shelfrank-*` markup (default true). */
+  captureDom?: boolean | { root?: Document | Element; viewDwellMs?: number };
+  /** Monitoring callback; payloads never contain item ids, titles, queries or history. */
+  onMetrics?: (metrics: Metrics) => void;
   /** Called with every error the shim swallowed to keep the page working. */
   onError?: (error: Error) => void;
 }
 
 export interface RerankOptions extends CoreRerankOptions {
-  /** Give up and keep the server order after this many milliseconds (0: no limit). */
-  timeoutMs?: number;
+  /** Latency budget for this call (ms); defaults to the reranker's `budgetMs`. 0: no limit. */
+  budgetMs?: number;
+  /** Reported in metrics. */
+  surface?: Surface;
 }
 
 export interface RerankResult<T extends Candidate> {
   /** The caller's candidate objects in their new order (server order on fallback). */
   items: T[];
-  /** Per-item scores and positions, or null on fallback. */
+  /** Per-item scores, positions and (with `explain`) reasons; null on fallback. */
   ranking: RankedItem[] | null;
   /** True when the server order was kept because of `error`. */
   fallback: boolean;
   error?: Error;
-  backend: 'webgpu' | 'cpu';
+  backend: 'webgpu' | 'cpu' | null;
   ms: number;
 }
 
-export declare function defaultModelUrls(): Promise<{ modelUrl: string; tokenizerUrl: string }>;
-export declare function createReranker(options?: CreateRerankerOptions): Promise<Reranker>;
+export interface AttachOptions extends Omit<RerankOptions, 'surface'> {
+  surface: Surface;
+  /** The query a search list answers; recorded as a search event once. */
+  query?: string;
+  /** Write each item's reason into `data-shelfrank-reason` and any `[data-shelfrank-slot="reason"]` inside it. */
+  explain?: boolean;
+  /** Items are the list's children matching this (default `[data-shelfrank-id]`). */
+  itemSelector?: string;
+  /** Called after every reorder (or fallback). */
+  onRerank?: (result: RerankResult<Candidate & { element: Element }>) => void;
+}
+
+export interface AttachedList {
+  readonly element: Element;
+  /** The last result, or null before the first rerank finished. */
+  readonly lastResult: RerankResult<Candidate & { element: Element }> | null;
+  /** Reranks the list again (after new events, or new server content). */
+  refresh(): Promise<RerankResult<Candidate & { element: Element }>>;
+  /** Puts the nodes back in the server's order. */
+  restore(): void;
+  /** Restores the server order and stops managing the list. */
+  detach(): void;
+}
+
+export interface ExportedHistory {
+  format: 'shelfrank-history';
+  version: 1;
+  exportedAt: string;
+  /** Where the events are kept: 'indexeddb' or 'memory'. */
+  storage: 'indexeddb' | 'memory' | 'none';
+  events: SessionEvent[];
+}
 
 export declare class Reranker {
   private constructor();
-  readonly backend: BackendInfo;
+  /** Resolves with the backend once the model is loaded; rejects with a named error if it cannot load. */
+  readonly ready: Promise<BackendInfo>;
+  readonly status: 'loading' | 'ready' | 'failed';
+  /** Null until ready. */
+  readonly backend: BackendInfo | null;
+  /** The model's configuration and training facts; null until ready. */
   readonly modelInfo: unknown;
+  /** Whether events are being recorded now (consent given, no privacy signal). */
+  readonly recording: boolean;
+  /** Records one shopper event. Returns false when it is not recorded (malformed, no consent, privacy signal). */
   record(event: SessionEvent): boolean;
-  history(): SessionEvent[];
-  forget(): void;
+  /** Grants or withdraws consent; withdrawing erases everything stored. */
+  setConsent(granted: boolean): Promise<void>;
+  /** The stored events, oldest first. */
+  history(): Promise<SessionEvent[]>;
+  /** Everything stored about this shopper, as plain JSON. */
+  exportHistory(): Promise<ExportedHistory>;
+  /** Erases the history from memory and from storage. */
+  forget(): Promise<void>;
+  /** Reorders candidates (in server order). Never throws. */
   rerank<T extends Candidate>(candidates: T[], options?: RerankOptions): Promise<RerankResult<T>>;
+  /** Like rerank, but rejects on error and has no budget. */
   rerankStrict(candidates: Candidate[], options?: CoreRerankOptions): Promise<RankedItem[]>;
+  /** Reranks a server-rendered list in place and keeps it personalised. */
+  attach(list: Element, options: AttachOptions): AttachedList;
+  /** A one-line reason for a ranked item ("Because you viewed …"), or null. */
+  explain(item: RankedItem): string | null;
+  /** Stops the worker and every listener. */
+  destroy(): void;
 }
+
+/** Starts loading at once and returns the reranker; never throws. */
+export declare function createReranker(options?: CreateRerankerOptions): Reranker;
+/** Like createReranker, but resolves once loaded and rejects if it cannot load. */
+export declare function loadReranker(options?: CreateRerankerOptions): Promise<Reranker>;
+/** The model and tokenizer URLs shipped in the package. */
+export declare function defaultModelUrls(): { modelUrl: string; tokenizerUrl: string };

@@ -1,36 +1,18 @@
 // shelfrank: on-device reranking of a storefront's candidate lists.
 //
-// The shim fetches the model and tokenizer bytes, hands them to the wasm
-// `Ranker`, and wraps `rerank` so that it never throws into the page: on any
-// error or overrun the server's order comes back, with the reason.
-import init, { Ranker } from './pkg/shelfrank.js';
+// `createReranker()` returns at once and loads the model in a Web Worker.
+// Everything it exposes is safe for the page: `rerank` and `attach` never
+// throw, and on any error, overrun or missing model the server's order
+// stays. The shopper's history stays on the device (worker memory and
+// IndexedDB); nothing here sends it anywhere.
+import { captureDataLayer, captureDom, itemFromElement } from './capture.js';
+import { plainCandidate } from './protocol.js';
 
-const here = import.meta.url;
-let wasmReady = null;
-
-/** Loads the wasm module once per page. */
-function loadWasm(wasmUrl) {
-  if (!wasmReady) {
-    wasmReady = init(wasmUrl ? { module_or_path: wasmUrl } : undefined).catch((error) => {
-      wasmReady = null;
-      throw error;
-    });
-  }
-  return wasmReady;
-}
-
-async function fetchBytes(url, what) {
-  let response;
-  try {
-    response = await fetch(url);
-  } catch (error) {
-    throw namedError('FetchError', `cannot fetch the ${what} from ${url}: ${error.message}`);
-  }
-  if (!response.ok) {
-    throw namedError('FetchError', `cannot fetch the ${what} from ${url}: HTTP ${response.status}`);
-  }
-  return new Uint8Array(await response.arrayBuffer());
-}
+/** Requests to the ranker that may be outstanding at once; more fall back at once. */
+const MAX_IN_FLIGHT = 8;
+/** Events kept while the model loads, recorded once it is ready. */
+const MAX_QUEUED_EVENTS = 200;
+const EVENT_TYPES = new Set(['view', 'click', 'add_to_cart', 'purchase', 'search']);
 
 function namedError(name, message) {
   const error = new Error(message);
@@ -38,83 +20,264 @@ function namedError(name, message) {
   return error;
 }
 
-/** The model and tokenizer URLs named by the package's models/manifest.json. */
-export async function defaultModelUrls() {
-  const manifestUrl = new URL('../models/manifest.json', here);
-  const response = await fetch(manifestUrl);
-  if (!response.ok) throw namedError('FetchError', `cannot fetch ${manifestUrl}: HTTP ${response.status}`);
-  const manifest = await response.json();
+function asError(error) {
+  return error instanceof Error ? error : namedError('Error', String(error));
+}
+
+/** The model and tokenizer shipped in the package. */
+export function defaultModelUrls() {
   return {
-    modelUrl: new URL(manifest.model.file, manifestUrl).href,
-    tokenizerUrl: new URL(manifest.tokenizer.file, manifestUrl).href,
+    modelUrl: new URL('../models/shelfrank-scientific.bin', import.meta.url).href,
+    tokenizerUrl: new URL('../models/minilm-tokenizer.json', import.meta.url).href,
   };
 }
 
-/**
- * Loads the ranker. Rejects with a named error (ModelFileError,
- * TokenizerError, BackendError, FetchError, InvalidOptionError) when it
- * cannot; a page should then simply keep its server order.
- */
-export async function createReranker(options = {}) {
-  const { backend = 'auto', history, wasmUrl } = options;
-  let { modelUrl, tokenizerUrl } = options;
-  if (!modelUrl || !tokenizerUrl) {
-    const defaults = await defaultModelUrls();
-    modelUrl ??= defaults.modelUrl;
-    tokenizerUrl ??= defaults.tokenizerUrl;
+/** Talks to the engine in a Web Worker. */
+class WorkerTransport {
+  #worker;
+  #next = 1;
+  #pending = new Map();
+  #failure = null;
+
+  constructor() {
+    this.#worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'shelfrank' });
+    this.#worker.onmessage = ({ data }) => {
+      const call = this.#pending.get(data?.id);
+      if (!call) return;
+      this.#pending.delete(data.id);
+      if (data.ok) call.resolve(data.value);
+      else call.reject(namedError(data.error?.name ?? 'Error', data.error?.message ?? 'the ranker failed'));
+    };
+    const fail = (what) => (event) => {
+      event.preventDefault?.();
+      this.#failure = namedError('WorkerError', `the ranker's worker ${what}${event.message ? ': ' + event.message : ''}`);
+      for (const call of this.#pending.values()) call.reject(this.#failure);
+      this.#pending.clear();
+    };
+    this.#worker.onerror = fail('failed');
+    this.#worker.onmessageerror = fail('sent a message that could not be read');
   }
-  const [, modelBytes, tokenizerBytes] = await Promise.all([
-    loadWasm(wasmUrl),
-    fetchBytes(modelUrl, 'model'),
-    fetchBytes(tokenizerUrl, 'tokenizer'),
-  ]);
-  const loadOptions = history === undefined ? { backend } : { backend, history };
-  const ranker = await Ranker.load(modelBytes, tokenizerBytes, loadOptions);
-  return new Reranker(ranker, options);
+
+  call(op, ...args) {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      try {
+        this.#worker.postMessage({ id, op, args });
+      } catch (error) {
+        this.#pending.delete(id);
+        reject(namedError('DataCloneError', `cannot send to the ranker: ${asError(error).message}`));
+      }
+    });
+  }
+
+  terminate() {
+    this.#worker.terminate();
+    this.#failure = namedError('DestroyedError', 'the ranker was destroyed');
+    for (const call of this.#pending.values()) call.reject(this.#failure);
+    this.#pending.clear();
+  }
+}
+
+/** Runs the engine on the page's own thread (worker: false). */
+class LocalTransport {
+  #engine = import('./engine.js').then(({ Engine }) => new Engine());
+
+  async call(op, ...args) {
+    const engine = await this.#engine;
+    return engine[op](...args);
+  }
+
+  terminate() {}
+}
+
+function privacySignal() {
+  const nav = globalThis.navigator;
+  return nav?.globalPrivacyControl === true || nav?.doNotTrack === '1' || globalThis.doNotTrack === '1';
+}
+
+function withTimeout(promise, ms, onLate) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(onLate()), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** Starts loading at once and returns the reranker; never throws. */
+export function createReranker(options = {}) {
+  return new Reranker(options ?? {});
+}
+
+/** Like createReranker, but resolves once loaded and rejects if it cannot load. */
+export async function loadReranker(options = {}) {
+  const reranker = createReranker(options);
+  await reranker.ready;
+  return reranker;
 }
 
 /** A ranker bound to this page's shopper. */
 export class Reranker {
-  #ranker;
-  #onError;
-  #backend;
+  #options;
+  #transport = null;
+  #status = 'loading';
+  #backend = null;
+  #modelInfo = null;
+  #storage = 'none';
+  #consented;
+  #signal;
+  #queue = [];
+  #inFlight = 0;
+  #stops = [];
+  #budgetMs;
 
-  constructor(ranker, { onError } = {}) {
-    this.#ranker = ranker;
-    this.#onError = onError;
-    // Fixed at load: read once, not on every rerank.
-    this.#backend = ranker.backend;
+  constructor(options) {
+    this.#options = options;
+    this.#budgetMs = Number.isFinite(options.budgetMs) && options.budgetMs >= 0 ? options.budgetMs : 50;
+    this.#consented = options.consent !== 'required';
+    this.#signal = options.respectPrivacySignals !== false && privacySignal();
+    this.ready = this.#load();
+    this.ready.catch(() => {}); // the page may never look; a failed load is already reported
+    this.#startCapture();
   }
 
-  /** Which backend runs the model ({ name, adapter?, reason }). */
+  async #load() {
+    const started = performance.now();
+    const { modelUrl, tokenizerUrl, wasmUrl, backend = 'auto', history, persist = true, storageName = 'shelfrank' } = this.#options;
+    try {
+      const defaults = defaultModelUrls();
+      try {
+        this.#transport = this.#options.worker === false ? new LocalTransport() : new WorkerTransport();
+      } catch (error) {
+        // No workers here (or a policy forbids them): run on the page.
+        this.#report(asError(error), 'load');
+        this.#transport = new LocalTransport();
+      }
+      const loaded = await this.#transport.call('load', {
+        modelUrl: String(modelUrl ?? defaults.modelUrl),
+        tokenizerUrl: String(tokenizerUrl ?? defaults.tokenizerUrl),
+        wasmUrl: wasmUrl === undefined ? undefined : String(wasmUrl),
+        backend,
+        history,
+        persist,
+        storageName,
+        storage: this.recording,
+      });
+      if (this.#status === 'destroyed') throw namedError('DestroyedError', 'the ranker was destroyed while loading');
+      this.#backend = loaded.backend;
+      this.#modelInfo = loaded.modelInfo;
+      this.#storage = loaded.storage;
+      this.#status = 'ready';
+      for (const warning of loaded.warnings ?? []) this.#report(namedError(warning.name, warning.message), 'restore');
+      const queued = this.#queue.splice(0);
+      for (const event of queued) this.#send(event);
+      this.#metric({
+        type: 'load',
+        backend: loaded.backend.name,
+        ms: performance.now() - started,
+        ok: true,
+        worker: this.#transport instanceof WorkerTransport,
+        restoredEvents: loaded.restoredEvents,
+      });
+      return loaded.backend;
+    } catch (error) {
+      const e = asError(error);
+      if (this.#status !== 'destroyed') this.#status = 'failed';
+      this.#queue = [];
+      this.#metric({ type: 'load', backend: null, ms: performance.now() - started, ok: false, error: e.name, worker: this.#transport instanceof WorkerTransport, restoredEvents: 0 });
+      this.#report(e, 'load');
+      throw e;
+    }
+  }
+
+  #startCapture() {
+    if (typeof document === 'undefined') return;
+    const record = (event) => this.record(event);
+    const dom = this.#options.captureDom ?? true;
+    if (dom) {
+      const settings = typeof dom === 'object' ? dom : {};
+      this.#stops.push(captureDom(record, settings));
+    }
+    const dataLayer = this.#options.dataLayer === undefined ? (globalThis.dataLayer ??= []) : this.#options.dataLayer;
+    if (Array.isArray(dataLayer)) this.#stops.push(captureDataLayer(record, dataLayer));
+  }
+
+  /** 'loading', 'ready', 'failed' or 'destroyed'. */
+  get status() {
+    return this.#status;
+  }
+
+  /** Which backend runs the model ({ name, adapter?, reason }); null until ready. */
   get backend() {
     return this.#backend;
   }
 
-  /** The model's configuration and training facts. */
+  /** The model's configuration and training facts; null until ready. */
   get modelInfo() {
-    return this.#ranker.modelInfo;
+    return this.#modelInfo;
   }
 
-  /** Records one shopper event. Returns false (and reports) if it is malformed. */
+  /** Whether events are recorded now: consent given and no privacy signal. */
+  get recording() {
+    return this.#consented && !this.#signal && this.#status !== 'destroyed' && this.#status !== 'failed';
+  }
+
+  /** Records one shopper event. Returns false when it is not recorded. */
   record(event) {
-    try {
-      this.#ranker.record(event);
-      return true;
-    } catch (error) {
-      this.#report(error);
+    if (!this.recording) return false;
+    if (!event || typeof event !== 'object' || !EVENT_TYPES.has(event.type)) {
+      this.#report(namedError('InvalidEventError', `an event needs a 'type' of ${[...EVENT_TYPES].join(', ')}`), 'record');
       return false;
     }
+    const stamped = { ...event, timestamp: Number.isFinite(event.timestamp) ? event.timestamp : Date.now() };
+    if (this.#status === 'ready') {
+      this.#send(stamped);
+    } else {
+      if (this.#queue.length >= MAX_QUEUED_EVENTS) this.#queue.shift();
+      this.#queue.push(stamped);
+    }
+    return true;
   }
 
-  /** The stored events, oldest first. */
-  history() {
-    return this.#ranker.history();
+  #send(event) {
+    this.#transport.call('record', event).catch((error) => this.#report(asError(error), 'record'));
   }
 
-  /** Erases the stored history. */
-  forget() {
-    this.#ranker.forget();
+  /** Grants or withdraws consent; withdrawing erases everything stored. */
+  async setConsent(granted) {
+    this.#consented = Boolean(granted);
+    if (!granted) {
+      await this.forget();
+    }
+    await this.ready.catch(() => {});
+    if (this.#status !== 'ready') return;
+    const result = await this.#transport.call('setStorage', this.recording);
+    this.#storage = result.storage;
+    for (const warning of result.warnings ?? []) this.#report(namedError(warning.name, warning.message), 'restore');
+  }
+
+  /** The stored events, oldest first ([] if the ranker could not load). */
+  async history() {
+    await this.ready.catch(() => {});
+    if (this.#status !== 'ready') return [];
+    return this.#transport.call('history');
+  }
+
+  /** Everything stored about this shopper, as plain JSON. */
+  async exportHistory() {
+    await this.ready.catch(() => {});
+    if (this.#status !== 'ready') {
+      return { format: 'shelfrank-history', version: 1, exportedAt: new Date().toISOString(), storage: 'none', events: [] };
+    }
+    return this.#transport.call('exportHistory');
+  }
+
+  /** Erases the history from memory and from storage. */
+  async forget() {
+    this.#queue = [];
+    if (!this.#transport || this.#status === 'destroyed') return;
+    await this.#transport.call('forget');
   }
 
   /**
@@ -125,44 +288,226 @@ export class Reranker {
    */
   async rerank(candidates, options = {}) {
     const started = performance.now();
-    const { timeoutMs = 0, ...rankOptions } = options ?? {};
+    const { budgetMs = this.#budgetMs, surface, serverWeight, explain } = options ?? {};
     const serverOrder = Array.isArray(candidates) ? [...candidates] : [];
-    const fallback = (error) => {
-      this.#report(error);
-      return { items: serverOrder, ranking: null, fallback: true, error, backend: this.#backend.name, ms: performance.now() - started };
+    let historyEvents = 0;
+    const done = (result) => {
+      result.ms = performance.now() - started;
+      result.backend = this.#backend?.name ?? null;
+      this.#metric({
+        type: 'rerank',
+        surface: typeof surface === 'string' ? surface : undefined,
+        backend: result.backend,
+        candidates: serverOrder.length,
+        historyEvents,
+        ms: result.ms,
+        fallback: result.fallback,
+        reason: result.error?.name,
+      });
+      return result;
     };
     try {
-      const work = this.#ranker.rerank(candidates, rankOptions);
-      const ranking = timeoutMs > 0 ? await withTimeout(work, timeoutMs) : await work;
-      const items = ranking.map((r) => candidates[r.originalPosition]);
-      return { items, ranking, fallback: false, backend: this.#backend.name, ms: performance.now() - started };
+      if (!Array.isArray(candidates)) throw namedError('InvalidCandidateError', 'candidates must be an array of { id, title, ... } objects');
+      const limited = Number.isFinite(budgetMs) && budgetMs > 0;
+      const deadline = limited ? Date.now() + budgetMs : 0;
+      const rankOptions = {};
+      if (serverWeight !== undefined) rankOptions.serverWeight = serverWeight;
+      if (explain) rankOptions.explain = true;
+      const work = this.#rerankWhenReady(candidates.map(plainCandidate), rankOptions, deadline);
+      const value = limited
+        ? await withTimeout(work, budgetMs, () =>
+            this.#status === 'loading'
+              ? namedError('NotReadyError', `the model was still loading after ${budgetMs} ms; kept the server order`)
+              : namedError('TimeoutError', `the ranker took longer than ${budgetMs} ms; kept the server order`),
+          )
+        : await work;
+      historyEvents = value.historyEvents;
+      const items = value.ranking.map((r) => candidates[r.originalPosition]);
+      return done({ items, ranking: value.ranking, fallback: false });
     } catch (error) {
-      return fallback(error instanceof Error ? error : namedError('Error', String(error)));
+      const e = asError(error);
+      this.#report(e, 'rerank');
+      return done({ items: serverOrder, ranking: null, fallback: true, error: e });
     }
   }
 
-  /** Like rerank, but rejects on error instead of falling back. */
-  rerankStrict(candidates, options) {
-    return this.#ranker.rerank(candidates, options);
+  async #rerankWhenReady(candidates, options, deadline) {
+    if (this.#status === 'loading') await this.ready;
+    if (this.#status !== 'ready') throw namedError('NotReadyError', `the ranker is ${this.#status}`);
+    if (this.#inFlight >= MAX_IN_FLIGHT) throw namedError('BusyError', `${MAX_IN_FLIGHT} reranks are already waiting; kept the server order`);
+    this.#inFlight++;
+    try {
+      const value = await this.#transport.call('rerank', candidates, options, deadline);
+      if (value.skipped) throw namedError('TimeoutError', 'the ranker reached this request after its budget; kept the server order');
+      return value;
+    } finally {
+      this.#inFlight--;
+    }
   }
 
-  #report(error) {
-    if (this.#onError) {
+  /** Like rerank, but rejects on error and has no budget. */
+  async rerankStrict(candidates, options = {}) {
+    if (!Array.isArray(candidates)) throw namedError('InvalidCandidateError', 'candidates must be an array of { id, title, ... } objects');
+    const { serverWeight, explain } = options ?? {};
+    const rankOptions = {};
+    if (serverWeight !== undefined) rankOptions.serverWeight = serverWeight;
+    if (explain) rankOptions.explain = true;
+    return (await this.#rerankWhenReady(candidates.map(plainCandidate), rankOptions, 0)).ranking;
+  }
+
+  /** A one-line reason for a ranked item ("Because you viewed …"), or null. */
+  explain(item) {
+    const reason = item?.reason;
+    if (!reason) return null;
+    const quote = (text) => `“${text.length > 60 ? text.slice(0, 57).trimEnd() + '…' : text}”`;
+    if (reason.type === 'search') return reason.query ? `Because you searched for ${quote(reason.query)}` : null;
+    const what = reason.title ? quote(reason.title) : 'an item';
+    switch (reason.type) {
+      case 'add_to_cart':
+        return `Because you added ${what} to your cart`;
+      case 'purchase':
+        return `Because you bought ${what}`;
+      case 'click':
+      case 'view':
+        return `Because you viewed ${what}`;
+      default:
+        return null;
+    }
+  }
+
+  /** Reranks a server-rendered list in place and keeps it personalised. */
+  attach(list, options = {}) {
+    return new AttachedList(this, list, options, this.#options.loadWaitMs ?? 3000);
+  }
+
+  /** Stops the worker and every listener. */
+  destroy() {
+    for (const stop of this.#stops.splice(0)) stop();
+    this.#transport?.terminate();
+    this.#status = 'destroyed';
+    this.#queue = [];
+  }
+
+  /** Reports a swallowed error to onError and, without its message, to onMetrics. */
+  #report(error, during) {
+    this.#metric({ type: 'error', error: error.name, during });
+    if (this.#options.onError) {
       try {
-        this.#onError(error);
+        this.#options.onError(error);
       } catch {
         // A faulty handler must not break the page either.
       }
     }
   }
+
+  #metric(metrics) {
+    if (!this.#options.onMetrics) return;
+    try {
+      this.#options.onMetrics(metrics);
+    } catch {
+      // Same: monitoring never breaks the page.
+    }
+  }
 }
 
-function withTimeout(promise, ms) {
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(namedError('TimeoutError', `the ranker took longer than ${ms} ms; kept the server order`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
+/** A server-rendered list that the reranker reorders in place. */
+class AttachedList {
+  #reranker;
+  #options;
+  #loadWaitMs;
+  #serverOrder;
+  #generation = 0;
+  #detached = false;
+  lastResult = null;
 
-export { Ranker };
+  constructor(reranker, element, options, loadWaitMs) {
+    if (!element || typeof element.children === 'undefined') throw namedError('InvalidOptionError', 'attach needs the list element');
+    this.element = element;
+    this.#reranker = reranker;
+    this.#options = { itemSelector: '[data-shelfrank-id]', ...options };
+    this.#loadWaitMs = loadWaitMs;
+    this.#serverOrder = this.#items();
+    const { surface, query } = this.#options;
+    if (surface === 'search' && typeof query === 'string' && query.trim()) {
+      reranker.record({ type: 'search', query: query.trim() });
+    }
+    element.setAttribute('data-state', 'server');
+    this.refresh();
+  }
+
+  #items() {
+    return [...this.element.children].filter((el) => el.matches(this.#options.itemSelector));
+  }
+
+  /** Reranks the list again (after new events, or new server content). */
+  async refresh() {
+    const generation = ++this.#generation;
+    const current = this.#items();
+    // New nodes mean the server re-rendered the list: that is the new server order.
+    const known = new Set(this.#serverOrder);
+    if (current.length !== known.size || current.some((el) => !known.has(el))) this.#serverOrder = current;
+    const candidates = this.#serverOrder.map((element) => ({ ...itemFromElement(element), element }));
+    const { explain, budgetMs, serverWeight, surface, onRerank } = this.#options;
+    // The first rerank may wait for the model to load, up to loadWaitMs;
+    // after that the list stays as the server sent it.
+    if (this.#reranker.status === 'loading') {
+      await withTimeout(this.#reranker.ready, this.#loadWaitMs, () => namedError('NotReadyError', 'still loading')).catch(() => {});
+    }
+    const result = await this.#reranker.rerank(candidates, { explain, budgetMs, serverWeight, surface });
+    if (generation !== this.#generation || this.#detached) return result;
+    if (!result.fallback) {
+      this.#apply(result.items.map((c) => c.element));
+      if (explain) {
+        for (const [i, ranked] of result.ranking.entries()) this.#writeReason(result.items[i].element, this.#reranker.explain(ranked));
+      }
+      this.element.setAttribute('data-state', 'reranked');
+    }
+    this.lastResult = result;
+    if (onRerank) {
+      try {
+        onRerank(result);
+      } catch {
+        // The page's callback must not break the list.
+      }
+    }
+    return result;
+  }
+
+  #writeReason(el, text) {
+    if (text) el.setAttribute('data-shelfrank-reason', text);
+    else el.removeAttribute('data-shelfrank-reason');
+    for (const slot of el.querySelectorAll('[data-shelfrank-slot="reason"]')) slot.textContent = text ?? '';
+  }
+
+  /** Moves the nodes into `order` in one go: no node is re-created, so handlers, state and focus survive. */
+  #apply(order) {
+    const list = this.element;
+    const current = this.#items();
+    if (order.length !== current.length || order.some((el) => el.parentNode !== list)) return;
+    const focused = list.ownerDocument.activeElement;
+    const move = typeof list.moveBefore === 'function' ? (node, ref) => list.moveBefore(node, ref) : (node, ref) => list.insertBefore(node, ref);
+    // The item slots stay where they are among any other children.
+    const slots = current.slice();
+    for (let i = 0; i < order.length; i++) {
+      if (slots[i] === order[i]) continue;
+      move(order[i], slots[i]);
+      slots.splice(slots.indexOf(order[i]), 1);
+      slots.splice(i, 0, order[i]);
+    }
+    if (focused && focused !== list.ownerDocument.activeElement && focused.isConnected) focused.focus({ preventScroll: true });
+  }
+
+  /** Puts the nodes back in the server's order. */
+  restore() {
+    this.#generation++;
+    this.#apply(this.#serverOrder);
+    for (const el of this.#serverOrder) this.#writeReason(el, null);
+    this.element.setAttribute('data-state', 'server');
+  }
+
+  /** Restores the server order and stops managing the list. */
+  detach() {
+    this.restore();
+    this.#detached = true;
+  }
+}

@@ -1,5 +1,8 @@
-//! Writes a dataset's item catalog as JSON (`[{id, title, category, brand}]`)
-//! for the demo storefront and the browser tests.
+//! Writes a dataset's item catalog as JSON
+//! (`[{id, title, category, brand, popularity}]`) for the demo storefront
+//! and the browser tests. `popularity` counts the item's interactions in
+//! the training part of the sequences (what a shop's "popular" shelf would
+//! know), never the validation or test targets.
 //!
 //! ```text
 //! cargo run --release --bin catalog -- --data data/scientific --out www/demo/catalog.json
@@ -30,10 +33,19 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let mut popularity = vec![0u32; dataset.items.len()];
+    for sequence in dataset.train_sequences() {
+        for &item in sequence {
+            if let Some(count) = popularity.get_mut(item as usize) {
+                *count += 1;
+            }
+        }
+    }
     let items: Vec<_> = dataset
         .items
         .iter()
-        .map(|i| serde_json::json!({ "id": i.id, "title": i.title, "category": i.category, "brand": i.brand }))
+        .zip(&popularity)
+        .map(|(i, p)| serde_json::json!({ "id": i.id, "title": i.title, "category": i.category, "brand": i.brand, "popularity": p }))
         .collect();
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).expect("create the output folder");

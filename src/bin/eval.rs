@@ -258,7 +258,7 @@ fn run() -> Result<(), String> {
             let candidates: Vec<Candidate> = server.iter().map(|&i| data.items[i as usize].candidate()).collect();
             let scores: Vec<f32> = server.iter().map(|&i| row[i as usize]).collect();
             for (weight, sum) in [(RerankOptions::default().server_weight, &mut reranked_ndcg), (0.0, &mut model_only_ndcg)] {
-                let ranked = arrange(&candidates, Some(&scores), &RerankOptions { server_weight: weight }).expect("valid candidates");
+                let ranked = arrange(&candidates, Some(&scores), &RerankOptions { server_weight: weight, ..RerankOptions::default() }).expect("valid candidates");
                 let order: Vec<u32> = ranked.iter().map(|r| server[r.original_position]).collect();
                 *sum += ndcg10_in_list(&order, target);
             }

@@ -4,6 +4,7 @@ use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::{ItemText, RankerConfig};
@@ -118,15 +119,40 @@ impl SessionRanker {
     /// `text` holds the session's events first, then the candidates.
     /// Returns `[n_candidates]` scores, higher is better.
     pub fn score(&self, session: &SessionInput, candidate_rows: &[i64], text: &ItemText, device: &Device) -> Tensor<1> {
-        let events = session.batch * session.len;
+        self.score_explained(session, candidate_rows, text, device, false).0
+    }
+
+    /// [`SessionRanker::score`], plus, when `explain` is set, each
+    /// candidate's attention over the session's events in the model's item
+    /// space: `softmax_t(candidate · event_t / sqrt(dim))`, `[n, len]`. The
+    /// event a candidate attends to most is the one it is most like, in the
+    /// representation the scores themselves are built from.
+    pub fn score_explained(
+        &self,
+        session: &SessionInput,
+        candidate_rows: &[i64],
+        text: &ItemText,
+        device: &Device,
+        explain: bool,
+    ) -> (Tensor<1>, Option<Tensor<2>>) {
+        let (batch, len) = (session.batch, session.len);
+        let events = batch * len;
         let n = candidate_rows.len();
         let text_vectors = self.text_vectors(text, device); // [events + n, dim]
         let event_text = text_vectors.clone().slice([0..events, 0..self.dim]);
         let candidate_text = text_vectors.slice([events..events + n, 0..self.dim]);
-        let states = self.encode_session(session, event_text, device); // [1, len, dim]
-        let state = states.slice([0..1, session.len - 1..session.len, 0..self.dim]).reshape([1, self.dim]);
+        let event_ids = Tensor::<1, Int>::from_data(TensorData::new(session.item_rows.clone(), [events]), device);
+        let event_vectors = self.item_vectors(event_ids, event_text); // [events, dim]
+        let kinds = Tensor::<2, Int>::from_data(TensorData::new(session.kinds.clone(), [batch, len]), device);
+        let padding = Tensor::<2, Bool>::from_data(TensorData::new(session.padding.clone(), [batch, len]), device);
+        let states = self.encode(event_vectors.clone().reshape([batch, len, self.dim]), kinds, padding); // [1, len, dim]
+        let state = states.slice([0..1, len - 1..len, 0..self.dim]).reshape([1, self.dim]);
         let ids = Tensor::<1, Int>::from_data(TensorData::new(candidate_rows.to_vec(), [n]), device);
         let candidates = self.item_vectors(ids, candidate_text); // [n, dim]
-        state.matmul(candidates.transpose()).reshape([n])
+        let attention = explain.then(|| {
+            let logits = candidates.clone().matmul(event_vectors.transpose()) / (self.dim as f64).sqrt(); // [n, events]
+            softmax(logits, 1)
+        });
+        (state.matmul(candidates.transpose()).reshape([n]), attention)
     }
 }

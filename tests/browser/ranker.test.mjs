@@ -2,6 +2,8 @@
 // personalisation effect on real catalog items, and clear errors with
 // server-order fallback.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { startSite } from './harness.mjs';
 
@@ -20,8 +22,17 @@ after(async () => {
 
 test('the packed package ships the wasm, the shim, its types and the default model, and no dataset', () => {
   const files = site.site.files;
-  for (const needed of ['www/shelfrank.js', 'www/shelfrank.d.ts', 'www/pkg/shelfrank_bg.wasm', 'www/pkg/shelfrank.js', 'models/manifest.json', 'package.json']) {
+  const shipped = ['www/shelfrank.js', 'www/shelfrank.d.ts', 'www/worker.js', 'www/engine.js', 'www/capture.js', 'www/protocol.js'];
+  for (const needed of [...shipped, 'www/pkg/shelfrank_bg.wasm', 'www/pkg/shelfrank.js', 'models/manifest.json', 'package.json']) {
     assert.ok(files.includes(needed), `${needed} is missing from the package: ${files.join(', ')}`);
+  }
+  // The shim names the default model files statically (so bundlers can see
+  // them); they must be the ones the manifest ships.
+  const manifest = JSON.parse(readFileSync(path.join(site.site.dir, 'package/models/manifest.json'), 'utf8'));
+  const shim = readFileSync(path.join(site.site.dir, 'package/www/shelfrank.js'), 'utf8');
+  for (const file of [manifest.model.file, manifest.tokenizer.file]) {
+    assert.ok(files.includes(`models/${file}`), `models/${file} is missing`);
+    assert.ok(shim.includes(`'../models/${file}'`), `the shim does not load models/${file}`);
   }
   assert.ok(!files.some((f) => /Scientific\.|\.inter$|catalog\.json$/.test(f)), `the dataset leaked into the package: ${files.join(', ')}`);
 });
@@ -44,17 +55,17 @@ function scenario() {
   return { focus, viewed, candidates };
 }
 
-async function rerankOn(page, backend) {
-  return page.evaluate(async ({ backend, scenarioSource }) => {
+async function rerankOn(page, backend, worker = true) {
+  return page.evaluate(async ({ backend, worker, scenarioSource }) => {
     const scenario = new Function(`return (${scenarioSource})()`)();
-    const ranker = await window.shelfrank.createReranker({ backend });
+    const ranker = await window.shelfrank.loadReranker({ backend, persist: false, budgetMs: 0, worker });
     const before = await ranker.rerank(scenario.candidates);
     for (const item of scenario.viewed) {
       ranker.record({ type: 'view', id: item.id, title: item.title, category: item.category, brand: item.brand });
     }
     const afterViews = await ranker.rerank(scenario.candidates);
     return { backendInfo: ranker.backend, focus: scenario.focus, candidates: scenario.candidates, before, after: afterViews };
-  }, { backend, scenarioSource: scenario.toString() });
+  }, { backend, worker, scenarioSource: scenario.toString() });
 }
 
 function meanPosition(items, category) {
@@ -121,7 +132,7 @@ test('a corrupted model file is rejected with a clear error', async () => {
     bytes[bytes.length >> 1] ^= 0x40;
     const url = URL.createObjectURL(new Blob([bytes]));
     try {
-      await window.shelfrank.createReranker({ modelUrl: url, tokenizerUrl, backend: 'cpu' });
+      await window.shelfrank.loadReranker({ modelUrl: url, tokenizerUrl, backend: 'cpu', persist: false });
       return { loaded: true };
     } catch (error) {
       return { loaded: false, name: error.name, message: error.message };
@@ -136,7 +147,7 @@ test('a corrupted model file is rejected with a clear error', async () => {
 test('an invalid candidate gives a clear error, and rerank falls back to server order without throwing', async () => {
   const page = await site.openPage();
   const outcome = await page.evaluate(async () => {
-    const ranker = await window.shelfrank.createReranker({ backend: 'cpu' });
+    const ranker = await window.shelfrank.loadReranker({ backend: 'cpu', persist: false, budgetMs: 0 });
     const item = window.catalog[0];
     ranker.record({ type: 'view', id: item.id, title: item.title });
     const list = [
@@ -170,5 +181,14 @@ test('an invalid candidate gives a clear error, and rerank falls back to server 
   assert.match(outcome.duplicate.message, /repeats the id 'x'/);
   assert.equal(outcome.badEvent, false);
   assert.deepEqual(site.pageErrors, [], 'no error escaped into the page');
+  await page.close();
+});
+
+test('the engine on the page thread (worker: false) ranks exactly like the worker', async () => {
+  assert.ok(cpuRun, 'the CPU run must have succeeded');
+  const page = await site.openPage();
+  const local = await rerankOn(page, 'cpu', false);
+  assert.equal(local.after.fallback, false, local.after.error?.message);
+  assert.deepEqual(local.after.ranking, cpuRun.after.ranking);
   await page.close();
 });

@@ -179,7 +179,7 @@ fn rerank_is_a_deterministic_permutation_that_keeps_pinned_slots() {
 
     ranker.record(event(EventKind::View, "s1"), 1e12).unwrap();
     ranker.record(event(EventKind::AddToCart, "s2"), 1e12).unwrap();
-    let options = RerankOptions { server_weight: 0.0 };
+    let options = RerankOptions { server_weight: 0.0, ..RerankOptions::default() };
     let first = ranker.rerank_blocking(&list, &options, 1e12).unwrap();
     let second = ranker.rerank_blocking(&list, &options, 1e12).unwrap();
     assert_eq!(first, second);
@@ -221,7 +221,7 @@ fn wgpu_and_cpu_backends_agree() {
                 1e12,
             )
             .unwrap();
-        ranker.rerank_blocking(&candidates(&[]), &RerankOptions { server_weight: 0.0 }, 1e12).unwrap()
+        ranker.rerank_blocking(&candidates(&[]), &RerankOptions { server_weight: 0.0, ..RerankOptions::default() }, 1e12).unwrap()
     };
     let (gpu, cpu) = (scores(device), scores(Device::flex()));
     for (g, c) in gpu.iter().zip(&cpu) {
@@ -229,4 +229,51 @@ fn wgpu_and_cpu_backends_agree() {
         let (g, c) = (g.model_score.unwrap(), c.model_score.unwrap());
         assert!((g - c).abs() <= 1e-4 * (1.0 + c.abs()), "wgpu {g} vs cpu {c}");
     }
+}
+
+#[test]
+fn explanations_name_the_history_event_each_item_is_most_like() {
+    // The shipped model: the reasons must make sense to a shopper.
+    let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shelfrank-scientific.bin")).unwrap();
+    let mut ranker = Reranker::load(&model, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+    let viewed = |id: &str, title: &str| SessionEvent {
+        kind: EventKind::View,
+        id: Some(id.into()),
+        title: Some(title.into()),
+        category: None,
+        brand: None,
+        query: None,
+        timestamp: None,
+    };
+    ranker.record(viewed("shop-filament", "PLA 3D printer filament 1.75 mm, 1 kg spool, red"), 1e12).unwrap();
+    ranker.record(viewed("shop-gloves", "Nitrile examination gloves, powder free, box of 100, medium"), 1e12).unwrap();
+    let candidate = |id: &str, title: &str, pinned: bool| Candidate {
+        id: id.into(),
+        title: title.into(),
+        category: None,
+        brand: None,
+        price: None,
+        server_score: None,
+        pinned,
+    };
+    let list = [
+        candidate("c-filament", "PETG filament for 3D printers, 1.75mm, 1kg, black", false),
+        candidate("c-gloves", "Disposable nitrile gloves, large, 100 count", false),
+        candidate("c-campaign", "Digital caliper, stainless steel", true),
+    ];
+    let plain = ranker.rerank_blocking(&list, &RerankOptions::default(), 1e12).unwrap();
+    assert!(plain.iter().all(|r| r.reason.is_none()), "reasons only when asked for");
+
+    let explained = ranker.rerank_blocking(&list, &RerankOptions { explain: true, ..RerankOptions::default() }, 1e12).unwrap();
+    let reason_of = |id: &str| explained.iter().find(|r| r.id == id).unwrap().reason.clone();
+    assert_eq!(reason_of("c-filament").unwrap().id.as_deref(), Some("shop-filament"));
+    assert_eq!(reason_of("c-gloves").unwrap().id.as_deref(), Some("shop-gloves"));
+    assert!(reason_of("c-campaign").is_none(), "pinned items are not explained");
+    for r in explained.iter().filter_map(|r| r.reason.as_ref()) {
+        assert!(r.weight > 0.5 && r.weight <= 1.0, "the top event of two holds most of the attention: {}", r.weight);
+        assert_eq!(r.kind, EventKind::View);
+    }
+    // Explaining does not change the order or the scores.
+    let strip = |items: &[shelfrank::rank::RankedItem]| items.iter().map(|r| (r.id.clone(), r.score)).collect::<Vec<_>>();
+    assert_eq!(strip(&plain), strip(&explained));
 }

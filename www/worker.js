@@ -1,0 +1,27 @@
+// The Web Worker the ranker runs in, so the page's thread never waits on
+// the model. Messages: { id, op, args } in, { id, ok, value | error } out.
+import { Engine } from './engine.js';
+
+const engine = new Engine();
+
+const ops = {
+  load: (options) => engine.load(options),
+  setStorage: (enabled) => engine.setStorage(enabled),
+  record: (event) => engine.record(event),
+  history: () => engine.history(),
+  exportHistory: () => engine.exportHistory(),
+  forget: () => engine.forget(),
+  rerank: (candidates, options, deadline) => engine.rerank(candidates, options, deadline),
+};
+
+self.onmessage = async ({ data }) => {
+  const { id, op, args = [] } = data ?? {};
+  try {
+    if (!Object.hasOwn(ops, op)) throw Object.assign(new Error(`unknown operation '${op}'`), { name: 'InvalidOptionError' });
+    const value = await ops[op](...args);
+    self.postMessage({ id, ok: true, value });
+  } catch (error) {
+    const e = error instanceof Error ? error : new Error(String(error));
+    self.postMessage({ id, ok: false, error: { name: e.name, message: e.message } });
+  }
+};
