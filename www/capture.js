@@ -109,10 +109,14 @@ export function captureDom(record, { root = document, viewDwellMs = 1000 } = {})
       for (const el of node.querySelectorAll(`[${ATTR}view][${ATTR}id]`)) observer.observe(el);
     };
     observeAll(root instanceof win.Document ? root.documentElement : root);
+    // Product blocks rendered (or marked) later, as single-page shops do.
     mutations = new win.MutationObserver((records) => {
-      for (const r of records) for (const node of r.addedNodes) observeAll(node);
+      for (const r of records) {
+        if (r.type === 'attributes') observeAll(r.target);
+        else for (const node of r.addedNodes) observeAll(node);
+      }
     });
-    mutations.observe(root, { childList: true, subtree: true });
+    mutations.observe(root, { childList: true, subtree: true, attributes: true, attributeFilter: [`${ATTR}id`, `${ATTR}view`] });
     // Hiding the tab interrupts a dwell: it starts again when visible.
     onVisibility = () => {
       if (doc.visibilityState !== 'visible') {

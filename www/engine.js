@@ -188,11 +188,12 @@ export class Engine {
       for (const event of stored) {
         try {
           this.#loaded.record(event);
-          restoredEvents++;
         } catch {
           // A stored event this version cannot read is skipped, not fatal.
         }
       }
+      // Expired or unreadable events are gone from memory: store that too.
+      restoredEvents = this.#loaded.historyLength;
       if (stored.length !== restoredEvents) this.#save();
     }
     return { restoredEvents, storage: this.storage, warnings };

@@ -42,18 +42,20 @@ export async function startSite() {
     ],
   });
   const pageErrors = [];
-  async function openPage() {
+  async function openPage(fixture = 'index.html', { initScript } = {}) {
     const page = await browser.newPage();
+    if (initScript) await page.addInitScript(initScript);
     page.on('pageerror', (error) => pageErrors.push(error));
     page.on('console', (msg) => {
       if (process.env.SHELFRANK_TEST_CONSOLE) console.error(`[page] ${msg.text()}`);
     });
-    await page.goto(`${server.url}/fixtures/index.html`);
-    await page.waitForFunction(() => window.shelfrank !== undefined && window.catalog !== undefined);
+    await page.goto(`${server.url}/fixtures/${fixture}`);
+    await page.waitForFunction(() => window.shelfrank !== undefined && window.catalog !== undefined && (window.renderList === undefined || window.shopReady));
     return page;
   }
   return {
     site,
+    browser,
     url: server.url,
     pageErrors,
     openPage,
