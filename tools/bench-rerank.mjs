@@ -1,15 +1,16 @@
 // Prints, per backend, load time, first and warm rerank time of 100 catalog
-// candidates after 20 recorded events, in headless Chromium on the packed
+// candidates after 20 recorded events, in a worker and on the page thread,
+// in headless Chromium on the packed
 // package. A measurement, not a test: `node tools/bench-rerank.mjs`.
 import { startSite } from '../tests/browser/harness.mjs';
 
 const site = await startSite();
 try {
-  for (const backend of ['cpu', 'webgpu']) {
+  for (const [backend, worker] of [['cpu', true], ['cpu', false], ['webgpu', true]]) {
     const page = await site.openPage();
-    const result = await page.evaluate(async (backend) => {
+    const result = await page.evaluate(async ({ backend, worker }) => {
       const t0 = performance.now();
-      const ranker = await window.shelfrank.createReranker({ backend });
+      const ranker = await window.shelfrank.loadReranker({ backend, worker, persist: false, budgetMs: 0 });
       const loadMs = performance.now() - t0;
       const items = window.catalog;
       for (let i = 0; i < 20; i++) {
@@ -27,8 +28,8 @@ try {
         warm.push(performance.now() - t);
       }
       warm.sort((a, b) => a - b);
-      return { backend: ranker.backend, loadMs, firstMs, warmP50Ms: warm[10], warmMinMs: warm[0], fallback: first.fallback };
-    }, backend);
+      return { backend: ranker.backend, worker, loadMs, firstMs, warmP50Ms: warm[10], warmMinMs: warm[0], fallback: first.fallback };
+    }, { backend, worker });
     console.log(JSON.stringify({ candidates: 100, history: 20, ...result }));
     await page.close();
   }
