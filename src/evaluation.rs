@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::Result;
 use crate::dataset::{CatalogItem, Example};
-use crate::model::{ItemText, SessionInput, SessionRanker, TextEncoder};
+use crate::model::{Affinity, ItemText, SessionInput, SessionRanker, TextEncoder};
 use crate::session::EventKind;
 
 /// Token rows for every catalog item, in index order.
@@ -102,26 +102,37 @@ pub trait Scorer {
 }
 
 /// The network as a [`Scorer`], with its catalog vectors computed once.
+/// The network as a [`Scorer`], with its catalog vectors computed once.
+/// Scores exactly as the page does: the transformer's score blended with
+/// the history affinity.
 pub struct ModelScorer<'a> {
     model: &'a SessionRanker,
     text_vectors: Tensor<2>,
     items: Tensor<2>,
     ids: IdRows,
+    affinity: Affinity,
     device: Device,
 }
 
 impl<'a> ModelScorer<'a> {
-    pub fn new(model: &'a SessionRanker, catalog: &ItemText, ids: IdRows, device: &Device) -> ModelScorer<'a> {
+    pub fn new(model: &'a SessionRanker, catalog: &ItemText, ids: IdRows, affinity: Affinity, device: &Device) -> ModelScorer<'a> {
         let text_vectors = model.text_vectors(catalog, device);
         let items = catalog_vectors(model, text_vectors.clone(), &ids, device);
-        ModelScorer { model, text_vectors, items, ids, device: device.clone() }
+        ModelScorer { model, text_vectors, items, ids, affinity, device: device.clone() }
     }
 }
 
 impl Scorer for ModelScorer<'_> {
     fn score(&mut self, histories: &[&[u32]]) -> Result<Vec<f32>> {
         let states = last_states(self.model, histories, self.text_vectors.clone(), &self.ids, &self.device);
-        crate::read_scores(states.matmul(self.items.clone().transpose()).into_data())
+        let scores = states.matmul(self.items.clone().transpose());
+        // Every history event is a catalog item here: its vector is the catalog's.
+        let (input, items) = session_input(histories, &self.ids, &|_, _| (EventKind::Purchase, true));
+        let (batch, len) = (input.batch, input.len);
+        let events = self.text_vectors.clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(items, [batch * len]), &self.device));
+        let weights = Tensor::<2>::from_data(TensorData::new(input.affinity_weights(self.affinity.decay), [batch, len]), &self.device);
+        let near = self.model.affinity(events.reshape([batch, len, self.model.dim()]), weights, self.text_vectors.clone());
+        crate::read_scores(SessionRanker::blend(scores, near, self.affinity.weight).into_data())
     }
 }
 
@@ -218,9 +229,10 @@ pub fn evaluate(
     ids: IdRows,
     examples: &[Example],
     max_events: usize,
+    affinity: Affinity,
     device: &Device,
 ) -> Result<RankingMetrics> {
-    let mut scorer = ModelScorer::new(model, catalog, ids, device);
+    let mut scorer = ModelScorer::new(model, catalog, ids, affinity, device);
     evaluate_with(&mut scorer, examples, catalog.n, max_events, &mut |_, _| {})
 }
 

@@ -88,6 +88,12 @@ impl Reranker {
         })
     }
 
+    /// Overrides the model file's history-affinity settings (for tuning).
+    pub fn set_affinity(&mut self, affinity: crate::model::Affinity) {
+        self.config.affinity_weight = affinity.weight;
+        self.config.affinity_decay = affinity.decay;
+    }
+
     pub fn config(&self) -> &RankerConfig {
         &self.config
     }
@@ -146,7 +152,7 @@ impl Reranker {
             texts.push(self.tokens(&candidate.text())?);
         }
         let text = ItemText::from_rows(&texts);
-        let (scores, attention) = self.model.score_explained(&session, &candidate_rows, &text, &self.device, options.explain);
+        let (scores, attention) = self.model.score_explained(&session, &candidate_rows, &text, self.config.affinity(), &self.device, options.explain);
         Ok(PendingScores { scores: Some(scores), attention, events })
     }
 
@@ -169,7 +175,7 @@ impl Reranker {
         let row = self.tokens(title)?;
         let text = ItemText::from_rows(&vec![row; events + candidates]);
         let candidate_rows: Vec<i64> = (0..candidates as i64).map(|i| i.min(self.config.n_items as i64)).collect();
-        Ok(self.model.score(&session, &candidate_rows, &text, &self.device))
+        Ok(self.model.score(&session, &candidate_rows, &text, self.config.affinity(), &self.device))
     }
 
     /// Orders the candidates once the scores are read back.

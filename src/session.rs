@@ -25,6 +25,18 @@ pub enum EventKind {
 impl EventKind {
     pub const ALL: [EventKind; 5] = [EventKind::View, EventKind::Click, EventKind::AddToCart, EventKind::Purchase, EventKind::Search];
 
+    /// How much an event of this kind counts in the history-affinity
+    /// profile. A product choice, not learnt: the training data (reviews)
+    /// has one kind only. Carting and buying say more than looking; a query
+    /// has no item vector of its own, only its text.
+    pub fn affinity_weight(self) -> f32 {
+        match self {
+            EventKind::View | EventKind::Click => 1.0,
+            EventKind::AddToCart | EventKind::Purchase => 2.0,
+            EventKind::Search => 0.5,
+        }
+    }
+
     /// Row of this kind in the model's event-type embedding.
     pub fn index(self) -> usize {
         self as usize
@@ -167,14 +179,33 @@ impl History {
     }
 
     /// Adds an event (validated and normalised) and enforces the limits.
+    /// A search repeating one of the last few, within half an hour (going
+    /// back to the results, paging them), is the same search: it is not
+    /// added again.
     pub fn record(&mut self, event: SessionEvent, now_ms: f64) -> Result<()> {
         let event = event.normalised(now_ms)?;
+        if self.repeats_recent_search(&event) {
+            return Ok(());
+        }
         // Keep the list in time order even when events arrive late.
         let stamp = event.timestamp.unwrap_or(now_ms);
         let at = self.events.iter().rposition(|e| e.timestamp.unwrap_or(0.0) <= stamp).map_or(0, |i| i + 1);
         self.events.insert(at, event);
         self.expire(now_ms);
         Ok(())
+    }
+
+    fn repeats_recent_search(&self, event: &SessionEvent) -> bool {
+        const RECENT_EVENTS: usize = 8;
+        const WINDOW_MS: f64 = 30.0 * 60.0 * 1000.0;
+        let (EventKind::Search, Some(query), Some(at)) = (event.kind, &event.query, event.timestamp) else {
+            return false;
+        };
+        self.events.iter().rev().take(RECENT_EVENTS).any(|e| {
+            e.kind == EventKind::Search
+                && e.query.as_deref().is_some_and(|q| q.eq_ignore_ascii_case(query))
+                && e.timestamp.is_some_and(|t| (at - t).abs() <= WINDOW_MS)
+        })
     }
 
     /// Drops events past the max age and beyond the max count.
@@ -246,6 +277,19 @@ mod tests {
         history.record(view("new", 140.0), 150.0).unwrap();
         assert_eq!(history.len(), 1);
         assert_eq!(history.events().next().unwrap().id.as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn a_repeated_recent_search_is_recorded_once() {
+        let mut history = History::new(HistoryLimits::default()).unwrap();
+        let search = |query: &str, at: f64| SessionEvent { kind: EventKind::Search, id: None, query: Some(query.into()), ..view("x", at) };
+        history.record(search("tape", 1000.0), 1e6).unwrap();
+        history.record(view("a", 2000.0), 1e6).unwrap();
+        history.record(search("Tape ", 3000.0), 1e6).unwrap();
+        assert_eq!(history.len(), 2, "back to the same results: no new search");
+        history.record(search("gloves", 4000.0), 1e6).unwrap();
+        history.record(search("tape", 4000.0 + 31.0 * 60_000.0), 1e7).unwrap();
+        assert_eq!(history.len(), 4, "another query, or the same one much later, is a new search");
     }
 
     #[test]

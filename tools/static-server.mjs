@@ -17,12 +17,17 @@ const TYPES = {
   '.ts': 'text/plain; charset=utf-8',
 };
 
-/** Serves `root` on 127.0.0.1:`port` (0 picks a free port). Resolves to { url, close }. */
-export function serve(root, port = 0) {
+/**
+ * Serves `root` on 127.0.0.1:`port` (0 picks a free port). Resolves to { url, close }.
+ * An optional `handler(req, res, url)` sees each request first and returns
+ * true (or a promise of true) when it has answered it.
+ */
+export function serve(root, port = 0, handler = null) {
   const base = path.resolve(root);
   const server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url, 'http://127.0.0.1');
+      if (handler && (await handler(req, res, url))) return;
       let file = path.resolve(base, '.' + decodeURIComponent(url.pathname));
       if (file !== base && !file.startsWith(base + path.sep)) {
         res.writeHead(403).end('forbidden');
@@ -44,7 +49,8 @@ export function serve(root, port = 0) {
       });
       createReadStream(file).pipe(res);
     } catch (error) {
-      res.writeHead(500).end(String(error));
+      if (res.headersSent) res.destroy(error);
+      else res.writeHead(500).end(String(error));
     }
   });
   return new Promise((resolve, reject) => {

@@ -27,7 +27,7 @@ use shelfrank::evaluation::{
     Classification, IdRows, ModelScorer, RankingMetrics, Scorer, best_threshold, catalog_text, classify, evaluate_with, histories,
     ndcg10_in_list,
 };
-use shelfrank::model::{ModelFile, SessionRanker, TextEncoder, sha256_hex};
+use shelfrank::model::{Affinity, ModelFile, SessionRanker, TextEncoder, sha256_hex};
 use shelfrank::rank::{Candidate, RerankOptions, arrange};
 
 struct Args {
@@ -41,6 +41,8 @@ struct Args {
     negatives: usize,
     list_size: usize,
     max_users: Option<usize>,
+    affinity_weight: Option<f32>,
+    affinity_decay: Option<f32>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +57,8 @@ fn parse_args() -> Result<Args, String> {
         negatives: 99,
         list_size: 100,
         max_users: None,
+        affinity_weight: None,
+        affinity_decay: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -74,8 +78,10 @@ fn parse_args() -> Result<Args, String> {
             "--seed" => args.seed = value()?.parse().map_err(|_| "--seed needs an integer")?,
             "--negatives" => args.negatives = value()?.parse().map_err(|_| "--negatives needs an integer")?,
             "--list-size" => args.list_size = value()?.parse().map_err(|_| "--list-size needs an integer")?,
+            "--affinity-weight" => args.affinity_weight = Some(value()?.parse().map_err(|_| "--affinity-weight needs a number")?),
+            "--affinity-decay" => args.affinity_decay = Some(value()?.parse().map_err(|_| "--affinity-decay needs a number")?),
             "--help" | "-h" => {
-                return Err("usage: eval --model FILE --data DIR [--tokenizer FILE] [--ablation NAME=FILE]... [--cold-start FILE] [--json] [--seed N] [--negatives N] [--list-size N] [--max-users N]".into());
+                return Err("usage: eval --model FILE --data DIR [--tokenizer FILE] [--ablation NAME=FILE]... [--cold-start FILE] [--json] [--seed N] [--negatives N] [--list-size N] [--max-users N] [--affinity-weight W] [--affinity-decay D]".into());
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
@@ -210,9 +216,10 @@ struct LoadedModel {
     file: ModelFile,
     bytes: usize,
     sha256: String,
+    affinity: Affinity,
 }
 
-fn load_model(path: &Path, tokenizer_json: &[u8], data: &Dataset, device: &Device) -> Result<LoadedModel, String> {
+fn load_model(path: &Path, tokenizer_json: &[u8], data: &Dataset, device: &Device, args: &Args) -> Result<LoadedModel, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let file = ModelFile::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     let text = TextEncoder::new(tokenizer_json, &file.vocab, file.config.max_text_tokens).map_err(|e| e.to_string())?;
@@ -228,7 +235,10 @@ fn load_model(path: &Path, tokenizer_json: &[u8], data: &Dataset, device: &Devic
     let held: Vec<u32> = data.items.iter().enumerate().filter(|(_, item)| held_out.contains(&item.id)).map(|(i, _)| i as u32).collect();
     let ids = IdRows::new(data.items.len(), with_ids, &held);
     let network = file.build(device).map_err(|e| e.to_string())?;
-    Ok(LoadedModel { network, catalog, ids, max_events: file.config.max_events, sha256: sha256_hex(&bytes), bytes: bytes.len(), file })
+    let mut affinity = file.config.affinity();
+    affinity.weight = args.affinity_weight.unwrap_or(affinity.weight);
+    affinity.decay = args.affinity_decay.unwrap_or(affinity.decay);
+    Ok(LoadedModel { network, catalog, ids, max_events: file.config.max_events, sha256: sha256_hex(&bytes), bytes: bytes.len(), file, affinity })
 }
 
 fn run() -> Result<(), String> {
@@ -242,13 +252,13 @@ fn run() -> Result<(), String> {
     let stats = Statistics::new(&data);
     let n = data.items.len();
 
-    let main = load_model(&args.model, &tokenizer_json, &data, &device)?;
+    let main = load_model(&args.model, &tokenizer_json, &data, &device, &args)?;
     // The reranking view: a server list per test user, and where the
     // target lands in server order and after shelfrank.
     let (mut server_ndcg, mut reranked_ndcg, mut model_only_ndcg, mut in_list) = (0.0, 0.0, 0.0, 0usize);
     let test_histories = histories(&data.test, main.max_events);
     let ours = {
-        let mut scorer = ModelScorer::new(&main.network, &main.catalog, main.ids.clone(), &device);
+        let mut scorer = ModelScorer::new(&main.network, &main.catalog, main.ids.clone(), main.affinity, &device);
         report(&mut scorer, &data, main.max_events, &args, &mut |user, row| {
             let history = test_histories[user];
             let target = data.test[user].target;
@@ -272,9 +282,14 @@ fn run() -> Result<(), String> {
     baselines.insert("popularity".into(), popularity.json());
     let cooccurrence = report(&mut Cooccurrence(&stats), &data, main.max_events, &args, &mut |_, _| {}).map_err(|e| e.to_string())?;
     baselines.insert("cooccurrence".into(), cooccurrence.json());
+    // The same model without the history-affinity term: the transformer alone.
+    let transformer_only = Affinity { weight: 0.0, ..main.affinity };
+    let mut scorer = ModelScorer::new(&main.network, &main.catalog, main.ids.clone(), transformer_only, &device);
+    let no_affinity = report(&mut scorer, &data, main.max_events, &args, &mut |_, _| {}).map_err(|e| e.to_string())?;
+    baselines.insert("no-affinity".into(), no_affinity.json());
     for (name, path) in &args.ablations {
-        let model = load_model(path, &tokenizer_json, &data, &device)?;
-        let mut scorer = ModelScorer::new(&model.network, &model.catalog, model.ids.clone(), &device);
+        let model = load_model(path, &tokenizer_json, &data, &device, &args)?;
+        let mut scorer = ModelScorer::new(&model.network, &model.catalog, model.ids.clone(), model.affinity, &device);
         let r = report(&mut scorer, &data, model.max_events, &args, &mut |_, _| {}).map_err(|e| e.to_string())?;
         let mut entry = r.json();
         entry["model"] = json!({ "file": path.display().to_string(), "sha256": model.sha256, "bytes": model.bytes });
@@ -284,10 +299,10 @@ fn run() -> Result<(), String> {
     let cold_start = match &args.cold_start {
         None => Value::Null,
         Some(path) => {
-            let model = load_model(path, &tokenizer_json, &data, &device)?;
+            let model = load_model(path, &tokenizer_json, &data, &device, &args)?;
             let held: std::collections::HashSet<u32> = (0..n as u32).filter(|&i| model.ids.row(i) == 0).collect();
             let cold_users: Vec<Example> = data.test.iter().filter(|e| held.contains(&e.target)).cloned().collect();
-            let mut scorer = ModelScorer::new(&model.network, &model.catalog, model.ids.clone(), &device);
+            let mut scorer = ModelScorer::new(&model.network, &model.catalog, model.ids.clone(), model.affinity, &device);
             let metrics = evaluate_with(&mut scorer, &cold_users, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
             let warm_users: Vec<Example> = data.test.iter().filter(|e| !held.contains(&e.target)).cloned().collect();
             let warm = evaluate_with(&mut scorer, &warm_users, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;

@@ -263,7 +263,7 @@ fn run() -> Result<(), String> {
             steps += 1;
         }
         let valid =
-            evaluate(&model.valid(), &catalog, ids.clone(), &data.valid, config.max_events, &eval_device).map_err(|e| e.to_string())?;
+            evaluate(&model.valid(), &catalog, ids.clone(), &data.valid, config.max_events, config.affinity(), &eval_device).map_err(|e| e.to_string())?;
         let elapsed = started.elapsed().as_secs_f64();
         eprintln!(
             "epoch {epoch}: loss {:.4}, valid NDCG@10 {:.4} Recall@10 {:.4} ({:.0}s epoch, {:.0}s total)",

@@ -7,7 +7,7 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use super::{ItemText, RankerConfig};
+use super::{Affinity, ItemText, RankerConfig};
 use crate::session::EventKind;
 
 /// The ranking network. Build it with [`RankerConfig::init`].
@@ -66,7 +66,58 @@ pub struct SessionInput {
     pub padding: Vec<bool>,
 }
 
+impl SessionInput {
+    /// Each event's weight in its session's affinity profile, `[batch *
+    /// len]`: its kind's weight times `decay` per newer event; 0 under
+    /// padding.
+    pub fn affinity_weights(&self, decay: f32) -> Vec<f32> {
+        let mut weights = vec![0.0; self.batch * self.len];
+        for b in 0..self.batch {
+            let mut scale = 1.0;
+            for t in (0..self.len).rev() {
+                let slot = b * self.len + t;
+                if self.padding[slot] {
+                    continue;
+                }
+                let kind = EventKind::ALL.get(self.kinds[slot] as usize).copied().unwrap_or(EventKind::View);
+                weights[slot] = kind.affinity_weight() * scale;
+                scale *= decay;
+            }
+        }
+        weights
+    }
+}
+
+/// Rows scaled to unit length (zero rows stay zero).
+fn unit<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let norm = (x.clone() * x.clone()).sum_dim(D - 1).sqrt().clamp_min(1e-6);
+    x / norm
+}
+
+/// Each row standardised to mean 0, standard deviation 1.
+fn standardise(x: Tensor<2>) -> Tensor<2> {
+    let centred = x.clone() - x.mean_dim(1);
+    let std = (centred.clone() * centred.clone()).mean_dim(1).sqrt().clamp_min(1e-6);
+    centred / std
+}
+
 impl SessionRanker {
+    /// How close each candidate is to each session's history profile (the
+    /// weighted sum of its events' unit item vectors), as a cosine-like
+    /// score. `event_vectors` `[batch, len, dim]`, `weights` `[batch, len]`,
+    /// `candidates` `[n, dim]` → `[batch, n]`.
+    pub fn affinity(&self, event_vectors: Tensor<3>, weights: Tensor<2>, candidates: Tensor<2>) -> Tensor<2> {
+        let [batch, _, dim] = event_vectors.dims();
+        let profile = (unit(event_vectors) * weights.unsqueeze_dim::<3>(2)).sum_dim(1).reshape([batch, dim]);
+        unit(profile).matmul(unit(candidates).transpose())
+    }
+
+    /// The shipped score: the transformer's score plus the affinity term,
+    /// each standardised over the candidates. `[batch, n]`
+    pub fn blend(scores: Tensor<2>, affinity: Tensor<2>, affinity_weight: f32) -> Tensor<2> {
+        standardise(scores) + standardise(affinity) * affinity_weight as f64
+    }
+
     pub fn dim(&self) -> usize {
         self.dim
     }
@@ -117,21 +168,24 @@ impl SessionRanker {
 
     /// Scores candidates for one session (`batch == 1`, no padding).
     /// `text` holds the session's events first, then the candidates.
-    /// Returns `[n_candidates]` scores, higher is better.
-    pub fn score(&self, session: &SessionInput, candidate_rows: &[i64], text: &ItemText, device: &Device) -> Tensor<1> {
-        self.score_explained(session, candidate_rows, text, device, false).0
+    /// Returns `[n_candidates]` scores, higher is better: the transformer's
+    /// next-item score blended with the history affinity ([`SessionRanker::blend`]).
+    pub fn score(&self, session: &SessionInput, candidate_rows: &[i64], text: &ItemText, affinity: Affinity, device: &Device) -> Tensor<1> {
+        self.score_explained(session, candidate_rows, text, affinity, device, false).0
     }
 
     /// [`SessionRanker::score`], plus, when `explain` is set, each
-    /// candidate's attention over the session's events in the model's item
-    /// space: `softmax_t(candidate · event_t / sqrt(dim))`, `[n, len]`. The
-    /// event a candidate attends to most is the one it is most like, in the
-    /// representation the scores themselves are built from.
+    /// candidate's attention over the session's events, `[n, len]`: how
+    /// much each event contributes to the candidate's affinity term,
+    /// `softmax_t(cos(text_c, text_t) / 0.1 + ln weight_t)`. The event a
+    /// candidate attends to most is the recent, strong event it is most
+    /// like.
     pub fn score_explained(
         &self,
         session: &SessionInput,
         candidate_rows: &[i64],
         text: &ItemText,
+        affinity: Affinity,
         device: &Device,
         explain: bool,
     ) -> (Tensor<1>, Option<Tensor<2>>) {
@@ -142,17 +196,25 @@ impl SessionRanker {
         let event_text = text_vectors.clone().slice([0..events, 0..self.dim]);
         let candidate_text = text_vectors.slice([events..events + n, 0..self.dim]);
         let event_ids = Tensor::<1, Int>::from_data(TensorData::new(session.item_rows.clone(), [events]), device);
-        let event_vectors = self.item_vectors(event_ids, event_text); // [events, dim]
+        let event_vectors = self.item_vectors(event_ids, event_text.clone()); // [events, dim]
         let kinds = Tensor::<2, Int>::from_data(TensorData::new(session.kinds.clone(), [batch, len]), device);
         let padding = Tensor::<2, Bool>::from_data(TensorData::new(session.padding.clone(), [batch, len]), device);
         let states = self.encode(event_vectors.clone().reshape([batch, len, self.dim]), kinds, padding); // [1, len, dim]
         let state = states.slice([0..1, len - 1..len, 0..self.dim]).reshape([1, self.dim]);
         let ids = Tensor::<1, Int>::from_data(TensorData::new(candidate_rows.to_vec(), [n]), device);
-        let candidates = self.item_vectors(ids, candidate_text); // [n, dim]
+        let candidates = self.item_vectors(ids, candidate_text.clone()); // [n, dim]
+        let weights = session.affinity_weights(affinity.decay);
+        // The explanation: each event's share of a candidate's affinity,
+        // softmax over events of (cosine of the text vectors / 0.1 + ln weight).
         let attention = explain.then(|| {
-            let logits = candidates.clone().matmul(event_vectors.transpose()) / (self.dim as f64).sqrt(); // [n, events]
-            softmax(logits, 1)
+            let log_weights: Vec<f32> = weights.iter().map(|w| w.max(1e-6).ln()).collect();
+            let log_weights = Tensor::<1>::from_data(TensorData::new(log_weights, [events]), device).reshape([1, events]);
+            let cosine = unit(candidate_text.clone()).matmul(unit(event_text.clone()).transpose()); // [n, events]
+            softmax(cosine * 10.0 + log_weights, 1)
         });
-        (state.matmul(candidates.transpose()).reshape([n]), attention)
+        let weights = Tensor::<2>::from_data(TensorData::new(weights, [batch, len]), device);
+        let near = self.affinity(event_text.reshape([batch, len, self.dim]), weights, candidate_text);
+        let scores = SessionRanker::blend(state.matmul(candidates.transpose()), near, affinity.weight);
+        (scores.reshape([n]), attention)
     }
 }

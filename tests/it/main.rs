@@ -74,7 +74,7 @@ fn model_outputs_have_the_documented_shapes() {
     assert_eq!(model.text_vectors(&text, &device).dims(), [3, 16]);
     let session = SessionInput { batch: 1, len: 2, item_rows: vec![1, 0], kinds: vec![0, 4], padding: vec![false, false] };
     let text = ItemText::from_rows(&[vec![1], vec![2, 3], vec![4], vec![5], vec![6]]);
-    assert_eq!(model.score(&session, &[1, 2, 0], &text, &device).dims(), [3]);
+    assert_eq!(model.score(&session, &[1, 2, 0], &text, file.config.affinity(), &device).dims(), [3]);
     let batch = SessionInput {
         batch: 2,
         len: 3,
