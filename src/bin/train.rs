@@ -22,7 +22,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use shelfrank::dataset::Dataset;
 use shelfrank::evaluation::{IdRows, catalog_text, catalog_vectors, evaluate, session_input};
-use shelfrank::model::{ItemText, ModelFile, RankerConfig, SessionRanker, StoredAs, TextEncoder, sha256_hex};
+use shelfrank::model::{Affinity, ItemText, ModelFile, RankerConfig, SessionRanker, StoredAs, TextEncoder, sha256_hex};
 use shelfrank::session::EventKind;
 use shelfrank::teacher::TeacherEmbeddings;
 
@@ -242,6 +242,10 @@ fn run() -> Result<(), String> {
     };
 
     let eval_device = Device::flex();
+    // Early stopping looks at the transformer alone; the affinity term's
+    // weight and decay (stored in the config) are chosen afterwards, on
+    // validation, with `eval --affinity-weight W --affinity-decay D`.
+    let transformer_alone = Affinity { weight: 0.0, ..config.affinity() };
     let mut best: Option<(f64, usize, SessionRanker)> = None;
     let mut history_log = Vec::new();
     let mut stale = 0;
@@ -263,7 +267,7 @@ fn run() -> Result<(), String> {
             steps += 1;
         }
         let valid =
-            evaluate(&model.valid(), &catalog, ids.clone(), &data.valid, config.max_events, config.affinity(), &eval_device).map_err(|e| e.to_string())?;
+            evaluate(&model.valid(), &catalog, ids.clone(), &data.valid, config.max_events, transformer_alone, &eval_device).map_err(|e| e.to_string())?;
         let elapsed = started.elapsed().as_secs_f64();
         eprintln!(
             "epoch {epoch}: loss {:.4}, valid NDCG@10 {:.4} Recall@10 {:.4} ({:.0}s epoch, {:.0}s total)",

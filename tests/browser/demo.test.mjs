@@ -20,7 +20,7 @@ let demo;
 let browser;
 let userDataDir;
 before(async () => {
-  demo = await startDemo({ root });
+  demo = await startDemo({ root, rotation: 0 }); // a fixed campaign: the same lists every day
   userDataDir = mkdtempSync(path.join(os.tmpdir(), 'shelfrank-chromium-'));
   browser = await chromium.launchPersistentContext(userDataDir, {
     executablePath: '/usr/bin/chromium',
