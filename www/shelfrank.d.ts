@@ -118,7 +118,7 @@ export declare class Reranker {
   private constructor();
   /** Resolves with the backend once the model is loaded; rejects with a named error if it cannot load. */
   readonly ready: Promise<BackendInfo>;
-  readonly status: 'loading' | 'ready' | 'failed';
+  readonly status: 'loading' | 'ready' | 'failed' | 'destroyed';
   /** Null until ready. */
   readonly backend: BackendInfo | null;
   /** The model's configuration and training facts; null until ready. */

@@ -1,0 +1,88 @@
+// Compiled by tests/browser/types.test.mjs with `tsc --strict --noEmit`:
+// every public API a storefront uses, typed, plus misuses that must not
+// compile (each `@ts-expect-error` fails the build if the line compiles).
+import {
+  createReranker,
+  defaultModelUrls,
+  loadReranker,
+  type AttachedList,
+  type BackendInfo,
+  type Candidate,
+  type ExportedHistory,
+  type Metrics,
+  type RankedItem,
+  type RerankResult,
+  type SessionEvent,
+} from '../../www/shelfrank.js';
+
+interface ShopItem extends Candidate {
+  sku: string;
+}
+
+export async function storefront(list: HTMLElement): Promise<void> {
+  const metrics: Metrics[] = [];
+  const shelf = createReranker({
+    backend: 'auto',
+    worker: true,
+    budgetMs: 40,
+    loadWaitMs: 2000,
+    consent: 'required',
+    respectPrivacySignals: true,
+    persist: true,
+    storageName: 'my-shop',
+    history: { maxEvents: 100, maxAgeMs: 7 * 24 * 3600 * 1000 },
+    dataLayer: [],
+    captureDom: { root: document, viewDwellMs: 1500 },
+    onMetrics: (m) => {
+      metrics.push(m);
+      if (m.type === 'rerank') console.log(m.ms, m.fallback, m.reason, m.candidates);
+    },
+    onError: (e: Error) => console.warn(e.name),
+  });
+  const backend: BackendInfo = await shelf.ready;
+  console.log(backend.name, backend.adapter?.isFallback, shelf.status, shelf.recording, shelf.modelInfo);
+  await shelf.setConsent(true);
+
+  const event: SessionEvent = { type: 'add_to_cart', id: 'B00004Z4B7', title: 'Epoxy', timestamp: Date.now() };
+  const recorded: boolean = shelf.record(event);
+  shelf.record({ type: 'search', query: 'epoxy' });
+
+  const items: ShopItem[] = [{ id: 'a', title: 'A', sku: 'x', serverScore: 2 }, { id: 'b', pinned: true, sku: 'y' }];
+  const result: RerankResult<ShopItem> = await shelf.rerank(items, { surface: 'search', budgetMs: 30, serverWeight: 0.3, explain: true });
+  const skus: string[] = result.items.map((i) => i.sku);
+  const ranking: RankedItem[] | null = result.ranking;
+  const why: string | null = ranking ? shelf.explain(ranking[0]) : null;
+  const reasonType = ranking?.[0].reason?.type;
+  if (result.fallback) console.log(result.error?.name);
+
+  const strict: RankedItem[] = await shelf.rerankStrict(items);
+  const handle: AttachedList = shelf.attach(list, {
+    surface: 'recommendations',
+    query: 'epoxy',
+    explain: true,
+    itemSelector: 'li',
+    onRerank: (r) => console.log(r.items.map((c) => c.element.tagName)),
+  });
+  await handle.refresh();
+  handle.restore();
+  handle.detach();
+  console.log(handle.lastResult?.ms, handle.element);
+
+  const history: SessionEvent[] = await shelf.history();
+  const exported: ExportedHistory = await shelf.exportHistory();
+  await shelf.forget();
+  shelf.destroy();
+  const loaded = await loadReranker({ worker: false });
+  const urls: { modelUrl: string; tokenizerUrl: string } = defaultModelUrls();
+  console.log(recorded, skus, why, reasonType, strict, history, exported.events.length, loaded.status, urls);
+
+  // @ts-expect-error: not an event type
+  shelf.record({ type: 'teleport', id: 'x' });
+  // @ts-expect-error: a surface is required
+  shelf.attach(list, {});
+  // @ts-expect-error: consent is 'required' or 'not-required'
+  createReranker({ consent: 'maybe' });
+  // @ts-expect-error: rerank resolves, it does not return items synchronously
+  const wrong: ShopItem[] = shelf.rerank(items).items;
+  console.log(wrong);
+}
