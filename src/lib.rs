@@ -39,7 +39,7 @@ pub mod teacher;
 mod wasm;
 
 pub use error::{Error, ErrorKind, Result};
-pub use reranker::{PendingScores, ReadScores, Reranker, read_scores};
+pub use reranker::{PendingScores, ReadScores, Reranker, ScoringInputs, read_scores};
 
 /// The CPU backend's device.
 pub fn cpu_device() -> burn::tensor::Device {

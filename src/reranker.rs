@@ -46,6 +46,19 @@ impl PendingScores {
     }
 }
 
+/// Everything the network reads for one rerank.
+#[derive(Debug, Clone)]
+pub struct ScoringInputs {
+    /// The events (`batch == 1`, no padding).
+    pub session: SessionInput,
+    /// Catalog rows of the candidates (0: not in the model's catalog).
+    pub candidate_rows: Vec<i64>,
+    /// Token rows of the events' texts, then the candidates'.
+    pub text: ItemText,
+    /// The events themselves, oldest first.
+    pub events: Vec<SessionEvent>,
+}
+
 /// What came back from the device for one rerank.
 #[derive(Debug, Default)]
 pub struct ReadScores {
@@ -133,6 +146,16 @@ impl Reranker {
         if self.history.is_empty() || candidates.is_empty() {
             return Ok(PendingScores::none());
         }
+        let ScoringInputs { session, candidate_rows, text, events } = self.scoring_inputs(candidates)?;
+        let (scores, attention) = self.model.score_explained(&session, &candidate_rows, &text, self.config.affinity(), &self.device, options.explain);
+        Ok(PendingScores { scores: Some(scores), attention, events })
+    }
+
+    /// The model's inputs for scoring `candidates` against the live history
+    /// (the last `max_events` events): what [`Reranker::start`] feeds the
+    /// network, exposed for exporting the model to other runtimes and
+    /// checking them against it.
+    pub fn scoring_inputs(&mut self, candidates: &[Candidate]) -> Result<ScoringInputs> {
         let events: Vec<SessionEvent> = self.history.recent(self.config.max_events).into_iter().cloned().collect();
         let mut texts = Vec::with_capacity(events.len() + candidates.len());
         let mut session = SessionInput { batch: 1, len: events.len(), ..SessionInput::default() };
@@ -151,9 +174,7 @@ impl Reranker {
             candidate_rows.push(self.catalog.get(&candidate.id).copied().unwrap_or(0));
             texts.push(self.tokens(&candidate.text())?);
         }
-        let text = ItemText::from_rows(&texts);
-        let (scores, attention) = self.model.score_explained(&session, &candidate_rows, &text, self.config.affinity(), &self.device, options.explain);
-        Ok(PendingScores { scores: Some(scores), attention, events })
+        Ok(ScoringInputs { session, candidate_rows, text: ItemText::from_rows(&texts), events })
     }
 
     /// Scores a fixed, made-up session against a few candidates, touching

@@ -177,6 +177,7 @@ struct BackendInfo {
 }
 
 /// Opens WebGPU. Returns the device and what the adapter is.
+#[cfg(feature = "webgpu")]
 async fn open_webgpu() -> Result<(Device, AdapterInfo), String> {
     let (device, setup) = Device::wgpu_options().init_with_setup_async().await.map_err(|e| format!("{e:?}"))?;
     let info = setup.adapter.get_info();
@@ -191,6 +192,13 @@ async fn open_webgpu() -> Result<(Device, AdapterInfo), String> {
         driver: info.driver,
     };
     Ok((device, adapter))
+}
+
+/// This build has no WebGPU backend: the shim loads the WebGPU build when
+/// it wants one.
+#[cfg(not(feature = "webgpu"))]
+async fn open_webgpu() -> Result<(Device, AdapterInfo), String> {
+    Err("this is the CPU-only build of shelfrank (the WebGPU build is a separate file)".into())
 }
 
 async fn choose_backend(choice: &str) -> Result<(Device, BackendInfo), JsValue> {
@@ -283,6 +291,38 @@ impl Ranker {
         let inner = self.inner.borrow();
         let events: Vec<&SessionEvent> = inner.history().events().collect();
         to_js(&events)
+    }
+
+    /// Runs the fixed warm-up inference once (20 events × 100 candidates,
+    /// no history touched) and reads its scores back: what the shim times
+    /// to choose between backends.
+    pub async fn benchmark(&self) -> Result<(), JsValue> {
+        let scores = self.inner.borrow_mut().warm_up().map_err(js_error)?;
+        scores.into_data_async().await.map_err(|e| bad_input(ErrorKind::Backend, "the benchmark inference failed", format!("{e:?}")))?;
+        Ok(())
+    }
+
+    /// The network's inputs for `candidates` against the live history, as
+    /// plain arrays: for running the same model in another runtime (the
+    /// ONNX Runtime Web comparison in `bench/`). Not part of the ranking API.
+    #[wasm_bindgen(js_name = scoringInputs)]
+    pub fn scoring_inputs(&self, #[wasm_bindgen(unchecked_param_type = "Candidate[]")] candidates: JsValue) -> Result<JsValue, JsValue> {
+        let candidates: Vec<Candidate> = serde_wasm_bindgen::from_value(candidates)
+            .map_err(|e| bad_input(ErrorKind::InvalidCandidate, "invalid candidate list (each needs a string 'id')", e))?;
+        let mut inner = self.inner.borrow_mut();
+        let decay = inner.config().affinity_decay;
+        let inputs = inner.scoring_inputs(&candidates).map_err(js_error)?;
+        to_js(&serde_json::json!({
+            "events": inputs.session.len,
+            "candidates": inputs.candidate_rows.len(),
+            "tokensPerText": inputs.text.len,
+            "eventRows": inputs.session.item_rows,
+            "eventKinds": inputs.session.kinds,
+            "candidateRows": inputs.candidate_rows,
+            "tokens": inputs.text.rows,
+            "mask": inputs.text.mask,
+            "affinityWeights": inputs.session.affinity_weights(decay),
+        }))
     }
 
     /// How many events the history holds.

@@ -1,5 +1,5 @@
 // Serves the demo shop on 127.0.0.1: the repository root as static files
-// (the shop imports /www/shelfrank.js, which fetches /www/pkg/ and /models/)
+// (the shop imports /www/shelfrank.js, which fetches /www/pkg-cpu/ and /models/)
 // plus the shop's JSON API under /api/. Run it to print the shop's URL.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

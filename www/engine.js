@@ -2,7 +2,58 @@
 // runs inside the Web Worker (worker.js) by default, or on the page's thread
 // when the page asks for no worker. It never talks to the network except to
 // fetch the model and tokenizer files it is given.
-import init, { Ranker } from './pkg/shelfrank.js';
+
+/**
+ * The two wasm builds: the small CPU one every page loads, and the WebGPU
+ * one, fetched only when a hardware GPU adapter exists. Each is loaded once.
+ */
+const builds = new Map();
+function rankerClass(kind, wasmUrl) {
+  if (!builds.has(kind)) {
+    const load = (async () => {
+      const module = kind === 'webgpu' ? await import('./pkg-webgpu/shelfrank.js') : await import('./pkg-cpu/shelfrank.js');
+      await module.default(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+      return module.Ranker;
+    })();
+    load.catch(() => builds.delete(kind));
+    builds.set(kind, load);
+  }
+  return builds.get(kind);
+}
+
+/** A hardware WebGPU adapter, or null (none, or only a software fallback, unless allowed). */
+async function hardwareAdapter(allowFallback) {
+  const gpu = globalThis.navigator?.gpu;
+  if (!gpu) return { adapter: null, why: 'this browser has no WebGPU' };
+  let adapter = null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch {
+    adapter = null;
+  }
+  if (!adapter) return { adapter: null, why: 'no WebGPU adapter' };
+  const fallback = adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter ?? false;
+  if (fallback && !allowFallback) return { adapter: null, why: 'the only WebGPU adapter is a software fallback' };
+  return { adapter, why: '' };
+}
+
+function adapterKey(adapter) {
+  const info = adapter.info ?? {};
+  return [info.vendor, info.architecture, info.device, info.description].map((v) => v ?? '').join('|');
+}
+
+/** Median ms of `runs` timed calls of the ranker's fixed benchmark inference. */
+async function timeRanker(ranker, runs) {
+  await ranker.benchmark(); // compile and upload first
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await ranker.benchmark();
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  return times[runs >> 1];
+}
 
 const STORE = 'history';
 const KEY = 'events';
@@ -108,6 +159,23 @@ class HistoryStore {
     }
   }
 
+  /** Another value kept next to the history (e.g. the calibration verdict). */
+  async get(key) {
+    if (!(await this.#exists())) return undefined;
+    const db = await this.#open();
+    return request(db.transaction(STORE, 'readonly').objectStore(STORE).get(key));
+  }
+
+  async put(key, value) {
+    const db = await this.#open();
+    const tx = db.transaction(STORE, 'readwrite');
+    tx.objectStore(STORE).put(value, key);
+    await new Promise((resolve, reject) => {
+      tx.oncomplete = resolve;
+      tx.onerror = () => reject(tx.error);
+    });
+  }
+
   /** Deletes the whole database. */
   async clear() {
     this.#pending = null;
@@ -125,7 +193,9 @@ class HistoryStore {
 
 export class Engine {
   #ranker = null;
+  #backend = null;
   #store = null;
+  #calibration = null;
   #storeName = 'shelfrank';
   #persist = true;
   #storageEnabled = false;
@@ -135,19 +205,92 @@ export class Engine {
    * written to IndexedDB now (false until consent, or under a privacy
    * signal). Resolves with what the page needs to know.
    */
-  async load({ modelUrl, tokenizerUrl, wasmUrl, backend = 'auto', history, persist = true, storage = true, storageName = 'shelfrank' }) {
-    const [, modelBytes, tokenizerBytes] = await Promise.all([
-      init(wasmUrl ? { module_or_path: wasmUrl } : undefined),
+  async load({
+    modelUrl,
+    tokenizerUrl,
+    wasmUrl,
+    webgpuWasmUrl,
+    backend = 'auto',
+    history,
+    persist = true,
+    storage = true,
+    storageName = 'shelfrank',
+    allowFallbackAdapter = false,
+  }) {
+    if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
+      throw namedError('InvalidOptionError', `unknown backend '${backend}'; use 'auto', 'webgpu' or 'cpu'`);
+    }
+    const probe = backend === 'auto' ? hardwareAdapter(allowFallbackAdapter) : Promise.resolve({ adapter: null, why: '' });
+    const first = backend === 'webgpu' ? 'webgpu' : 'cpu';
+    const [RankerClass, modelBytes, tokenizerBytes, { adapter, why }] = await Promise.all([
+      rankerClass(first, first === 'cpu' ? wasmUrl : webgpuWasmUrl),
       fetchBytes(modelUrl, 'model'),
       fetchBytes(tokenizerUrl, 'tokenizer'),
+      probe,
     ]);
-    const options = { backend };
+    const options = { backend: first };
     if (history !== undefined) options.history = history;
-    this.#ranker = await Ranker.load(modelBytes, tokenizerBytes, options);
+    this.#ranker = await RankerClass.load(modelBytes, tokenizerBytes, options);
+    this.#backend = this.#ranker.backend;
     this.#persist = persist;
     this.#storeName = storageName;
     const restored = await this.setStorage(storage);
-    return { backend: this.#ranker.backend, modelInfo: this.#ranker.modelInfo, ...restored };
+    if (backend === 'auto') {
+      if (adapter) {
+        this.#backend = { ...this.#backend, reason: 'a WebGPU adapter exists: the CPU serves while WebGPU is measured against it' };
+        this.#calibration = this.#calibrate(adapter, { modelBytes, tokenizerBytes, options, webgpuWasmUrl }).catch((error) => {
+          this.#backend = { ...this.#backend, reason: `the CPU: WebGPU could not be measured (${error.name}: ${error.message})` };
+        });
+      } else {
+        this.#backend = { ...this.#backend, reason: `the CPU build: ${why}` };
+      }
+    }
+    return { backend: this.#backend, modelInfo: this.#ranker.modelInfo, ...restored };
+  }
+
+  /**
+   * Loads the WebGPU build next to the serving CPU ranker, times both on
+   * the same fixed inference, and switches to WebGPU only if it is clearly
+   * faster. The verdict is kept per adapter (with the history, when storage
+   * is allowed), so a device that lost once does not download the WebGPU
+   * build again.
+   */
+  async #calibrate(adapter, { modelBytes, tokenizerBytes, options, webgpuWasmUrl }) {
+    const key = adapterKey(adapter);
+    const known = await this.#store?.get('calibration').catch(() => null);
+    if (known?.key === key && known.choice === 'cpu') {
+      this.#backend = { ...this.#backend, reason: `the CPU: it beat this GPU before (${known.cpuMs.toFixed(1)} vs ${known.gpuMs.toFixed(1)} ms)` };
+      return known;
+    }
+    const Gpu = await rankerClass('webgpu', webgpuWasmUrl);
+    const gpu = await Gpu.load(modelBytes, tokenizerBytes, { ...options, backend: 'webgpu' });
+    const gpuMs = await timeRanker(gpu, 5);
+    const cpuMs = await timeRanker(this.#loaded, 5);
+    const choice = gpuMs < 0.8 * cpuMs ? 'webgpu' : 'cpu';
+    const verdict = { key, choice, cpuMs, gpuMs, at: Date.now() };
+    if (choice === 'webgpu') {
+      // Move the history over; events keep arriving on this thread only, so nothing is lost.
+      for (const event of this.#loaded.history()) gpu.record(event);
+      const old = this.#ranker;
+      this.#ranker = gpu;
+      old.free();
+      this.#backend = { ...gpu.backend, reason: `WebGPU: measured faster than the CPU (${gpuMs.toFixed(1)} vs ${cpuMs.toFixed(1)} ms)` };
+    } else {
+      gpu.free();
+      this.#backend = { ...this.#backend, reason: `the CPU: measured faster than WebGPU (${cpuMs.toFixed(1)} vs ${gpuMs.toFixed(1)} ms)` };
+    }
+    await this.#store?.put('calibration', verdict).catch(() => {});
+    return verdict;
+  }
+
+  /** The calibration's verdict once it is done (null when there was none). */
+  async calibration() {
+    return (await this.#calibration) ?? null;
+  }
+
+  /** Which backend serves now. */
+  backend() {
+    return this.#backend;
   }
 
   get #loaded() {
@@ -216,13 +359,15 @@ export class Engine {
     return this.#loaded.history();
   }
 
-  exportHistory() {
+  async exportHistory() {
     return {
       format: 'shelfrank-history',
       version: 1,
       exportedAt: new Date().toISOString(),
       storage: this.storage,
       events: this.#ranker ? this.#ranker.history() : [],
+      // Not about the shopper: which backend won on this device, if stored.
+      device: (await this.#store?.get('calibration').catch(() => null)) ?? null,
     };
   }
 
@@ -246,6 +391,6 @@ export class Engine {
     if (deadline && Date.now() > deadline) return { skipped: true };
     const ranker = this.#loaded;
     const ranking = await ranker.rerank(candidates, options);
-    return { ranking, historyEvents: ranker.historyLength };
+    return { ranking, historyEvents: ranker.historyLength, backend: this.#backend };
   }
 }

@@ -1,4 +1,4 @@
-import type { BackendInfo, Candidate, HistoryReason, LoadOptions, RankedItem, RerankOptions as CoreRerankOptions, SessionEvent } from './pkg/shelfrank.js';
+import type { BackendInfo, Candidate, HistoryReason, LoadOptions, RankedItem, RerankOptions as CoreRerankOptions, SessionEvent } from './pkg-cpu/shelfrank.js';
 
 export type {
   AdapterInfo,
@@ -10,7 +10,7 @@ export type {
   LoadOptions,
   RankedItem,
   SessionEvent,
-} from './pkg/shelfrank.js';
+} from './pkg-cpu/shelfrank.js';
 
 /** Where a list sits in the shop; reported in metrics, and 'search' lists record their query. */
 export type Surface = 'search' | 'recommendations' | 'popular' | 'campaign' | (string & {});
@@ -36,8 +36,12 @@ export interface CreateRerankerOptions extends LoadOptions {
   modelUrl?: string | URL;
   /** URL of the tokenizer.json the model was trained with. */
   tokenizerUrl?: string | URL;
-  /** URL of shelfrank_bg.wasm, for bundlers that move it. */
+  /** URL of the CPU build's shelfrank_bg.wasm, for bundlers that move it. */
   wasmUrl?: string | URL;
+  /** URL of the WebGPU build's shelfrank_bg.wasm (fetched only for a hardware GPU). */
+  webgpuWasmUrl?: string | URL;
+  /** Testing only: let 'auto' measure a software (fallback) WebGPU adapter too. */
+  allowFallbackAdapter?: boolean;
   /** Run the model in a Web Worker (default true); false runs it on the page's thread. */
   worker?: boolean;
   /** Per-rerank latency budget in ms (default 50): later results are dropped and the server order stays. */
@@ -105,6 +109,15 @@ export interface AttachedList {
   detach(): void;
 }
 
+/** How 'auto' chose: the same fixed inference timed on both backends (median ms). */
+export interface Calibration {
+  key: string;
+  choice: 'webgpu' | 'cpu';
+  cpuMs: number;
+  gpuMs: number;
+  at: number;
+}
+
 export interface ExportedHistory {
   format: 'shelfrank-history';
   version: 1;
@@ -112,6 +125,8 @@ export interface ExportedHistory {
   /** Where the events are kept: 'indexeddb' or 'memory'. */
   storage: 'indexeddb' | 'memory' | 'none';
   events: SessionEvent[];
+  /** Which backend won on this device (not about the shopper), when stored. */
+  device: Calibration | null;
 }
 
 export declare class Reranker {
@@ -127,6 +142,8 @@ export declare class Reranker {
   readonly recording: boolean;
   /** Records one shopper event. Returns false when it is not recorded (malformed, no consent, privacy signal). */
   record(event: SessionEvent): boolean;
+  /** With backend 'auto' and a GPU: resolves when WebGPU has been measured against the CPU (null if nothing was measured). */
+  calibration(): Promise<Calibration | null>;
   /** Grants or withdraws consent; withdrawing erases everything stored. */
   setConsent(granted: boolean): Promise<void>;
   /** The stored events, oldest first. */

@@ -144,7 +144,7 @@ export class Reranker {
 
   async #load() {
     const started = performance.now();
-    const { modelUrl, tokenizerUrl, wasmUrl, backend = 'auto', history, persist = true, storageName = 'shelfrank' } = this.#options;
+    const { modelUrl, tokenizerUrl, wasmUrl, webgpuWasmUrl, backend = 'auto', history, persist = true, storageName = 'shelfrank' } = this.#options;
     try {
       const defaults = defaultModelUrls();
       try {
@@ -158,6 +158,8 @@ export class Reranker {
         modelUrl: String(modelUrl ?? defaults.modelUrl),
         tokenizerUrl: String(tokenizerUrl ?? defaults.tokenizerUrl),
         wasmUrl: wasmUrl === undefined ? undefined : String(wasmUrl),
+        webgpuWasmUrl: webgpuWasmUrl === undefined ? undefined : String(webgpuWasmUrl),
+        allowFallbackAdapter: this.#options.allowFallbackAdapter === true,
         backend,
         history,
         persist,
@@ -244,6 +246,19 @@ export class Reranker {
     this.#transport.call('record', event).catch((error) => this.#report(asError(error), 'record'));
   }
 
+  /**
+   * With backend 'auto' on a device with a GPU: resolves once WebGPU has
+   * been measured against the CPU, with { choice, cpuMs, gpuMs } (null when
+   * there was nothing to measure). The backend then serving is `backend`.
+   */
+  async calibration() {
+    await this.ready.catch(() => {});
+    if (this.#status !== 'ready') return null;
+    const verdict = await this.#transport.call('calibration');
+    this.#backend = await this.#transport.call('backend');
+    return verdict;
+  }
+
   /** Grants or withdraws consent; withdrawing erases everything stored. */
   async setConsent(granted) {
     this.#consented = Boolean(granted);
@@ -322,6 +337,7 @@ export class Reranker {
           )
         : await work;
       historyEvents = value.historyEvents;
+      if (value.backend) this.#backend = value.backend; // calibration may have moved to WebGPU
       const items = value.ranking.map((r) => candidates[r.originalPosition]);
       return done({ items, ranking: value.ranking, fallback: false });
     } catch (error) {

@@ -12,6 +12,8 @@ const ops = {
   exportHistory: () => engine.exportHistory(),
   forget: () => engine.forget(),
   rerank: (candidates, options, deadline) => engine.rerank(candidates, options, deadline),
+  backend: () => engine.backend(),
+  calibration: () => engine.calibration(),
 };
 
 self.onmessage = async ({ data }) => {

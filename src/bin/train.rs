@@ -158,7 +158,6 @@ fn run() -> Result<(), String> {
     let mut data = Dataset::load(&args.data).map_err(|e| e.to_string())?;
     data.keep_users(args.max_users);
     let tokenizer_json = std::fs::read(&args.tokenizer).map_err(|e| format!("cannot read {}: {e}", args.tokenizer.display()))?;
-    let tokenizer = shelfrank::model::text::load_tokenizer(&tokenizer_json).map_err(|e| e.to_string())?;
     let mut rng = Rng(args.seed);
 
     // Cold start: a seeded fraction of items never seen in training.
@@ -172,14 +171,12 @@ fn run() -> Result<(), String> {
     let is_held_out = |item: u32| held_out.binary_search(&item).is_ok();
 
     // Keep embedding rows only for tokens the catalog uses.
-    let mut vocab: Vec<u32> = Vec::new();
-    if args.variant != Variant::Ids {
-        for item in &data.items {
-            vocab.extend(shelfrank::model::text::token_ids(&tokenizer, &item.text).map_err(|e| e.to_string())?);
-        }
-        vocab.sort_unstable();
-        vocab.dedup();
-    }
+    let vocab: Vec<u32> = if args.variant == Variant::Ids {
+        Vec::new()
+    } else {
+        let texts: Vec<&str> = data.items.iter().map(|i| i.text.as_str()).collect();
+        shelfrank::model::text::vocabulary_ids(&tokenizer_json, &texts).map_err(|e| e.to_string())?
+    };
     let with_ids = args.variant != Variant::Text;
     let catalog_ids: Vec<String> = if with_ids { data.items.iter().map(|i| i.id.clone()).collect() } else { Vec::new() };
 
@@ -197,7 +194,7 @@ fn run() -> Result<(), String> {
         data.valid.len(),
         args.variant,
         vocab.len(),
-        tokenizer.get_vocab_size(true),
+        shelfrank::model::wordpiece::WordPiece::from_json(&tokenizer_json).map_err(|e| e.to_string())?.vocab_size(),
         config
     );
 

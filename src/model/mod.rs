@@ -20,6 +20,7 @@
 mod file;
 mod network;
 pub mod text;
+pub mod wordpiece;
 
 pub use file::{FORMAT_VERSION, MAGIC, ModelFile, StoredAs, TensorEntry, sha256_hex};
 pub use network::{SessionInput, SessionRanker};

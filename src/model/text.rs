@@ -1,14 +1,14 @@
 //! Item and query text → token rows of the model's (pruned) vocabulary.
 //!
-//! The tokenizer is all-MiniLM-L6-v2's WordPiece `tokenizer.json`, built
-//! once per ranker. The model keeps embedding rows only for the tokens its
-//! training catalog used; any other token maps to row 0 ("unknown").
+//! The tokenizer is all-MiniLM-L6-v2's WordPiece `tokenizer.json`, read by
+//! our own [`WordPiece`] once per ranker. The model keeps embedding rows
+//! only for the tokens its training catalog used; any other token maps to
+//! row 0 ("unknown").
 
 use std::collections::HashMap;
 
-use tokenizers::Tokenizer;
-
-use crate::error::{Error, ErrorKind, Result};
+use super::wordpiece::WordPiece;
+use crate::error::Result;
 
 /// Token rows of many texts, padded to one length, with a 0/1 mask.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -44,7 +44,7 @@ impl ItemText {
 /// Tokenizer plus the model's vocabulary map.
 #[derive(Clone)]
 pub struct TextEncoder {
-    tokenizer: Tokenizer,
+    tokenizer: WordPiece,
     rows: HashMap<u32, u32>,
     max_tokens: usize,
 }
@@ -58,14 +58,14 @@ impl std::fmt::Debug for TextEncoder {
 impl TextEncoder {
     /// `vocab[i]` is the tokenizer id that owns embedding row `i + 1`.
     pub fn new(tokenizer_json: &[u8], vocab: &[u32], max_tokens: usize) -> Result<TextEncoder> {
-        let tokenizer = load_tokenizer(tokenizer_json)?;
+        let tokenizer = WordPiece::from_json(tokenizer_json)?;
         let rows = vocab.iter().enumerate().map(|(i, &id)| (id, i as u32 + 1)).collect();
         Ok(TextEncoder { tokenizer, rows, max_tokens })
     }
 
     /// Embedding rows of `text`'s tokens, at most `max_tokens` of them.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let ids = token_ids(&self.tokenizer, text)?;
+        let ids = self.tokenizer.encode(text);
         Ok(ids.iter().take(self.max_tokens).map(|id| self.rows.get(id).copied().unwrap_or(0)).collect())
     }
 
@@ -74,9 +74,21 @@ impl TextEncoder {
     }
 }
 
-/// Parses a `tokenizer.json`, switching off its fixed padding and truncation
-/// (the model pads and masks on its own).
-pub fn load_tokenizer(tokenizer_json: &[u8]) -> Result<Tokenizer> {
+/// The tokenizer's own ids for `text` (for choosing a model's vocabulary).
+pub fn vocabulary_ids(tokenizer_json: &[u8], texts: &[&str]) -> Result<Vec<u32>> {
+    let tokenizer = WordPiece::from_json(tokenizer_json)?;
+    let mut ids: Vec<u32> = texts.iter().flat_map(|t| tokenizer.encode(t)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Parses a `tokenizer.json` with the full `tokenizers` crate (native only:
+/// the MiniLM teacher), switching off its fixed padding and truncation.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_tokenizer(tokenizer_json: &[u8]) -> Result<tokenizers::Tokenizer> {
+    use crate::error::{Error, ErrorKind};
+    use tokenizers::Tokenizer;
     let mut tokenizer = Tokenizer::from_bytes(tokenizer_json)
         .map_err(|e| Error::new(ErrorKind::Tokenizer, format!("the tokenizer bytes are not a usable tokenizer.json: {e}")))?;
     tokenizer.with_padding(None);
@@ -84,8 +96,10 @@ pub fn load_tokenizer(tokenizer_json: &[u8]) -> Result<Tokenizer> {
     Ok(tokenizer)
 }
 
-/// The tokenizer's own ids for `text`, without special tokens.
-pub fn token_ids(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
+/// The full tokenizer's ids for `text`, without special tokens (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn token_ids(tokenizer: &tokenizers::Tokenizer, text: &str) -> Result<Vec<u32>> {
+    use crate::error::{Error, ErrorKind};
     let encoding = tokenizer.encode(text, false).map_err(|e| Error::new(ErrorKind::Tokenizer, format!("cannot tokenize text: {e}")))?;
     Ok(encoding.get_ids().to_vec())
 }

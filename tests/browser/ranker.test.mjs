@@ -23,7 +23,7 @@ after(async () => {
 test('the packed package ships the wasm, the shim, its types and the default model, and no dataset', () => {
   const files = site.site.files;
   const shipped = ['www/shelfrank.js', 'www/shelfrank.d.ts', 'www/worker.js', 'www/engine.js', 'www/capture.js', 'www/protocol.js'];
-  for (const needed of [...shipped, 'www/pkg/shelfrank_bg.wasm', 'www/pkg/shelfrank.js', 'models/manifest.json', 'package.json']) {
+  for (const needed of [...shipped, 'www/pkg-cpu/shelfrank_bg.wasm', 'www/pkg-cpu/shelfrank.js', 'www/pkg-webgpu/shelfrank_bg.wasm', 'www/pkg-webgpu/shelfrank.js', 'models/manifest.json', 'package.json']) {
     assert.ok(files.includes(needed), `${needed} is missing from the package: ${files.join(', ')}`);
   }
   // The shim names the default model files statically (so bundlers can see
@@ -190,5 +190,52 @@ test('the engine on the page thread (worker: false) ranks exactly like the worke
   const local = await rerankOn(page, 'cpu', false);
   assert.equal(local.after.fallback, false, local.after.error?.message);
   assert.deepEqual(local.after.ranking, cpuRun.after.ranking);
+  await page.close();
+});
+
+test('backend "auto" with only a software WebGPU adapter runs the CPU build and never downloads the WebGPU build', async () => {
+  const page = await site.openPage();
+  const fetched = [];
+  page.on('request', (r) => fetched.push(new URL(r.url()).pathname));
+  const outcome = await page.evaluate(async () => {
+    const ranker = await window.shelfrank.loadReranker({ persist: false, budgetMs: 0 });
+    const item = window.catalog[0];
+    ranker.record({ type: 'view', id: item.id, title: item.title });
+    const result = await ranker.rerank(window.catalog.slice(10, 30));
+    return { backend: ranker.backend, calibration: await ranker.calibration(), fallback: result.fallback };
+  });
+  assert.equal(outcome.backend.name, 'cpu');
+  assert.match(outcome.backend.reason, /software fallback/);
+  assert.equal(outcome.calibration, null);
+  assert.equal(outcome.fallback, false);
+  assert.ok(fetched.some((p) => p.includes('/pkg-cpu/')), fetched.join('\n'));
+  assert.ok(!fetched.some((p) => p.includes('/pkg-webgpu/')), `the WebGPU build was fetched: ${fetched.filter((p) => p.includes('pkg-webgpu')).join(', ')}`);
+  await page.close();
+});
+
+test('with a GPU adapter, "auto" measures WebGPU against the CPU in the background and keeps the faster (the software adapter here loses)', async () => {
+  const page = await site.openPage();
+  const outcome = await page.evaluate(async () => {
+    // allowFallbackAdapter: let the calibration run against SwiftShader, the only adapter here.
+    const ranker = await window.shelfrank.loadReranker({ persist: false, budgetMs: 0, allowFallbackAdapter: true });
+    const servedFirst = ranker.backend;
+    const item = window.catalog[0];
+    ranker.record({ type: 'view', id: item.id, title: item.title });
+    const during = await ranker.rerank(window.catalog.slice(10, 30)); // served by the CPU while WebGPU is measured
+    const verdict = await ranker.calibration();
+    const after = await ranker.rerank(window.catalog.slice(10, 30));
+    return { servedFirst, verdict, backend: ranker.backend, during: during.fallback, after: after.fallback, same: JSON.stringify(during.ranking) === JSON.stringify(after.ranking) };
+  });
+  assert.equal(outcome.servedFirst.name, 'cpu');
+  assert.match(outcome.servedFirst.reason, /measured/);
+  assert.ok(outcome.verdict, 'a verdict');
+  assert.ok(outcome.verdict.cpuMs > 0 && outcome.verdict.gpuMs > 0, JSON.stringify(outcome.verdict));
+  console.error(`calibration on this machine: CPU ${outcome.verdict.cpuMs.toFixed(1)} ms vs WebGPU (SwiftShader) ${outcome.verdict.gpuMs.toFixed(1)} ms`);
+  assert.equal(outcome.verdict.choice, 'cpu');
+  assert.equal(outcome.backend.name, 'cpu');
+  assert.match(outcome.backend.reason, /measured faster than WebGPU/);
+  assert.equal(outcome.during, false);
+  assert.equal(outcome.after, false);
+  assert.ok(outcome.same, 'the same ranking before and after the calibration');
   await page.close();
 });

@@ -4,7 +4,7 @@
 mod training;
 
 use burn::tensor::Device;
-use shelfrank::model::{ItemText, ModelFile, RankerConfig, SessionInput, StoredAs, sha256_hex, text::load_tokenizer, text::token_ids};
+use shelfrank::model::{ItemText, ModelFile, RankerConfig, SessionInput, StoredAs, sha256_hex, text::load_tokenizer, text::token_ids, text::vocabulary_ids};
 use shelfrank::rank::{Candidate, RerankOptions};
 use shelfrank::session::{EventKind, HistoryLimits, SessionEvent};
 use shelfrank::{ErrorKind, Reranker};
@@ -23,10 +23,8 @@ const ITEMS: [(&str, &str); 6] = [
 /// A small, randomly initialised model over `ITEMS` (shape tests only:
 /// the shipped model comes from training).
 fn tiny_model_file(seed: u64) -> ModelFile {
-    let tokenizer = load_tokenizer(TOKENIZER).unwrap();
-    let mut vocab: Vec<u32> = ITEMS.iter().flat_map(|(_, text)| token_ids(&tokenizer, text).unwrap()).collect();
-    vocab.sort_unstable();
-    vocab.dedup();
+    let texts: Vec<&str> = ITEMS.iter().map(|(_, text)| *text).collect();
+    let vocab = vocabulary_ids(TOKENIZER, &texts).unwrap();
     let mut config = RankerConfig::new(ITEMS.len(), vocab.len());
     config.dim = 16;
     config.ff_dim = 32;
@@ -276,4 +274,30 @@ fn explanations_name_the_history_event_each_item_is_most_like() {
     // Explaining does not change the order or the scores.
     let strip = |items: &[shelfrank::rank::RankedItem]| items.iter().map(|r| (r.id.clone(), r.score)).collect::<Vec<_>>();
     assert_eq!(strip(&plain), strip(&explained));
+}
+
+#[test]
+fn our_wordpiece_matches_the_tokenizers_crate_on_the_catalog_and_on_awkward_text() {
+    use shelfrank::model::wordpiece::WordPiece;
+    let ours = WordPiece::from_json(TOKENIZER).unwrap();
+    let reference = load_tokenizer(TOKENIZER).unwrap();
+    let catalog = shelfrank::dataset::Dataset::load(concat!(env!("CARGO_MANIFEST_DIR"), "/data/scientific").as_ref()).unwrap();
+    let awkward = [
+        "Café Crème brûlée — naïve façade, ÅNGSTRÖM",
+        "3/4\" x 66' UL/CSA; 1.75mm±0.05 (PLA+) 100% #1 [new]",
+        "日本語のテキスト 中文 한국어 текст Ελληνικά עברית العربية हिन्दी",
+        "emoji 🧪🔬 zero\u{200b}width soft\u{ad}hyphen bidi\u{202e}x private\u{e000}use",
+        "tabs\tand\nnewlines\r\n and\u{3000}ideographic\u{a0}spaces",
+        "control\u{7}bell \u{0}nul \u{fffd}replacement",
+        "ﬁligree ﬂow ™ ® © ½ ² µm Ω °C",
+        "supercalifragilisticexpialidocious-and-a-very-long-word-that-goes-on-and-on-for-more-than-one-hundred-characters-without-stopping",
+        "",
+        "   ",
+    ];
+    let mut checked = 0;
+    for text in catalog.items.iter().map(|i| i.text.as_str()).chain(awkward) {
+        assert_eq!(ours.encode(text), token_ids(&reference, text).unwrap(), "tokenizing {text:?}");
+        checked += 1;
+    }
+    assert!(checked > 4000);
 }

@@ -1,0 +1,111 @@
+// The benchmark page: times shelfrank (as a shop page sees it: worker,
+// messages, ordering) and ONNX Runtime Web (the same model exported to
+// ONNX, on the same inputs) in this browser. Driven by bench/run.mjs.
+import { createReranker } from '/www/shelfrank.js';
+import initCpu, { Ranker } from '/www/pkg-cpu/shelfrank.js';
+
+const catalog = await (await fetch('/www/demo/catalog.json')).json();
+
+async function blobUrl(url) {
+  const bytes = await (await fetch(url)).arrayBuffer();
+  return URL.createObjectURL(new Blob([bytes]));
+}
+
+// Downloads are excluded from cold start: every file is fetched once, up front.
+const files = {
+  modelUrl: await blobUrl('/models/shelfrank-scientific.bin'),
+  tokenizerUrl: await blobUrl('/models/minilm-tokenizer.json'),
+  wasmUrl: await blobUrl('/www/pkg-cpu/shelfrank_bg.wasm'),
+  webgpuWasmUrl: await blobUrl('/www/pkg-webgpu/shelfrank_bg.wasm'),
+};
+const modelBytes = new Uint8Array(await (await fetch(files.modelUrl)).arrayBuffer());
+const tokenizerBytes = new Uint8Array(await (await fetch(files.tokenizerUrl)).arrayBuffer());
+
+/** A deterministic shopper: `history` events over catalog items, and `n` candidates. */
+export function scenario(history, n) {
+  const kinds = ['view', 'click', 'add_to_cart', 'view', 'purchase', 'view', 'search'];
+  const events = [];
+  for (let i = 0; i < history; i++) {
+    const item = catalog[(i * 131 + 17) % catalog.length];
+    const type = kinds[i % kinds.length];
+    events.push(type === 'search' ? { type, query: item.title.split(' ').slice(0, 2).join(' ') } : { type, id: item.id, title: item.title, category: item.category ?? undefined, brand: item.brand ?? undefined });
+  }
+  const candidates = [];
+  for (let i = 0; i < n; i++) {
+    const item = catalog[i % catalog.length];
+    // Past the catalog's end (5,000), ids repeat: make them unique, unknown to the model.
+    const id = i < catalog.length ? item.id : `${item.id}-${i}`;
+    candidates.push({ id, title: item.title, category: item.category ?? undefined, brand: item.brand ?? undefined, serverScore: n - i });
+  }
+  return { events, candidates };
+}
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+async function memoryMb() {
+  if (typeof performance.measureUserAgentSpecificMemory !== 'function' || !crossOriginIsolated) return null;
+  try {
+    const { bytes } = await performance.measureUserAgentSpecificMemory();
+    return Math.round((bytes / 1048576) * 10) / 10;
+  } catch {
+    return null;
+  }
+}
+
+/** shelfrank, through the public API: cold start, then warm reranks. */
+export async function benchShelfrank({ backend, history, candidates: n, runs, worker = true }) {
+  const { events, candidates } = scenario(history, n);
+  const t0 = performance.now();
+  const shelf = createReranker({ ...files, backend, worker, persist: false, budgetMs: 0, dataLayer: false, captureDom: false });
+  await shelf.ready;
+  for (const event of events) shelf.record(event);
+  const first = await shelf.rerank(candidates);
+  const coldMs = performance.now() - t0;
+  if (first.fallback) throw first.error;
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    const result = await shelf.rerank(candidates);
+    if (result.fallback) throw result.error;
+    times.push(result.ms);
+  }
+  times.sort((a, b) => a - b);
+  const memory = await memoryMb();
+  const backendInfo = shelf.backend;
+  const scores = first.ranking.slice().sort((a, b) => a.originalPosition - b.originalPosition).map((r) => r.modelScore);
+  shelf.destroy();
+  return {
+    engine: 'shelfrank',
+    backend: backendInfo.name,
+    adapter: backendInfo.adapter ? `${backendInfo.adapter.name || backendInfo.adapter.deviceType}${backendInfo.adapter.isFallback ? ' (software fallback)' : ''}` : null,
+    worker,
+    candidates: n,
+    history,
+    p50_ms: percentile(times, 0.5),
+    p95_ms: percentile(times, 0.95),
+    cold_ms: coldMs,
+    memory_mb: memory,
+    runs,
+    scores,
+  };
+}
+
+let prepared = null;
+/** The network's inputs for a scenario, from shelfrank's own tokenizer and history (not timed). */
+export async function inputsFor(history, n) {
+  if (!prepared) {
+    await initCpu({ module_or_path: files.wasmUrl });
+    prepared = true;
+  }
+  const { events, candidates } = scenario(history, n);
+  const ranker = await Ranker.load(modelBytes, tokenizerBytes, { backend: 'cpu' });
+  const now = Date.now();
+  for (const [i, event] of events.entries()) ranker.record({ ...event, timestamp: now - (events.length - i) });
+  const inputs = ranker.scoringInputs(candidates);
+  ranker.free();
+  return inputs;
+}
+
+window.bench = { benchShelfrank, inputsFor, scenario, files, memoryMb, percentile };
+window.benchReady = true;

@@ -1,0 +1,99 @@
+// `npm run bench`: shelfrank against ONNX Runtime Web, the same model on
+// the same inputs, in headless Chromium. Prints one JSON line per case:
+//   { engine, backend, candidates, history, p50_ms, p95_ms, cold_ms, memory_mb, ... }
+// then one ratio line per case (shelfrank / ORT-web). Not a test: numbers.
+//
+//   node bench/run.mjs [--quick] [--no-ort] [--no-webgpu]
+//
+// The page is served cross-origin isolated so the browser reports memory
+// (performance.measureUserAgentSpecificMemory, which counts workers and
+// wasm memory). WebGPU here is Chromium's software adapter unless the
+// machine has a GPU; the output names the adapter.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from '../tools/static-server.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = new Set(process.argv.slice(2));
+const quick = args.has('--quick');
+const withOrt = !args.has('--no-ort');
+const withWebgpu = !args.has('--no-webgpu');
+
+const onnxFile = path.join(root, 'target/bench/shelfrank.onnx');
+if (withOrt) {
+  execFileSync('bash', [path.join(root, 'bench/setup.sh')], { cwd: root, stdio: 'inherit' });
+  execFileSync(path.join(root, 'target/bench-venv/bin/python'), [path.join(root, 'bench/onnx/export.py'), 'models/shelfrank-scientific.bin', onnxFile], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+}
+
+const server = await serve(root, 0, (req, res) => {
+  res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+  res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
+  return false;
+});
+const userDataDir = mkdtempSync(path.join(os.tmpdir(), 'shelfrank-bench-'));
+const browser = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu'],
+});
+
+const print = (line) => console.log(JSON.stringify(line));
+const round = (x) => (typeof x === 'number' ? Math.round(x * 1000) / 1000 : x);
+try {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+  await page.goto(`${server.url}/bench/page.html`);
+  await page.waitForFunction(() => window.benchReady === true, null, { timeout: 120_000 });
+  const host = await page.evaluate(() => ({ userAgent: navigator.userAgent, cores: navigator.hardwareConcurrency, isolated: crossOriginIsolated }));
+  print({ engine: 'host', ...host, machine: `${os.cpus()[0]?.model} × ${os.cpus().length}` });
+
+  const sizes = quick ? [20, 100] : [20, 100, 1000, 5000];
+  const histories = quick ? [50] : [10, 50];
+  const runsFor = (n, backend) => (backend === 'webgpu' ? (n >= 1000 ? 5 : 10) : n >= 1000 ? 10 : 30);
+  const backends = withWebgpu ? ['cpu', 'webgpu'] : ['cpu'];
+  for (const history of histories) {
+    for (const candidates of sizes) {
+      const ours = {};
+      for (const backend of backends) {
+        const result = await page.evaluate((c) => window.bench.benchShelfrank(c), { backend, history, candidates, runs: runsFor(candidates, backend) });
+        const { scores, ...line } = result;
+        ours[backend] = result;
+        print(Object.fromEntries(Object.entries(line).map(([k, v]) => [k, round(v)])));
+      }
+      if (!withOrt) continue;
+      for (const [ep, against] of [['wasm', 'cpu'], ...(withWebgpu ? [['webgpu', 'webgpu']] : [])]) {
+        const result = await page.evaluate((c) => window.ortBench.run(c), { ep, history, candidates, runs: runsFor(candidates, against), onnxUrl: '/target/bench/shelfrank.onnx' });
+        if (result.error) {
+          print({ engine: 'ort-web', backend: ep, candidates, history, error: result.error });
+          continue;
+        }
+        const { scores, ...line } = result;
+        // The same model: ORT's scores against shelfrank's on the same case.
+        const mine = ours.cpu.scores;
+        line.max_score_diff = Math.max(...scores.map((s, i) => Math.abs(s - mine[i])));
+        print(Object.fromEntries(Object.entries(line).map(([k, v]) => [k, round(v)])));
+        const us = ours[against];
+        print({
+          engine: 'ratio',
+          backend: `shelfrank ${against} / ort-web ${ep}`,
+          candidates,
+          history,
+          p50: round(us.p50_ms / line.p50_ms),
+          p95: round(us.p95_ms / line.p95_ms),
+          cold: round(us.cold_ms / line.cold_ms),
+        });
+      }
+    }
+  }
+} finally {
+  await browser.close();
+  await server.close();
+  rmSync(userDataDir, { recursive: true, force: true });
+}
