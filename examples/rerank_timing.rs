@@ -1,4 +1,4 @@
-//! Times `rerank` of 100 catalog candidates after 20 events, natively, on
+//! Times `rerank` of 100 catalog candidates after 20 events (EVENTS=n), natively, on
 //! the CPU backend or on wgpu (`-- wgpu`, whatever adapter wgpu finds):
 //! `cargo run --release --example rerank_timing [-- wgpu]`.
 
@@ -25,7 +25,8 @@ fn main() {
     let mut ranker = Reranker::load(&model, &tokenizer, device, HistoryLimits::default()).expect("load");
     println!("load: {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
     let now = 1.7e12;
-    for i in 0..20 {
+    let events: usize = std::env::var("EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    for i in 0..events {
         let item = &data.items[(i * 37) % data.items.len()];
         let event = SessionEvent {
             kind: EventKind::View,

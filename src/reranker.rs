@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{ErrorKind, Result, err};
-use crate::model::{ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, TextEncoder, sha256_hex};
+use crate::model::{ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, SessionState, TextEncoder, sha256_hex};
 use crate::rank::{Candidate, HistoryReason, RankedItem, RerankOptions, arrange, validate};
 use crate::session::{EventKind, History, HistoryLimits, SessionEvent};
 
@@ -28,7 +28,16 @@ pub struct Reranker {
     catalog: HashMap<String, i64>,
     history: History,
     text_cache: HashMap<String, Vec<u32>>,
+    /// The session state for the history at a version: reused until the
+    /// history changes.
+    session_cache: Option<CachedSession>,
     meta: serde_json::Value,
+}
+
+struct CachedSession {
+    version: u64,
+    state: SessionState,
+    events: Vec<SessionEvent>,
 }
 
 /// A rerank whose model scores are still on the device.
@@ -97,6 +106,7 @@ impl Reranker {
             catalog,
             history: History::new(limits)?,
             text_cache: HashMap::new(),
+            session_cache: None,
             meta: file.meta,
         })
     }
@@ -105,6 +115,7 @@ impl Reranker {
     pub fn set_affinity(&mut self, affinity: crate::model::Affinity) {
         self.config.affinity_weight = affinity.weight;
         self.config.affinity_decay = affinity.decay;
+        self.session_cache = None;
     }
 
     pub fn config(&self) -> &RankerConfig {
@@ -135,6 +146,7 @@ impl Reranker {
     pub fn forget(&mut self) {
         self.history.forget();
         self.text_cache.clear();
+        self.session_cache = None;
     }
 
     /// Validates the request and starts scoring. With no live history
@@ -146,9 +158,45 @@ impl Reranker {
         if self.history.is_empty() || candidates.is_empty() {
             return Ok(PendingScores::none());
         }
-        let ScoringInputs { session, candidate_rows, text, events } = self.scoring_inputs(candidates)?;
-        let (scores, attention) = self.model.score_explained(&session, &candidate_rows, &text, self.config.affinity(), &self.device, options.explain);
+        let version = self.history.version();
+        if self.session_cache.as_ref().is_none_or(|c| c.version != version) {
+            let events: Vec<SessionEvent> = self.history.recent(self.config.max_events).into_iter().cloned().collect();
+            let session = self.session_input(&events);
+            let texts = events.iter().map(|e| self.tokens(&e.text())).collect::<Result<Vec<_>>>()?;
+            let state = self.model.session_state(&session, &ItemText::from_rows(&texts), self.config.affinity(), &self.device);
+            self.session_cache = Some(CachedSession { version, state, events });
+        }
+        let mut candidate_rows = Vec::with_capacity(candidates.len());
+        let mut texts = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            candidate_rows.push(self.catalog.get(&candidate.id).copied().unwrap_or(0));
+            texts.push(self.tokens(&candidate.text())?);
+        }
+        let cached = self.session_cache.as_ref().expect("just filled");
+        let (scores, attention) = self.model.score_candidates(
+            &cached.state,
+            &candidate_rows,
+            &ItemText::from_rows(&texts),
+            self.config.affinity(),
+            &self.device,
+            options.explain,
+        );
+        let events = if options.explain { cached.events.clone() } else { Vec::new() };
         Ok(PendingScores { scores: Some(scores), attention, events })
+    }
+
+    fn session_input(&self, events: &[SessionEvent]) -> SessionInput {
+        let mut session = SessionInput { batch: 1, len: events.len(), ..SessionInput::default() };
+        for event in events {
+            let row = match (event.kind, &event.id) {
+                (EventKind::Search, _) | (_, None) => 0,
+                (_, Some(id)) => self.catalog.get(id).copied().unwrap_or(0),
+            };
+            session.item_rows.push(row);
+            session.kinds.push(event.kind.index() as i64);
+            session.padding.push(false);
+        }
+        session
     }
 
     /// The model's inputs for scoring `candidates` against the live history
@@ -157,16 +205,9 @@ impl Reranker {
     /// checking them against it.
     pub fn scoring_inputs(&mut self, candidates: &[Candidate]) -> Result<ScoringInputs> {
         let events: Vec<SessionEvent> = self.history.recent(self.config.max_events).into_iter().cloned().collect();
+        let session = self.session_input(&events);
         let mut texts = Vec::with_capacity(events.len() + candidates.len());
-        let mut session = SessionInput { batch: 1, len: events.len(), ..SessionInput::default() };
         for event in &events {
-            let row = match (event.kind, &event.id) {
-                (EventKind::Search, _) | (_, None) => 0,
-                (_, Some(id)) => self.catalog.get(id).copied().unwrap_or(0),
-            };
-            session.item_rows.push(row);
-            session.kinds.push(event.kind.index() as i64);
-            session.padding.push(false);
             texts.push(self.tokens(&event.text())?);
         }
         let mut candidate_rows = Vec::with_capacity(candidates.len());

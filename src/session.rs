@@ -161,6 +161,8 @@ impl Default for HistoryLimits {
 pub struct History {
     limits: HistoryLimits,
     events: VecDeque<SessionEvent>,
+    /// Bumped on every change, so derived state can be cached.
+    version: u64,
 }
 
 impl History {
@@ -171,7 +173,7 @@ impl History {
         if !(limits.max_age_ms > 0.0) {
             return err(ErrorKind::InvalidOption, "history 'maxAgeMs' must be a positive number");
         }
-        Ok(History { limits, events: VecDeque::new() })
+        Ok(History { limits, events: VecDeque::new(), version: 0 })
     }
 
     pub fn limits(&self) -> HistoryLimits {
@@ -191,6 +193,7 @@ impl History {
         let stamp = event.timestamp.unwrap_or(now_ms);
         let at = self.events.iter().rposition(|e| e.timestamp.unwrap_or(0.0) <= stamp).map_or(0, |i| i + 1);
         self.events.insert(at, event);
+        self.version += 1;
         self.expire(now_ms);
         Ok(())
     }
@@ -213,9 +216,11 @@ impl History {
         let oldest_allowed = now_ms - self.limits.max_age_ms;
         while self.events.front().is_some_and(|e| e.timestamp.unwrap_or(0.0) < oldest_allowed) {
             self.events.pop_front();
+            self.version += 1;
         }
         while self.events.len() > self.limits.max_events {
             self.events.pop_front();
+            self.version += 1;
         }
     }
 
@@ -234,6 +239,11 @@ impl History {
         self.events.len()
     }
 
+    /// Changes whenever the events do.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
@@ -241,6 +251,7 @@ impl History {
     /// Erases every event.
     pub fn forget(&mut self) {
         self.events.clear();
+        self.version += 1;
     }
 }
 

@@ -23,7 +23,7 @@ pub mod text;
 pub mod wordpiece;
 
 pub use file::{FORMAT_VERSION, MAGIC, ModelFile, StoredAs, TensorEntry, sha256_hex};
-pub use network::{SessionInput, SessionRanker};
+pub use network::{SessionInput, SessionRanker, SessionState};
 pub use text::{ItemText, TextEncoder};
 
 use serde::{Deserialize, Serialize};

@@ -66,6 +66,20 @@ pub struct SessionInput {
     pub padding: Vec<bool>,
 }
 
+/// One session's encoder output and affinity profile (see
+/// [`SessionRanker::session_state`]).
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    /// `[1, dim]`: the encoder's state after the newest event.
+    pub state: Tensor<2>,
+    /// `[1, dim]`: the unit-length affinity profile.
+    pub profile: Tensor<2>,
+    /// `[events, dim]`: each event's unit text vector (for explanations).
+    pub event_units: Tensor<2>,
+    /// `[1, events]`: ln of each event's affinity weight.
+    pub log_weights: Tensor<2>,
+}
+
 impl SessionInput {
     /// Each event's weight in its session's affinity profile, `[batch *
     /// len]`: its kind's weight times `decay` per newer event; 0 under
@@ -176,10 +190,9 @@ impl SessionRanker {
 
     /// [`SessionRanker::score`], plus, when `explain` is set, each
     /// candidate's attention over the session's events, `[n, len]`: how
-    /// much each event contributes to the candidate's affinity term,
-    /// `softmax_t(cos(text_c, text_t) / 0.1 + ln weight_t)`. The event a
-    /// candidate attends to most is the recent, strong event it is most
-    /// like.
+    /// much each event contributes to the candidate's affinity term. The
+    /// event a candidate attends to most is the recent, strong event it is
+    /// most like. (`session_state` then `score_candidates`.)
     pub fn score_explained(
         &self,
         session: &SessionInput,
@@ -189,32 +202,59 @@ impl SessionRanker {
         device: &Device,
         explain: bool,
     ) -> (Tensor<1>, Option<Tensor<2>>) {
+        let events = session.batch * session.len;
+        let (event_text, candidate_text) = text.split_at(events);
+        let state = self.session_state(session, &event_text, affinity, device);
+        self.score_candidates(&state, candidate_rows, &candidate_text, affinity, device, explain)
+    }
+
+    /// Everything about one session (`batch == 1`, no padding) that scoring
+    /// needs, computed once: the encoder's last state and the affinity
+    /// profile. A page reranks several lists between two events; they all
+    /// reuse it.
+    pub fn session_state(&self, session: &SessionInput, event_text: &ItemText, affinity: Affinity, device: &Device) -> SessionState {
         let (batch, len) = (session.batch, session.len);
         let events = batch * len;
-        let n = candidate_rows.len();
-        let text_vectors = self.text_vectors(text, device); // [events + n, dim]
-        let event_text = text_vectors.clone().slice([0..events, 0..self.dim]);
-        let candidate_text = text_vectors.slice([events..events + n, 0..self.dim]);
+        let event_text = self.text_vectors(event_text, device); // [events, dim]
         let event_ids = Tensor::<1, Int>::from_data(TensorData::new(session.item_rows.clone(), [events]), device);
         let event_vectors = self.item_vectors(event_ids, event_text.clone()); // [events, dim]
         let kinds = Tensor::<2, Int>::from_data(TensorData::new(session.kinds.clone(), [batch, len]), device);
         let padding = Tensor::<2, Bool>::from_data(TensorData::new(session.padding.clone(), [batch, len]), device);
-        let states = self.encode(event_vectors.clone().reshape([batch, len, self.dim]), kinds, padding); // [1, len, dim]
+        let states = self.encode(event_vectors.reshape([batch, len, self.dim]), kinds, padding); // [1, len, dim]
         let state = states.slice([0..1, len - 1..len, 0..self.dim]).reshape([1, self.dim]);
+        let weights = session.affinity_weights(affinity.decay);
+        let log_weights: Vec<f32> = weights.iter().map(|w| w.max(1e-6).ln()).collect();
+        let log_weights = Tensor::<1>::from_data(TensorData::new(log_weights, [events]), device).reshape([1, events]);
+        let weights = Tensor::<2>::from_data(TensorData::new(weights, [batch, len]), device);
+        let event_units = unit(event_text);
+        let profile = unit((event_units.clone().reshape([batch, len, self.dim]) * weights.unsqueeze_dim::<3>(2)).sum_dim(1).reshape([batch, self.dim]));
+        SessionState { state, profile, event_units, log_weights }
+    }
+
+    /// Scores candidates against a [`SessionState`]: the transformer's
+    /// score blended with the affinity, `[n]`; with `explain`, each event's
+    /// share of each candidate's affinity, `[n, events]`:
+    /// `softmax_t(cos(text_c, text_t) / 0.1 + ln weight_t)`.
+    pub fn score_candidates(
+        &self,
+        session: &SessionState,
+        candidate_rows: &[i64],
+        candidate_text: &ItemText,
+        affinity: Affinity,
+        device: &Device,
+        explain: bool,
+    ) -> (Tensor<1>, Option<Tensor<2>>) {
+        let n = candidate_rows.len();
+        let candidate_text = self.text_vectors(candidate_text, device); // [n, dim]
         let ids = Tensor::<1, Int>::from_data(TensorData::new(candidate_rows.to_vec(), [n]), device);
         let candidates = self.item_vectors(ids, candidate_text.clone()); // [n, dim]
-        let weights = session.affinity_weights(affinity.decay);
-        // The explanation: each event's share of a candidate's affinity,
-        // softmax over events of (cosine of the text vectors / 0.1 + ln weight).
+        let candidate_units = unit(candidate_text);
         let attention = explain.then(|| {
-            let log_weights: Vec<f32> = weights.iter().map(|w| w.max(1e-6).ln()).collect();
-            let log_weights = Tensor::<1>::from_data(TensorData::new(log_weights, [events]), device).reshape([1, events]);
-            let cosine = unit(candidate_text.clone()).matmul(unit(event_text.clone()).transpose()); // [n, events]
-            softmax(cosine * 10.0 + log_weights, 1)
+            let cosine = candidate_units.clone().matmul(session.event_units.clone().transpose()); // [n, events]
+            softmax(cosine * 10.0 + session.log_weights.clone(), 1)
         });
-        let weights = Tensor::<2>::from_data(TensorData::new(weights, [batch, len]), device);
-        let near = self.affinity(event_text.reshape([batch, len, self.dim]), weights, candidate_text);
-        let scores = SessionRanker::blend(state.matmul(candidates.transpose()), near, affinity.weight);
+        let near = session.profile.clone().matmul(candidate_units.transpose()); // [1, n]
+        let scores = SessionRanker::blend(session.state.clone().matmul(candidates.transpose()), near, affinity.weight);
         (scores.reshape([n]), attention)
     }
 }

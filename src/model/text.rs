@@ -41,6 +41,23 @@ impl ItemText {
     }
 }
 
+impl ItemText {
+    /// The first `n` texts and the rest, each trimmed to its own longest text.
+    pub fn split_at(&self, n: usize) -> (ItemText, ItemText) {
+        let part = |range: std::ops::Range<usize>| {
+            let rows: Vec<Vec<u32>> = range
+                .map(|i| {
+                    let row = &self.rows[i * self.len..(i + 1) * self.len];
+                    let mask = &self.mask[i * self.len..(i + 1) * self.len];
+                    row.iter().zip(mask).filter(|(_, m)| **m > 0.0).map(|(r, _)| *r as u32).collect()
+                })
+                .collect();
+            ItemText::from_rows(&rows)
+        };
+        (part(0..n), part(n..self.n))
+    }
+}
+
 /// Tokenizer plus the model's vocabulary map.
 #[derive(Clone)]
 pub struct TextEncoder {

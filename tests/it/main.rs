@@ -301,3 +301,22 @@ fn our_wordpiece_matches_the_tokenizers_crate_on_the_catalog_and_on_awkward_text
     }
     assert!(checked > 4000);
 }
+
+#[test]
+fn the_cached_session_state_gives_the_same_scores_as_a_fresh_ranker() {
+    let bytes = tiny_model_file(9).to_bytes();
+    let list = candidates(&[]);
+    let options = RerankOptions { server_weight: 0.0, ..RerankOptions::default() };
+    let mut warm = Reranker::load(&bytes, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+    warm.record(event(EventKind::View, "g1"), 1e12).unwrap();
+    let first = warm.rerank_blocking(&list, &options, 1e12).unwrap();
+    let again = warm.rerank_blocking(&list, &options, 1e12).unwrap(); // from the cache
+    assert_eq!(first, again);
+    warm.record(event(EventKind::AddToCart, "t2"), 1e12).unwrap(); // the cache must not survive this
+    let after = warm.rerank_blocking(&list, &options, 1e12).unwrap();
+    let mut fresh = Reranker::load(&bytes, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+    fresh.record(event(EventKind::View, "g1"), 1e12).unwrap();
+    fresh.record(event(EventKind::AddToCart, "t2"), 1e12).unwrap();
+    assert_eq!(after, fresh.rerank_blocking(&list, &options, 1e12).unwrap());
+    assert_ne!(first, after);
+}
