@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{ErrorKind, Result, err};
 use crate::model::{ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, SessionState, TextEncoder, sha256_hex};
@@ -15,6 +15,10 @@ use crate::session::{EventKind, History, HistoryLimits, SessionEvent};
 /// Token rows cached per text, so a list reranked again is not
 /// re-tokenized. Cleared whole when full: simple and bounded.
 const TEXT_CACHE_ENTRIES: usize = 20_000;
+
+/// Candidate text vectors kept on the device between reranks (64 floats
+/// each); the cache starts over when full.
+const TEXT_VECTOR_ROWS: usize = 16_384;
 
 /// Shape of the warm-up inference run at load.
 const WARM_UP_EVENTS: usize = 20;
@@ -31,6 +35,10 @@ pub struct Reranker {
     /// The session state for the history at a version: reused until the
     /// history changes.
     session_cache: Option<CachedSession>,
+    /// Candidate text vectors, `[TEXT_VECTOR_ROWS, dim]`, and which row
+    /// holds which text: a list reranked again is not re-embedded.
+    text_vectors: Option<Tensor<2>>,
+    text_rows: HashMap<String, usize>,
     meta: serde_json::Value,
 }
 
@@ -107,6 +115,8 @@ impl Reranker {
             history: History::new(limits)?,
             text_cache: HashMap::new(),
             session_cache: None,
+            text_vectors: None,
+            text_rows: HashMap::new(),
             meta: file.meta,
         })
     }
@@ -166,23 +176,51 @@ impl Reranker {
             let state = self.model.session_state(&session, &ItemText::from_rows(&texts), self.config.affinity(), &self.device);
             self.session_cache = Some(CachedSession { version, state, events });
         }
-        let mut candidate_rows = Vec::with_capacity(candidates.len());
-        let mut texts = Vec::with_capacity(candidates.len());
-        for candidate in candidates {
-            candidate_rows.push(self.catalog.get(&candidate.id).copied().unwrap_or(0));
-            texts.push(self.tokens(&candidate.text())?);
-        }
+        let candidate_rows: Vec<i64> = candidates.iter().map(|c| self.catalog.get(&c.id).copied().unwrap_or(0)).collect();
+        let text_vectors = self.candidate_text_vectors(candidates)?;
         let cached = self.session_cache.as_ref().expect("just filled");
-        let (scores, attention) = self.model.score_candidates(
-            &cached.state,
-            &candidate_rows,
-            &ItemText::from_rows(&texts),
-            self.config.affinity(),
-            &self.device,
-            options.explain,
-        );
+        let (scores, attention) =
+            self.model.score_candidate_vectors(&cached.state, &candidate_rows, text_vectors, self.config.affinity(), &self.device, options.explain);
         let events = if options.explain { cached.events.clone() } else { Vec::new() };
         Ok(PendingScores { scores: Some(scores), attention, events })
+    }
+
+    /// The candidates' text vectors `[n, dim]`, embedding only texts not
+    /// seen since the cache last started over.
+    fn candidate_text_vectors(&mut self, candidates: &[Candidate]) -> Result<Tensor<2>> {
+        let texts: Vec<String> = candidates.iter().map(Candidate::text).collect();
+        let mut missing: Vec<&str> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for text in &texts {
+            if !self.text_rows.contains_key(text) && seen.insert(text.as_str()) {
+                missing.push(text);
+            }
+        }
+        if self.text_rows.len() + missing.len() > TEXT_VECTOR_ROWS {
+            // Full: start over, with every distinct text of this list missing.
+            self.text_rows.clear();
+            let mut distinct = std::collections::HashSet::new();
+            missing = texts.iter().map(String::as_str).filter(|t| distinct.insert(*t)).collect();
+        }
+        if missing.len() > TEXT_VECTOR_ROWS {
+            // More distinct texts than the cache holds: embed them directly.
+            let rows = texts.iter().map(|t| self.tokens(t)).collect::<Result<Vec<_>>>()?;
+            return Ok(self.model.text_vectors(&ItemText::from_rows(&rows), &self.device));
+        }
+        if !missing.is_empty() {
+            let rows = missing.iter().map(|t| self.tokens(t)).collect::<Result<Vec<_>>>()?;
+            let fresh = self.model.text_vectors(&ItemText::from_rows(&rows), &self.device); // [m, dim]
+            let start = self.text_rows.len();
+            let dim = self.config.dim;
+            let matrix = self.text_vectors.take().unwrap_or_else(|| Tensor::zeros([TEXT_VECTOR_ROWS, dim], &self.device));
+            self.text_vectors = Some(matrix.slice_assign([start..start + missing.len(), 0..dim], fresh));
+            for (i, text) in missing.iter().enumerate() {
+                self.text_rows.insert((*text).to_owned(), start + i);
+            }
+        }
+        let rows: Vec<i64> = texts.iter().map(|t| self.text_rows[t] as i64).collect();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(rows, [texts.len()]), &self.device);
+        Ok(self.text_vectors.clone().expect("filled above").select(0, index))
     }
 
     fn session_input(&self, events: &[SessionEvent]) -> SessionInput {

@@ -244,8 +244,22 @@ impl SessionRanker {
         device: &Device,
         explain: bool,
     ) -> (Tensor<1>, Option<Tensor<2>>) {
+        let text_vectors = self.text_vectors(candidate_text, device); // [n, dim]
+        self.score_candidate_vectors(session, candidate_rows, text_vectors, affinity, device, explain)
+    }
+
+    /// [`SessionRanker::score_candidates`] from the candidates' text vectors
+    /// (`[n, dim]`, e.g. kept from an earlier rerank).
+    pub fn score_candidate_vectors(
+        &self,
+        session: &SessionState,
+        candidate_rows: &[i64],
+        candidate_text: Tensor<2>,
+        affinity: Affinity,
+        device: &Device,
+        explain: bool,
+    ) -> (Tensor<1>, Option<Tensor<2>>) {
         let n = candidate_rows.len();
-        let candidate_text = self.text_vectors(candidate_text, device); // [n, dim]
         let ids = Tensor::<1, Int>::from_data(TensorData::new(candidate_rows.to_vec(), [n]), device);
         let candidates = self.item_vectors(ids, candidate_text.clone()); // [n, dim]
         let candidate_units = unit(candidate_text);

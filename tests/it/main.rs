@@ -320,3 +320,23 @@ fn the_cached_session_state_gives_the_same_scores_as_a_fresh_ranker() {
     assert_eq!(after, fresh.rerank_blocking(&list, &options, 1e12).unwrap());
     assert_ne!(first, after);
 }
+
+#[test]
+fn cached_candidate_text_vectors_give_the_same_scores_across_lists() {
+    let bytes = tiny_model_file(10).to_bytes();
+    let options = RerankOptions { server_weight: 0.0, ..RerankOptions::default() };
+    let mut ranker = Reranker::load(&bytes, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+    ranker.record(event(EventKind::View, "s1"), 1e12).unwrap();
+    let all = candidates(&[]);
+    // Warm the cache with part of the list, then rank overlapping and reordered lists.
+    ranker.rerank_blocking(&all[..3], &options, 1e12).unwrap();
+    let reversed: Vec<_> = all.iter().rev().cloned().collect();
+    let cached = ranker.rerank_blocking(&reversed, &options, 1e12).unwrap();
+    let mut fresh = Reranker::load(&bytes, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+    fresh.record(event(EventKind::View, "s1"), 1e12).unwrap();
+    let expected = fresh.rerank_blocking(&reversed, &options, 1e12).unwrap();
+    for (a, b) in cached.iter().zip(&expected) {
+        assert_eq!(a.id, b.id);
+        assert!((a.model_score.unwrap() - b.model_score.unwrap()).abs() < 1e-5, "{a:?} vs {b:?}");
+    }
+}
