@@ -6,7 +6,7 @@
 //   bench/setup.sh && target/bench-venv/bin/python bench/onnx/export.py \
 //       models/shelfrank-scientific.bin target/bench/shelfrank.onnx
 //   node bench/ort-check.mjs [--ort-dist DIR] [--model FILE] [--cases FILE] [--ep wasm,webgpu]
-//                            [--runs 30] [--timing-case h50-c100] [--module ort.all.min.mjs]
+//                            [--runs 30] [--warmup 5] [--timing-case h50-c100] [--module ort.all.min.mjs]
 //                            [--json OUT.json] [--verbose]
 //
 // Each execution provider runs on a fresh page, with ort.wasm.min.mjs for
@@ -32,6 +32,7 @@ const { values: args } = parseArgs({
     cases: { type: 'string', default: path.join(repo, 'target/bench/cases.json') },
     ep: { type: 'string', default: 'wasm,webgpu' },
     runs: { type: 'string', default: '30' },
+    warmup: { type: 'string', default: '5' },
     'timing-case': { type: 'string', default: 'h50-c100' },
     tolerance: { type: 'string', default: '1e-3' },
     module: { type: 'string' },
@@ -41,6 +42,7 @@ const { values: args } = parseArgs({
 });
 const TOLERANCE = Number(args.tolerance);
 const RUNS = Number(args.runs);
+const WARMUP = Number(args.warmup);
 const MODULE_FOR = { wasm: 'ort.wasm.min.mjs', webgpu: 'ort.webgpu.min.mjs' };
 
 const dist = path.resolve(args['ort-dist']);
@@ -88,7 +90,7 @@ try {
     let result;
     try {
       result = await page.evaluate(
-        async ({ ep, moduleFile, runs, timingCase, tolerance }) => {
+        async ({ ep, moduleFile, runs, warmup, timingCase, tolerance }) => {
           const { createOrtRanker } = await import('/bench/ort.mjs');
           const [modelBytes, doc] = await Promise.all([
             fetch('/model.onnx').then((r) => r.arrayBuffer()).then((b) => new Uint8Array(b)),
@@ -135,14 +137,14 @@ try {
 
           const timed = doc.cases.find((c) => c.name === timingCase);
           const inputs = inputsOf(timed);
-          for (let i = 0; i < 5; i++) await ranker.score(inputs);
-          const times = [];
+          for (let i = 0; i < warmup; i++) await ranker.score(inputs);
+          const inOrder = [];
           for (let i = 0; i < runs; i++) {
             const t = performance.now();
             await ranker.score(inputs);
-            times.push(performance.now() - t);
+            inOrder.push(performance.now() - t);
           }
-          times.sort((a, b) => a - b);
+          const times = [...inOrder].sort((a, b) => a - b);
           const q = (p) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
           await ranker.release();
           return {
@@ -156,10 +158,10 @@ try {
             firstScoreMs,
             perCase,
             maxDiff: Math.max(...perCase.map((c) => c.maxDiff)),
-            timing: { case: timingCase, L: timed.L, N: timed.N, runs, p50Ms: q(0.5), p90Ms: q(0.9), minMs: times[0], maxMs: times[times.length - 1] },
+            timing: { case: timingCase, L: timed.L, N: timed.N, warmup, runs, inOrderMs: inOrder, p50Ms: q(0.5), p90Ms: q(0.9), minMs: times[0], maxMs: times[times.length - 1] },
           };
         },
-        { ep, moduleFile: args.module ?? MODULE_FOR[ep], runs: RUNS, timingCase: args['timing-case'], tolerance: TOLERANCE },
+        { ep, moduleFile: args.module ?? MODULE_FOR[ep], runs: RUNS, warmup: WARMUP, timingCase: args['timing-case'], tolerance: TOLERANCE },
       );
     } catch (error) {
       result = { ep, error: String(error?.message ?? error).split('\n')[0] };
@@ -190,7 +192,7 @@ for (const r of report.results) {
     `${r.ep}${adapter} (onnxruntime-web ${ortVersion} ${r.moduleFile}, ${r.numThreads} thread, crossOriginIsolated ${r.crossOriginIsolated}): ` +
       `max |diff| ${r.maxDiff.toExponential(2)} over ${r.perCase.length} cases (${r.maxDiff <= TOLERANCE ? 'OK' : 'FAIL'})\n` +
       `  cold create ${r.coldCreateMs.toFixed(1)} ms (import + wasm + session), warm create ${r.warmCreateMs.toFixed(1)} ms, first score ${r.firstScoreMs.toFixed(1)} ms\n` +
-      `  score L=${r.timing.L} N=${r.timing.N}: p50 ${r.timing.p50Ms.toFixed(2)} ms (min ${r.timing.minMs.toFixed(2)}, p90 ${r.timing.p90Ms.toFixed(2)}, max ${r.timing.maxMs.toFixed(2)}) over ${r.timing.runs} warm runs\n` +
+      `  score L=${r.timing.L} N=${r.timing.N}: p50 ${r.timing.p50Ms.toFixed(2)} ms (min ${r.timing.minMs.toFixed(2)}, p90 ${r.timing.p90Ms.toFixed(2)}, max ${r.timing.maxMs.toFixed(2)}) over ${r.timing.runs} runs after ${r.timing.warmup} warm-up runs\n` +
       `  fetched from dist/: ${r.fetchedFromDist.join(', ')}`,
   );
 }

@@ -57,28 +57,37 @@ try {
   const sizes = quick ? [20, 100] : [20, 100, 1000, 5000];
   const histories = quick ? [50] : [10, 50];
   const runsFor = (n, backend) => (backend === 'webgpu' ? (n >= 1000 ? 5 : 10) : n >= 1000 ? 10 : 30);
-  const backends = withWebgpu ? ['cpu', 'webgpu'] : ['cpu'];
   for (const history of histories) {
     for (const candidates of sizes) {
       const ours = {};
-      for (const backend of backends) {
-        const result = await page.evaluate((c) => window.bench.benchShelfrank(c), { backend, history, candidates, runs: runsFor(candidates, backend) });
+      // The CPU path as a page sees it (worker) and the engine alone (page thread).
+      for (const [backend, worker] of [['cpu', true], ['cpu', false], ...(withWebgpu ? [['webgpu', true]] : [])]) {
+        const result = await page.evaluate((c) => window.bench.benchShelfrank(c), { backend, worker, history, candidates, runs: runsFor(candidates, backend), warmup: backend === 'webgpu' ? 3 : 20 });
         const { scores, ...line } = result;
-        ours[backend] = result;
+        if (worker) ours[backend] = result;
         print(Object.fromEntries(Object.entries(line).map(([k, v]) => [k, round(v)])));
       }
       if (!withOrt) continue;
       for (const [ep, against] of [['wasm', 'cpu'], ...(withWebgpu ? [['webgpu', 'webgpu']] : [])]) {
-        const result = await page.evaluate((c) => window.ortBench.run(c), { ep, history, candidates, runs: runsFor(candidates, against), onnxUrl: '/target/bench/shelfrank.onnx' });
-        if (result.error) {
-          print({ engine: 'ort-web', backend: ep, candidates, history, error: result.error });
+        // onnxruntime-web's settings are global: a fresh page per execution provider.
+        const ortPage = await browser.newPage();
+        ortPage.on('pageerror', (e) => console.error(`[ort page error] ${e.message}`));
+        await ortPage.goto(`${server.url}/bench/page.html`);
+        await ortPage.waitForFunction(() => window.benchReady === true, null, { timeout: 120_000 });
+        let result;
+        try {
+          result = await ortPage.evaluate((c) => window.bench.benchOrt(c), { ep, history, candidates, runs: runsFor(candidates, against), warmup: ep === 'webgpu' ? 3 : 20, onnxUrl: '/target/bench/shelfrank.onnx' });
+        } catch (error) {
+          print({ engine: 'ort-web', backend: ep, candidates, history, error: String(error.message ?? error).split('\n')[0] });
           continue;
+        } finally {
+          await ortPage.close();
         }
         const { scores, ...line } = result;
         // The same model: ORT's scores against shelfrank's on the same case.
         const mine = ours.cpu.scores;
-        line.max_score_diff = Math.max(...scores.map((s, i) => Math.abs(s - mine[i])));
-        print(Object.fromEntries(Object.entries(line).map(([k, v]) => [k, round(v)])));
+        const diff = Math.max(...scores.map((s, i) => Math.abs(s - mine[i])));
+        print({ ...Object.fromEntries(Object.entries(line).map(([k, v]) => [k, round(v)])), max_score_diff: Number(diff.toExponential(2)) });
         const us = ours[against];
         print({
           engine: 'ratio',
