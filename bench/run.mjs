@@ -10,11 +10,10 @@
 // wasm memory). WebGPU here is Chromium's software adapter unless the
 // machine has a GPU; the output names the adapter.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../tests/browser/harness.mjs';
 import { serve } from '../tools/static-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -37,12 +36,8 @@ const server = await serve(root, 0, (req, res) => {
   res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
   return false;
 });
-const userDataDir = mkdtempSync(path.join(os.tmpdir(), 'shelfrank-bench-'));
-const browser = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu'],
-});
+const chrome = await launchChromium();
+const browser = chrome.browser;
 
 const print = (line) => console.log(JSON.stringify(line));
 const round = (x) => (typeof x === 'number' ? Math.round(x * 1000) / 1000 : x);
@@ -102,7 +97,6 @@ try {
     }
   }
 } finally {
-  await browser.close();
+  await chrome.close();
   await server.close();
-  rmSync(userDataDir, { recursive: true, force: true });
 }

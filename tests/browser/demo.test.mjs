@@ -4,13 +4,11 @@
 // against a fresh profile; the campaign slot stays; every request the page
 // and its worker make is checked for the recorded history.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { startDemo } from '../../tools/serve-demo.mjs';
-import { root } from './harness.mjs';
+import { launchChromium, root } from './harness.mjs';
 
 // Hose clamps among everything else called a clamp (clamp meters, bar clamps, …).
 const QUERY = 'clamp';
@@ -18,21 +16,15 @@ const KIND = /Hose Clamps$/;
 
 let demo;
 let browser;
-let userDataDir;
+let chrome;
 before(async () => {
   demo = await startDemo({ root, rotation: 0 }); // a fixed campaign: the same lists every day
-  userDataDir = mkdtempSync(path.join(os.tmpdir(), 'shelfrank-chromium-'));
-  browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: ['--headless', '--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'],
-  });
+  chrome = await launchChromium({ webgpu: false, viewport: { width: 1280, height: 900 } });
+  browser = chrome.browser;
 });
 after(async () => {
-  await browser?.close();
+  await chrome?.close();
   await demo?.close();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
 /** The result list once its rerank came back: ids, categories, pinned. */

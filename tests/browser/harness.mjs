@@ -28,19 +28,31 @@ function listFiles(dir, prefix = '') {
   );
 }
 
+/**
+ * System Chromium with the flags every run here needs (and WebGPU on its
+ * software adapter unless `webgpu` is false), in a fresh profile. Resolves
+ * to { browser, close }; close() also removes the profile.
+ */
+export async function launchChromium({ webgpu = true, ...options } = {}) {
+  const userDataDir = mkdtempSync(path.join(os.tmpdir(), 'shelfrank-chromium-'));
+  const args = ['--headless', '--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'];
+  if (webgpu) args.push('--enable-unsafe-webgpu');
+  const browser = await chromium.launchPersistentContext(userDataDir, { executablePath: '/usr/bin/chromium', headless: true, args, ...options });
+  return {
+    browser,
+    async close() {
+      await browser.close();
+      rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** Starts the server and the browser; returns helpers and a close(). */
 export async function startSite() {
   const site = packedPackage();
   const server = await serve(site.dir);
-  const userDataDir = mkdtempSync(path.join(os.tmpdir(), 'shelfrank-chromium-'));
-  const browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu',
-    ],
-  });
+  const chrome = await launchChromium();
+  const browser = chrome.browser;
   const pageErrors = [];
   async function openPage(fixture = 'index.html', { initScript } = {}) {
     const page = await browser.newPage();
@@ -60,9 +72,8 @@ export async function startSite() {
     pageErrors,
     openPage,
     async close() {
-      await browser.close();
+      await chrome.close();
       await server.close();
-      rmSync(userDataDir, { recursive: true, force: true });
       rmSync(site.dir, { recursive: true, force: true });
     },
   };

@@ -9,10 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { chromium } from 'playwright-core';
 import { build } from 'vite';
 import { serve } from '../../tools/static-server.mjs';
-import { root } from './harness.mjs';
+import { launchChromium, root } from './harness.mjs';
 
 const cleanup = [];
 after(async () => {
@@ -77,14 +76,8 @@ test('a fresh Vite app bundles the packed package and reranks with it', async ()
 
   const server = await serve(dist);
   cleanup.push(() => server.close());
-  const userDataDir = mkdtempSync(path.join(os.tmpdir(), 'shelfrank-chromium-'));
-  cleanup.push(() => rmSync(userDataDir, { recursive: true, force: true }));
-  const browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'],
-  });
-  cleanup.push(() => browser.close());
+  const { browser, close } = await launchChromium({ webgpu: false });
+  cleanup.push(close);
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
