@@ -29,6 +29,9 @@ pub mod dataset;
 mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod evaluation;
+#[cfg(not(target_arch = "wasm32"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod rank;
 mod reranker;
@@ -39,7 +42,7 @@ pub mod teacher;
 mod wasm;
 
 pub use error::{Error, ErrorKind, Result};
-pub use reranker::{PendingScores, ReadScores, Reranker, ScoringInputs, read_scores};
+pub use reranker::{PendingScores, ReadScores, Reranker, ScoreLayout, ScoringInputs, WarmUp, read_scores};
 
 /// The CPU backend's device.
 pub fn cpu_device() -> burn::tensor::Device {

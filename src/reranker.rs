@@ -20,9 +20,17 @@ const TEXT_CACHE_ENTRIES: usize = 20_000;
 /// each); the cache starts over when full.
 const TEXT_VECTOR_ROWS: usize = 16_384;
 
-/// Shape of the warm-up inference run at load.
+/// Shape of the benchmark inference (also run at load).
 const WARM_UP_EVENTS: usize = 20;
 const WARM_UP_CANDIDATES: usize = 100;
+
+/// With fixed shapes (see [`Reranker::set_fixed_shapes`]): new candidate
+/// texts are embedded this many rows at a time, candidate lists are padded
+/// to a power of two from `FIRST_CANDIDATE_BUCKET`, and the warm-up covers
+/// every bucket up to `WARM_CANDIDATE_BUCKETS`.
+const TEXT_CHUNK: usize = 256;
+const FIRST_CANDIDATE_BUCKET: usize = 64;
+const WARM_CANDIDATE_BUCKETS: usize = 1024;
 
 pub struct Reranker {
     model: SessionRanker,
@@ -39,6 +47,11 @@ pub struct Reranker {
     /// holds which text: a list reranked again is not re-embedded.
     text_vectors: Option<Tensor<2>>,
     text_rows: HashMap<String, usize>,
+    /// The next free row of `text_vectors`.
+    next_text_row: usize,
+    /// Pad every tensor to a few fixed shapes (backends that compile
+    /// kernels per shape).
+    fixed_shapes: bool,
     meta: serde_json::Value,
 }
 
@@ -46,20 +59,37 @@ struct CachedSession {
     version: u64,
     state: SessionState,
     events: Vec<SessionEvent>,
+    /// Padding events before `events` in the state (fixed shapes).
+    padding_events: usize,
 }
 
 /// A rerank whose model scores are still on the device.
 pub struct PendingScores {
+    /// `[layout.rows]`: the candidates first, then any padding.
     pub scores: Option<Tensor<1>>,
-    /// With `explain`: `[candidates, events]` attention over `events`.
+    /// With `explain`: `[layout.rows, layout.columns]` attention over
+    /// padding events, then `events`.
     pub attention: Option<Tensor<2>>,
     /// The events the scores were computed from, oldest first.
     pub events: Vec<SessionEvent>,
+    pub layout: ScoreLayout,
+}
+
+/// How the read-back scores are laid out when the tensors were padded to a
+/// fixed shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScoreLayout {
+    /// Score rows (candidates plus padding).
+    pub rows: usize,
+    /// Attention columns (padding events plus events).
+    pub columns: usize,
+    /// Leading padding columns in the attention.
+    pub padding_events: usize,
 }
 
 impl PendingScores {
     fn none() -> PendingScores {
-        PendingScores { scores: None, attention: None, events: Vec::new() }
+        PendingScores { scores: None, attention: None, events: Vec::new(), layout: ScoreLayout::default() }
     }
 }
 
@@ -76,12 +106,19 @@ pub struct ScoringInputs {
     pub events: Vec<SessionEvent>,
 }
 
+/// The outputs of [`Reranker::warm_up`], still on the device.
+pub struct WarmUp {
+    pub scores: Vec<Tensor<1>>,
+    pub attention: Vec<Tensor<2>>,
+}
+
 /// What came back from the device for one rerank.
 #[derive(Debug, Default)]
 pub struct ReadScores {
     pub scores: Option<Vec<f32>>,
     pub attention: Option<Vec<f32>>,
     pub events: Vec<SessionEvent>,
+    pub layout: ScoreLayout,
 }
 
 impl Reranker {
@@ -117,6 +154,8 @@ impl Reranker {
             session_cache: None,
             text_vectors: None,
             text_rows: HashMap::new(),
+            next_text_row: 0,
+            fixed_shapes: false,
             meta: file.meta,
         })
     }
@@ -125,6 +164,17 @@ impl Reranker {
     pub fn set_affinity(&mut self, affinity: crate::model::Affinity) {
         self.config.affinity_weight = affinity.weight;
         self.config.affinity_decay = affinity.decay;
+        self.session_cache = None;
+    }
+
+    /// Pads every tensor to a few fixed shapes: the history to
+    /// `max_events`, candidate lists to powers of two, new texts to chunks
+    /// of a fixed size. For backends that compile kernels per shape
+    /// (WebGPU): after [`Reranker::warm_up`] a rerank of up to 1,024
+    /// candidates compiles nothing. Costs a little padding work; scores are
+    /// unchanged (to float rounding).
+    pub fn set_fixed_shapes(&mut self, on: bool) {
+        self.fixed_shapes = on;
         self.session_cache = None;
     }
 
@@ -171,55 +221,106 @@ impl Reranker {
         let version = self.history.version();
         if self.session_cache.as_ref().is_none_or(|c| c.version != version) {
             let events: Vec<SessionEvent> = self.history.recent(self.config.max_events).into_iter().cloned().collect();
-            let session = self.session_input(&events);
-            let texts = events.iter().map(|e| self.tokens(&e.text())).collect::<Result<Vec<_>>>()?;
-            let state = self.model.session_state(&session, &ItemText::from_rows(&texts), self.config.affinity(), &self.device);
-            self.session_cache = Some(CachedSession { version, state, events });
+            let (state, padding_events) = self.session_state(&events)?;
+            self.session_cache = Some(CachedSession { version, state, events, padding_events });
         }
-        let candidate_rows: Vec<i64> = candidates.iter().map(|c| self.catalog.get(&c.id).copied().unwrap_or(0)).collect();
-        let text_vectors = self.candidate_text_vectors(candidates)?;
-        let cached = self.session_cache.as_ref().expect("just filled");
-        let (scores, attention) =
-            self.model.score_candidate_vectors(&cached.state, &candidate_rows, text_vectors, self.config.affinity(), &self.device, options.explain);
-        let events = if options.explain { cached.events.clone() } else { Vec::new() };
-        Ok(PendingScores { scores: Some(scores), attention, events })
+        let texts: Vec<String> = candidates.iter().map(Candidate::text).collect();
+        self.score_texts(candidates.iter().map(|c| c.id.as_str()), &texts, options.explain)
     }
 
-    /// The candidates' text vectors `[n, dim]`, embedding only texts not
-    /// seen since the cache last started over.
-    fn candidate_text_vectors(&mut self, candidates: &[Candidate]) -> Result<Tensor<2>> {
-        let texts: Vec<String> = candidates.iter().map(Candidate::text).collect();
+    /// Scores candidates (ids and texts) against the cached session state,
+    /// padded to a bucket with fixed shapes.
+    fn score_texts<'a>(&mut self, ids: impl Iterator<Item = &'a str>, texts: &[String], explain: bool) -> Result<PendingScores> {
+        let n = texts.len();
+        let rows = if self.fixed_shapes { n.next_power_of_two().max(FIRST_CANDIDATE_BUCKET) } else { n };
+        let mut candidate_rows: Vec<i64> = ids.map(|id| self.catalog.get(id).copied().unwrap_or(0)).collect();
+        candidate_rows.resize(rows, 0);
+        let text_vectors = self.candidate_text_vectors(texts, rows)?;
+        let cached = self.session_cache.as_ref().expect("filled by the caller");
+        let real = self.fixed_shapes.then_some(n);
+        let (scores, attention) =
+            self.model.score_candidate_vectors(&cached.state, &candidate_rows, text_vectors, self.config.affinity(), &self.device, explain, real);
+        let events = if explain { cached.events.clone() } else { Vec::new() };
+        let layout = ScoreLayout { rows, columns: cached.padding_events + cached.events.len(), padding_events: cached.padding_events };
+        Ok(PendingScores { scores: Some(scores), attention, events, layout })
+    }
+
+    /// The session state for `events` (oldest first) and how many padding
+    /// events lead it.
+    fn session_state(&mut self, events: &[SessionEvent]) -> Result<(SessionState, usize)> {
+        let mut session = self.session_input(events);
+        let mut texts = events.iter().map(|e| self.tokens(&e.text())).collect::<Result<Vec<_>>>()?;
+        let mut padding = 0;
+        let text = if self.fixed_shapes {
+            padding = self.config.max_events.saturating_sub(events.len());
+            session.len += padding;
+            session.item_rows.splice(0..0, std::iter::repeat_n(0, padding));
+            session.kinds.splice(0..0, std::iter::repeat_n(0, padding));
+            session.padding.splice(0..0, std::iter::repeat_n(true, padding));
+            texts.splice(0..0, std::iter::repeat_n(Vec::new(), padding));
+            ItemText::from_rows_min_len(&texts, self.config.max_text_tokens)
+        } else {
+            ItemText::from_rows(&texts)
+        };
+        Ok((self.model.session_state(&session, &text, self.config.affinity(), &self.device), padding))
+    }
+
+    /// Token rows of `texts` as model input: with fixed shapes, padded to
+    /// `rows` texts of `max_text_tokens` tokens.
+    fn item_text(&mut self, texts: &[&str], rows: usize) -> Result<ItemText> {
+        let mut tokens = texts.iter().map(|t| self.tokens(t)).collect::<Result<Vec<_>>>()?;
+        if !self.fixed_shapes {
+            return Ok(ItemText::from_rows(&tokens));
+        }
+        tokens.resize(rows, Vec::new());
+        Ok(ItemText::from_rows_min_len(&tokens, self.config.max_text_tokens))
+    }
+
+    /// The candidates' text vectors `[rows, dim]` (`rows - texts.len()`
+    /// padding rows at the end), embedding only texts not seen since the
+    /// cache last started over.
+    fn candidate_text_vectors(&mut self, texts: &[String], rows: usize) -> Result<Tensor<2>> {
         let mut missing: Vec<&str> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for text in &texts {
+        for text in texts {
             if !self.text_rows.contains_key(text) && seen.insert(text.as_str()) {
                 missing.push(text);
             }
         }
-        if self.text_rows.len() + missing.len() > TEXT_VECTOR_ROWS {
+        // With fixed shapes new texts go in whole chunks of TEXT_CHUNK rows.
+        let fixed = self.fixed_shapes;
+        let chunk_for = |m: usize| if fixed { TEXT_CHUNK } else { m.max(1) };
+        let needed = |m: usize| m.div_ceil(chunk_for(m)) * chunk_for(m);
+        if self.next_text_row + needed(missing.len()) > TEXT_VECTOR_ROWS {
             // Full: start over, with every distinct text of this list missing.
             self.text_rows.clear();
+            self.next_text_row = 0;
             let mut distinct = std::collections::HashSet::new();
             missing = texts.iter().map(String::as_str).filter(|t| distinct.insert(*t)).collect();
         }
-        if missing.len() > TEXT_VECTOR_ROWS {
+        if needed(missing.len()) > TEXT_VECTOR_ROWS {
             // More distinct texts than the cache holds: embed them directly.
-            let rows = texts.iter().map(|t| self.tokens(t)).collect::<Result<Vec<_>>>()?;
-            return Ok(self.model.text_vectors(&ItemText::from_rows(&rows), &self.device));
+            let all: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let text = self.item_text(&all, rows)?;
+            return Ok(self.model.text_vectors(&text, &self.device));
         }
-        if !missing.is_empty() {
-            let rows = missing.iter().map(|t| self.tokens(t)).collect::<Result<Vec<_>>>()?;
-            let fresh = self.model.text_vectors(&ItemText::from_rows(&rows), &self.device); // [m, dim]
-            let start = self.text_rows.len();
-            let dim = self.config.dim;
+        let dim = self.config.dim;
+        let chunk = chunk_for(missing.len());
+        for part in missing.chunks(chunk) {
+            let text = self.item_text(part, chunk)?;
+            let fresh = self.model.text_vectors(&text, &self.device); // [chunk or part.len(), dim]
+            let start = self.next_text_row;
+            let end = start + fresh.dims()[0];
             let matrix = self.text_vectors.take().unwrap_or_else(|| Tensor::zeros([TEXT_VECTOR_ROWS, dim], &self.device));
-            self.text_vectors = Some(matrix.slice_assign([start..start + missing.len(), 0..dim], fresh));
-            for (i, text) in missing.iter().enumerate() {
+            self.text_vectors = Some(matrix.slice_assign([start..end, 0..dim], fresh));
+            for (i, text) in part.iter().enumerate() {
                 self.text_rows.insert((*text).to_owned(), start + i);
             }
+            self.next_text_row = end;
         }
-        let rows: Vec<i64> = texts.iter().map(|t| self.text_rows[t] as i64).collect();
-        let index = Tensor::<1, Int>::from_data(TensorData::new(rows, [texts.len()]), &self.device);
+        let mut index: Vec<i64> = texts.iter().map(|t| self.text_rows[t] as i64).collect();
+        index.resize(rows, 0);
+        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows]), &self.device);
         Ok(self.text_vectors.clone().expect("filled above").select(0, index))
     }
 
@@ -256,10 +357,52 @@ impl Reranker {
         Ok(ScoringInputs { session, candidate_rows, text: ItemText::from_rows(&texts), events })
     }
 
-    /// Scores a fixed, made-up session against a few candidates, touching
-    /// no history: run once after load so kernels compile and weights reach
-    /// the device before the shop needs a rerank.
-    pub fn warm_up(&mut self) -> Result<Tensor<1>> {
+    /// Runs the model on made-up input at every shape a rerank will use,
+    /// touching no history, so kernels compile and weights reach the device
+    /// before the shop needs a rerank: the [`Reranker::benchmark_inference`],
+    /// and with fixed shapes every candidate bucket up to 1,024, plain and
+    /// explained. Read the returned tensors back to wait for it.
+    pub fn warm_up(&mut self) -> Result<WarmUp> {
+        let mut outputs = WarmUp { scores: vec![self.benchmark_inference()?], attention: Vec::new() };
+        if !self.fixed_shapes {
+            return Ok(outputs);
+        }
+        let saved_cache = self.session_cache.take();
+        let events: Vec<SessionEvent> = (0..WARM_UP_EVENTS.min(self.config.max_events))
+            .map(|i| SessionEvent {
+                kind: EventKind::ALL[i % EventKind::ALL.len()],
+                id: None,
+                title: Some(format!("warm up item {i}")),
+                category: None,
+                brand: None,
+                query: Some(format!("warm up query {i}")),
+                timestamp: None,
+            })
+            .collect();
+        let (state, padding_events) = self.session_state(&events)?;
+        self.session_cache = Some(CachedSession { version: u64::MAX, state, events, padding_events });
+        let mut rows = FIRST_CANDIDATE_BUCKET;
+        while rows <= WARM_CANDIDATE_BUCKETS {
+            let texts: Vec<String> = (0..rows - 1).map(|i| format!("warm up candidate {i}")).collect();
+            let ids: Vec<String> = (0..texts.len()).map(|i| format!("warm-up-{i}")).collect();
+            for explain in [false, true] {
+                let pending = self.score_texts(ids.iter().map(String::as_str), &texts, explain)?;
+                outputs.scores.extend(pending.scores);
+                outputs.attention.extend(pending.attention);
+            }
+            rows *= 2;
+        }
+        // The warm-up texts must not crowd the shop's out of the cache.
+        self.text_rows.clear();
+        self.next_text_row = 0;
+        self.session_cache = saved_cache;
+        Ok(outputs)
+    }
+
+    /// One fixed inference (20 events × 100 candidates, a full forward pass
+    /// including the text embeddings), touching no history: what backends
+    /// are timed on to choose between them.
+    pub fn benchmark_inference(&mut self) -> Result<Tensor<1>> {
         // Shapes like a typical shelf (a few dozen events, a hundred
         // candidates, titles of a few dozen tokens), since some kernels are
         // compiled per shape.
@@ -280,9 +423,24 @@ impl Reranker {
 
     /// Orders the candidates once the scores are read back.
     pub fn finish(&self, candidates: &[Candidate], read: &ReadScores, options: &RerankOptions) -> Result<Vec<RankedItem>> {
-        let mut ranked = arrange(candidates, read.scores.as_deref(), options)?;
+        let n = candidates.len();
+        let layout = read.layout;
+        let scores = match &read.scores {
+            Some(scores) if scores.len() != layout.rows || layout.rows < n => {
+                return err(ErrorKind::Backend, format!("the model returned {} scores for {n} candidates", scores.len()));
+            }
+            Some(scores) => Some(&scores[..n]),
+            None => None,
+        };
+        let mut ranked = arrange(candidates, scores, options)?;
         if let Some(attention) = &read.attention {
-            HistoryReason::attach(&mut ranked, attention, &read.events)?;
+            let events = read.events.len();
+            if attention.len() != layout.rows * layout.columns || layout.columns != layout.padding_events + events {
+                return err(ErrorKind::Backend, format!("the model returned {} attention weights for {n} items × {events} events", attention.len()));
+            }
+            let real: Vec<f32> =
+                attention.chunks(layout.columns).take(n).flat_map(|row| row[layout.padding_events..].iter().copied()).collect();
+            HistoryReason::attach(&mut ranked, &real, &read.events)?;
         }
         Ok(ranked)
     }
@@ -295,6 +453,7 @@ impl Reranker {
             scores: pending.scores.map(|t| read_scores(t.into_data())).transpose()?,
             attention: pending.attention.map(|t| read_scores(t.into_data())).transpose()?,
             events: pending.events,
+            layout: pending.layout,
         };
         self.finish(candidates, &read, options)
     }

@@ -254,8 +254,17 @@ impl Ranker {
         drop(model_bytes);
         let (device, backend) = choose_backend(choice).await?;
         let mut reranker = Reranker::from_file(file, &tokenizer_bytes, device, options.history).map_err(js_error)?;
+        // WebGPU compiles kernels per shape: pad to a few shapes, all
+        // compiled now rather than on the shop's first reranks.
+        reranker.set_fixed_shapes(backend.name == "webgpu");
         let warm = reranker.warm_up().map_err(js_error)?;
-        warm.into_data_async().await.map_err(|e| bad_input(ErrorKind::Backend, "the warm-up inference failed", format!("{e:?}")))?;
+        let failed = |e| bad_input(ErrorKind::Backend, "the warm-up inference failed", format!("{e:?}"));
+        for scores in warm.scores {
+            scores.into_data_async().await.map_err(failed)?;
+        }
+        for attention in warm.attention {
+            attention.into_data_async().await.map_err(failed)?;
+        }
         Ok(Ranker { inner: Rc::new(RefCell::new(reranker)), backend })
     }
 
@@ -297,7 +306,7 @@ impl Ranker {
     /// no history touched) and reads its scores back: what the shim times
     /// to choose between backends.
     pub async fn benchmark(&self) -> Result<(), JsValue> {
-        let scores = self.inner.borrow_mut().warm_up().map_err(js_error)?;
+        let scores = self.inner.borrow_mut().benchmark_inference().map_err(js_error)?;
         scores.into_data_async().await.map_err(|e| bad_input(ErrorKind::Backend, "the benchmark inference failed", format!("{e:?}")))?;
         Ok(())
     }
@@ -363,6 +372,7 @@ impl Ranker {
                     None => None,
                 },
                 events: pending.events,
+                layout: pending.layout,
             };
             let ranked = inner.borrow().finish(&candidates, &read, &options).map_err(js_error)?;
             to_js(&ranked)

@@ -115,6 +115,19 @@ fn standardise(x: Tensor<2>) -> Tensor<2> {
     centred / std
 }
 
+/// [`standardise`] over the columns where `mask` (`[1, n]`) is 1, the first
+/// `count` of them; masked columns come out 0.
+fn standardise_masked(x: Tensor<2>, mask: Tensor<2>, count: usize) -> Tensor<2> {
+    let count = count.max(1) as f64;
+    let mean = (x.clone() * mask.clone()).sum_dim(1) / count;
+    let centred = (x - mean) * mask;
+    let std = ((centred.clone() * centred.clone()).sum_dim(1) / count).sqrt().clamp_min(1e-6);
+    centred / std
+}
+
+/// Log weight of a padding event: no share of any explanation.
+const PADDING_LOG_WEIGHT: f32 = -1e9;
+
 impl SessionRanker {
     /// How close each candidate is to each session's history profile (the
     /// weighted sum of its events' unit item vectors), as a cosine-like
@@ -223,7 +236,8 @@ impl SessionRanker {
         let states = self.encode(event_vectors.reshape([batch, len, self.dim]), kinds, padding); // [1, len, dim]
         let state = states.slice([0..1, len - 1..len, 0..self.dim]).reshape([1, self.dim]);
         let weights = session.affinity_weights(affinity.decay);
-        let log_weights: Vec<f32> = weights.iter().map(|w| w.max(1e-6).ln()).collect();
+        let log_weights: Vec<f32> =
+            weights.iter().zip(&session.padding).map(|(w, &pad)| if pad { PADDING_LOG_WEIGHT } else { w.max(1e-6).ln() }).collect();
         let log_weights = Tensor::<1>::from_data(TensorData::new(log_weights, [events]), device).reshape([1, events]);
         let weights = Tensor::<2>::from_data(TensorData::new(weights, [batch, len]), device);
         let event_units = unit(event_text);
@@ -245,11 +259,16 @@ impl SessionRanker {
         explain: bool,
     ) -> (Tensor<1>, Option<Tensor<2>>) {
         let text_vectors = self.text_vectors(candidate_text, device); // [n, dim]
-        self.score_candidate_vectors(session, candidate_rows, text_vectors, affinity, device, explain)
+        self.score_candidate_vectors(session, candidate_rows, text_vectors, affinity, device, explain, None)
     }
 
     /// [`SessionRanker::score_candidates`] from the candidates' text vectors
-    /// (`[n, dim]`, e.g. kept from an earlier rerank).
+    /// (`[n, dim]`, e.g. kept from an earlier rerank). With `real: Some(k)`
+    /// only the first `k` candidates are real and the rest padding (a fixed
+    /// shape for backends that compile kernels per shape): the blend's
+    /// standardisation ignores the padding, so the first `k` scores equal
+    /// those of an unpadded call.
+    #[allow(clippy::too_many_arguments)]
     pub fn score_candidate_vectors(
         &self,
         session: &SessionState,
@@ -258,6 +277,7 @@ impl SessionRanker {
         affinity: Affinity,
         device: &Device,
         explain: bool,
+        real: Option<usize>,
     ) -> (Tensor<1>, Option<Tensor<2>>) {
         let n = candidate_rows.len();
         let ids = Tensor::<1, Int>::from_data(TensorData::new(candidate_rows.to_vec(), [n]), device);
@@ -268,7 +288,15 @@ impl SessionRanker {
             softmax(cosine * 10.0 + session.log_weights.clone(), 1)
         });
         let near = session.profile.clone().matmul(candidate_units.transpose()); // [1, n]
-        let scores = SessionRanker::blend(session.state.clone().matmul(candidates.transpose()), near, affinity.weight);
+        let model = session.state.clone().matmul(candidates.transpose()); // [1, n]
+        let scores = match real {
+            None => SessionRanker::blend(model, near, affinity.weight),
+            Some(real) => {
+                let mask: Vec<f32> = (0..n).map(|i| if i < real { 1.0 } else { 0.0 }).collect();
+                let mask = Tensor::<2>::from_data(TensorData::new(mask, [1, n]), device);
+                standardise_masked(model, mask.clone(), real) + standardise_masked(near, mask, real) * affinity.weight as f64
+            }
+        };
         (scores.reshape([n]), attention)
     }
 }

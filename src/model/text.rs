@@ -25,7 +25,13 @@ impl ItemText {
     /// Pads token-row lists into one batch. Empty texts get one unknown
     /// token so that every item has a defined text vector.
     pub fn from_rows(texts: &[Vec<u32>]) -> ItemText {
-        let len = texts.iter().map(|t| t.len()).max().unwrap_or(0).max(1);
+        ItemText::from_rows_min_len(texts, 1)
+    }
+
+    /// [`ItemText::from_rows`] with at least `min_len` token columns (a
+    /// fixed shape when `min_len` is the longest text allowed).
+    pub fn from_rows_min_len(texts: &[Vec<u32>], min_len: usize) -> ItemText {
+        let len = texts.iter().map(|t| t.len()).max().unwrap_or(0).max(min_len).max(1);
         let mut rows = vec![0i64; texts.len() * len];
         let mut mask = vec![0f32; texts.len() * len];
         for (i, text) in texts.iter().enumerate() {

@@ -1,6 +1,8 @@
 //! Native integration tests: the model, its file format and the reranker,
 //! through the public API.
 
+mod fuzz;
+mod properties;
 mod training;
 
 use burn::tensor::Device;
@@ -202,8 +204,9 @@ fn wgpu_and_cpu_backends_agree() {
         Err(e) => panic!("no wgpu adapter: {e:?}"),
     };
     let bytes = tiny_model_file(8).to_bytes();
-    let scores = |device: Device| {
+    let scores = |device: Device, fixed_shapes: bool| {
         let mut ranker = Reranker::load(&bytes, TOKENIZER, device, HistoryLimits::default()).unwrap();
+        ranker.set_fixed_shapes(fixed_shapes);
         ranker.record(event(EventKind::View, "g1"), 1e12).unwrap();
         ranker
             .record(
@@ -221,7 +224,8 @@ fn wgpu_and_cpu_backends_agree() {
             .unwrap();
         ranker.rerank_blocking(&candidates(&[]), &RerankOptions { server_weight: 0.0, ..RerankOptions::default() }, 1e12).unwrap()
     };
-    let (gpu, cpu) = (scores(device), scores(Device::flex()));
+    // The GPU pads to fixed shapes, as the page does on WebGPU.
+    let (gpu, cpu) = (scores(device, true), scores(Device::flex(), false));
     for (g, c) in gpu.iter().zip(&cpu) {
         assert_eq!(g.id, c.id);
         let (g, c) = (g.model_score.unwrap(), c.model_score.unwrap());
@@ -338,5 +342,46 @@ fn cached_candidate_text_vectors_give_the_same_scores_across_lists() {
     for (a, b) in cached.iter().zip(&expected) {
         assert_eq!(a.id, b.id);
         assert!((a.model_score.unwrap() - b.model_score.unwrap()).abs() < 1e-5, "{a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn fixed_shapes_give_the_same_ranking_reasons_and_scores() {
+    // Padding the history, the candidate list and new texts to fixed shapes
+    // (for WebGPU) must not change anything: the shipped model, on the CPU.
+    let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shelfrank-scientific.bin")).unwrap();
+    let data = shelfrank::dataset::Dataset::load(concat!(env!("CARGO_MANIFEST_DIR"), "/data/scientific").as_ref()).unwrap();
+    let load = |fixed: bool| {
+        let mut ranker = Reranker::load(&model, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+        ranker.set_fixed_shapes(fixed);
+        if fixed {
+            ranker.warm_up().unwrap(); // must leave no trace in what follows
+        }
+        for (i, item) in data.items[40..47].iter().enumerate() {
+            let kind = [EventKind::View, EventKind::AddToCart, EventKind::Click][i % 3];
+            ranker.record(SessionEvent { title: Some(item.title.clone()), ..event(kind, &item.id) }, 1e12).unwrap();
+        }
+        ranker
+    };
+    let (mut plain, mut fixed) = (load(false), load(true));
+    let options = RerankOptions { explain: true, server_weight: 0.0 };
+    // 70 candidates pad to 128; 300 more new texts fill two chunks.
+    for list in [&data.items[100..170], &data.items[100..400], &data.items[390..395]] {
+        let mut list: Vec<Candidate> = list.iter().map(|i| i.candidate()).collect();
+        list[3].pinned = true;
+        let (a, b) = (plain.rerank_blocking(&list, &options, 1e12).unwrap(), fixed.rerank_blocking(&list, &options, 1e12).unwrap());
+        assert_eq!(a.len(), b.len());
+        for a in &a {
+            let b = b.iter().find(|b| b.id == a.id).unwrap();
+            assert_eq!(a.pinned, b.pinned);
+            let (x, y) = (a.model_score.unwrap(), b.model_score.unwrap());
+            assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{x} vs {y}");
+            assert_eq!(a.reason.as_ref().map(|r| &r.id), b.reason.as_ref().map(|r| &r.id));
+            if let (Some(p), Some(q)) = (&a.reason, &b.reason) {
+                assert!((p.weight - q.weight).abs() < 1e-4, "{} vs {}", p.weight, q.weight);
+            }
+        }
+        // Near-ties may swap; the orders agree at the top.
+        assert_eq!(a[..3].iter().map(|r| &r.id).collect::<Vec<_>>(), b[..3].iter().map(|r| &r.id).collect::<Vec<_>>());
     }
 }

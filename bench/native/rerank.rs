@@ -1,4 +1,4 @@
-//! `cargo bench`: the shipped model's rerank on the host CPU (burn's flex
+//! `cargo bench -p shelfrank-bench`: the shipped model's rerank on the host CPU (burn's flex
 //! backend), for the same shapes `npm run bench` measures in the browser:
 //! candidates ∈ {20, 100, 1000, 5000} × history ∈ {10, 50}.
 
@@ -12,7 +12,7 @@ use shelfrank::rank::{Candidate, RerankOptions};
 use shelfrank::session::{EventKind, HistoryLimits, SessionEvent};
 
 fn rerank(c: &mut Criterion) {
-    let root = env!("CARGO_MANIFEST_DIR");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let model = std::fs::read(format!("{root}/models/shelfrank-scientific.bin")).expect("the shipped model");
     let tokenizer = std::fs::read(format!("{root}/models/minilm-tokenizer.json")).expect("its tokenizer");
     let data = Dataset::load(format!("{root}/data/scientific").as_ref()).expect("the dataset");
