@@ -41,7 +41,8 @@ pub struct Candidate {
 impl Candidate {
     /// The text the model reads for this item.
     pub fn text(&self) -> String {
-        item_text(clip(&self.title, MAX_TEXT_BYTES), self.category.as_deref(), self.brand.as_deref())
+        let (category, brand) = (self.category.as_deref(), self.brand.as_deref());
+        item_text(clip(&self.title, MAX_TEXT_BYTES), category.map(|t| clip(t, MAX_TEXT_BYTES)), brand.map(|t| clip(t, MAX_TEXT_BYTES)))
     }
 }
 

@@ -131,7 +131,10 @@ impl Reranker {
     /// Like [`Reranker::load`], from an already verified and decoded file.
     pub fn from_file(file: ModelFile, tokenizer_json: &[u8], device: Device, limits: HistoryLimits) -> Result<Reranker> {
         let tokenizer_sha = sha256_hex(tokenizer_json);
-        if !file.tokenizer_sha256.is_empty() && file.tokenizer_sha256 != tokenizer_sha {
+        if file.tokenizer_sha256.is_empty() {
+            return err(ErrorKind::ModelFile, "the model file does not name the tokenizer it was trained with (no tokenizerSha256)");
+        }
+        if file.tokenizer_sha256 != tokenizer_sha {
             return err(
                 ErrorKind::Tokenizer,
                 format!(

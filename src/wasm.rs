@@ -334,6 +334,13 @@ impl Ranker {
         }))
     }
 
+    /// Bytes of linear memory the module holds (wasm memory only grows):
+    /// for watching that memory stays flat under load.
+    #[wasm_bindgen(getter, js_name = memoryBytes)]
+    pub fn memory_bytes(&self) -> f64 {
+        (core::arch::wasm32::memory_size::<0>() * 65536) as f64
+    }
+
     /// How many events the history holds.
     #[wasm_bindgen(getter, js_name = historyLength)]
     pub fn history_length(&self) -> usize {

@@ -173,6 +173,8 @@ class HistoryStore {
     await new Promise((resolve, reject) => {
       tx.oncomplete = resolve;
       tx.onerror = () => reject(tx.error);
+      // A quota failure aborts the transaction without an error event.
+      tx.onabort = () => reject(tx.error ?? namedError('StorageError', 'the write was aborted'));
     });
   }
 
@@ -193,6 +195,7 @@ class HistoryStore {
 
 export class Engine {
   #ranker = null;
+  #rebuild = null;
   #backend = null;
   #store = null;
   #calibration = null;
@@ -230,7 +233,20 @@ export class Engine {
     ]);
     const options = { backend: first };
     if (history !== undefined) options.history = history;
-    this.#ranker = await RankerClass.load(modelBytes, tokenizerBytes, options);
+    let fallback = null;
+    try {
+      this.#ranker = await RankerClass.load(modelBytes, tokenizerBytes, options);
+    } catch (error) {
+      // WebGPU was asked for but cannot run here (no adapter, device
+      // refused): serve from the CPU rather than not at all.
+      if (first !== 'webgpu' || error?.name !== 'BackendError') throw error;
+      fallback = { from: 'webgpu', to: 'cpu', error: error.name, message: error.message };
+      options.backend = 'cpu';
+      const Cpu = await rankerClass('cpu', wasmUrl);
+      this.#ranker = await Cpu.load(modelBytes, tokenizerBytes, options);
+    }
+    // Kept to rebuild on the CPU if the GPU fails later (device lost).
+    this.#rebuild = { modelBytes, tokenizerBytes, options, wasmUrl };
     this.#backend = this.#ranker.backend;
     this.#persist = persist;
     this.#storeName = storageName;
@@ -245,7 +261,8 @@ export class Engine {
         this.#backend = { ...this.#backend, reason: `the CPU build: ${why}` };
       }
     }
-    return { backend: this.#backend, modelInfo: this.#ranker.modelInfo, ...restored };
+    if (fallback) this.#backend = { ...this.#backend, reason: `the CPU: WebGPU was requested but failed (${fallback.message})` };
+    return { backend: this.#backend, modelInfo: this.#ranker.modelInfo, ...restored, fallback };
   }
 
   /**
@@ -328,31 +345,44 @@ export class Engine {
           this.#store = store;
         }
       }
+      let unreadable = 0;
       for (const event of stored) {
         try {
           this.#loaded.record(event);
         } catch {
-          // A stored event this version cannot read is skipped, not fatal.
+          // A stored event this version cannot read is dropped, not fatal.
+          unreadable++;
         }
+      }
+      if (unreadable > 0) {
+        warnings.push({ name: 'StorageError', message: `${unreadable} of ${stored.length} stored events could not be read and were dropped` });
       }
       // Expired or unreadable events are gone from memory: store that too.
       restoredEvents = this.#loaded.historyLength;
-      if (stored.length !== restoredEvents) this.#save();
+      if (stored.length !== restoredEvents) warnings.push(...(await this.#save()));
     }
     return { restoredEvents, storage: this.storage, warnings };
   }
 
-  #save() {
-    if (!this.#store || !this.#storageEnabled) return;
-    this.#store.save(this.#loaded.history()).catch(() => {
-      // Quota exceeded or storage gone: keep going in memory.
+  /** Writes the history; resolves with a warning the first time a write fails. */
+  async #save() {
+    const store = this.#store;
+    if (!store || !this.#storageEnabled) return [];
+    try {
+      await store.save(this.#loaded.history());
+      return [];
+    } catch (error) {
+      // Quota exceeded or storage gone: keep going in memory, and say so once.
+      if (this.#store !== store) return [];
       this.#store = null;
-    });
+      return [{ name: error?.name || 'StorageError', message: `the history could not be stored${error?.message ? ` (${error.message})` : ''}; it is kept in memory only`, during: 'store' }];
+    }
   }
 
-  record(event) {
+  /** Records an event; resolves with { warnings } once it is stored (or storing it failed). */
+  async record(event) {
     this.#loaded.record(event);
-    this.#save();
+    return { warnings: await this.#save() };
   }
 
   history() {
@@ -390,7 +420,53 @@ export class Engine {
   async rerank(candidates, options, deadline) {
     if (deadline && Date.now() > deadline) return { skipped: true };
     const ranker = this.#loaded;
-    const ranking = await ranker.rerank(candidates, options);
-    return { ranking, historyEvents: ranker.historyLength, backend: this.#backend };
+    try {
+      const ranking = await ranker.rerank(candidates, options);
+      return { ranking, historyEvents: ranker.historyLength, backend: this.#backend };
+    } catch (error) {
+      // Bad input is the caller's; anything else on the GPU (device lost,
+      // out of memory, a trap in the WebGPU build) moves this engine to the
+      // CPU for good, and this request is answered from there.
+      if (this.#backend?.name !== 'webgpu' || /^Invalid/.test(error?.name ?? '')) throw error;
+      const recovered = await this.#fallBackToCpu(ranker, error);
+      const ranking = await this.#loaded.rerank(candidates, options);
+      return { ranking, historyEvents: this.#loaded.historyLength, backend: this.#backend, recovered };
+    }
+  }
+
+  /** Replaces a failed WebGPU ranker with a CPU one holding the same history. */
+  async #fallBackToCpu(failed, error) {
+    const { modelBytes, tokenizerBytes, options, wasmUrl } = this.#rebuild;
+    const Cpu = await rankerClass('cpu', wasmUrl);
+    const cpu = await Cpu.load(modelBytes, tokenizerBytes, { ...options, backend: 'cpu' });
+    let events = [];
+    try {
+      events = failed.history();
+    } catch {
+      // The failed build cannot even answer: take the stored copy.
+      events = (await this.#store?.load().catch(() => [])) ?? [];
+    }
+    for (const event of events) {
+      try {
+        cpu.record(event);
+      } catch {
+        // skip what cannot be read
+      }
+    }
+    this.#ranker = cpu;
+    try {
+      failed.free();
+    } catch {
+      // already broken
+    }
+    const name = error?.name || 'Error';
+    this.#backend = { name: 'cpu', reason: `the CPU: WebGPU failed (${name}: ${error?.message ?? ''})` };
+    return { from: 'webgpu', to: 'cpu', error: name, events: cpu.historyLength };
+  }
+
+  /** Numbers for watching the engine: history length and wasm memory. */
+  stats() {
+    const ranker = this.#loaded;
+    return { historyLength: ranker.historyLength, wasmMemoryBytes: ranker.memoryBytes, backend: this.#backend?.name ?? null };
   }
 }

@@ -17,7 +17,25 @@ export type Surface = 'search' | 'recommendations' | 'popular' | 'campaign' | (s
 
 /** What the package reports for monitoring: never an item id, title, query or history. */
 export type Metrics =
-  | { type: 'load'; backend: 'webgpu' | 'cpu' | null; ms: number; ok: boolean; error?: string; worker: boolean; restoredEvents: number }
+  | {
+      type: 'load';
+      backend: 'webgpu' | 'cpu' | null;
+      ms: number;
+      ok: boolean;
+      error?: string;
+      worker: boolean;
+      restoredEvents: number;
+      /** This load restarted the ranker (on the CPU) after its worker crashed. */
+      afterCrash?: boolean;
+    }
+  | {
+      /** The ranker moved to the CPU: WebGPU failed (device lost, out of memory), or the worker crashed and was restarted. */
+      type: 'fallback';
+      from: 'webgpu' | 'cpu' | 'worker';
+      to: 'cpu';
+      /** The failure's error name. */
+      error: string;
+    }
   | {
       type: 'rerank';
       surface?: string;
@@ -29,7 +47,24 @@ export type Metrics =
       /** Error name when `fallback` is true (TimeoutError, NotReadyError, InvalidCandidateError, ...). */
       reason?: string;
     }
-  | { type: 'error'; error: string; during: string };
+  | {
+      type: 'error';
+      /** The error's name, never its message (TimeoutError, QuotaExceededError, StorageError, ...). */
+      error: string;
+      /**
+       * 'load', 'record', 'rerank', 'worker' (it crashed); 'restore': the stored history was corrupted or
+       * partly unreadable and what could not be read was dropped; 'store': writing the history failed (e.g.
+       * over quota) and it is kept in memory only from then on.
+       */
+      during: string;
+    };
+
+export interface RankerStats {
+  historyLength: number;
+  /** Bytes of WebAssembly memory the engine holds (it never shrinks; it should stay flat). */
+  wasmMemoryBytes: number;
+  backend: 'webgpu' | 'cpu' | null;
+}
 
 export interface CreateRerankerOptions extends LoadOptions {
   /** URL of the model file; defaults to the one shipped in the package. */
@@ -148,6 +183,8 @@ export declare class Reranker {
   setConsent(granted: boolean): Promise<void>;
   /** The stored events, oldest first. */
   history(): Promise<SessionEvent[]>;
+  /** Numbers for monitoring (no history content); null if the ranker could not load. */
+  stats(): Promise<RankerStats | null>;
   /** Everything stored about this shopper, as plain JSON. */
   exportHistory(): Promise<ExportedHistory>;
   /** Erases the history from memory and from storage. */

@@ -6,10 +6,12 @@
 // stays. The shopper's history stays on the device (worker memory and
 // IndexedDB); nothing here sends it anywhere.
 import { captureDataLayer, captureDom, itemFromElement } from './capture.js';
-import { plainCandidate } from './protocol.js';
+import { plainCandidates } from './protocol.js';
 
 /** Requests to the ranker that may be outstanding at once; more fall back at once. */
 const MAX_IN_FLIGHT = 8;
+/** Times a crashed worker is restarted (on the CPU) before the ranker gives up. */
+const MAX_RESTARTS = 2;
 /** Events kept while the model loads, recorded once it is ready. */
 const MAX_QUEUED_EVENTS = 200;
 const EVENT_TYPES = new Set(['view', 'click', 'add_to_cart', 'purchase', 'search']);
@@ -39,7 +41,8 @@ class WorkerTransport {
   #pending = new Map();
   #failure = null;
 
-  constructor() {
+  /** `onCrash(error)` runs once if the worker dies or throws outside a request. */
+  constructor(onCrash = () => {}) {
     this.#worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'shelfrank' });
     this.#worker.onmessage = ({ data }) => {
       const call = this.#pending.get(data?.id);
@@ -53,6 +56,9 @@ class WorkerTransport {
       this.#failure = namedError('WorkerError', `the ranker's worker ${what}${event.message ? ': ' + event.message : ''}`);
       for (const call of this.#pending.values()) call.reject(this.#failure);
       this.#pending.clear();
+      this.#worker.onerror = this.#worker.onmessageerror = null;
+      this.#worker.terminate();
+      onCrash(this.#failure);
     };
     this.#worker.onerror = fail('failed');
     this.#worker.onmessageerror = fail('sent a message that could not be read');
@@ -131,6 +137,7 @@ export class Reranker {
   #inFlight = 0;
   #stops = [];
   #budgetMs;
+  #restarts = 0;
 
   constructor(options) {
     this.#options = options;
@@ -142,13 +149,15 @@ export class Reranker {
     this.#startCapture();
   }
 
-  async #load() {
+  async #load(afterCrash = false) {
     const started = performance.now();
-    const { modelUrl, tokenizerUrl, wasmUrl, webgpuWasmUrl, backend = 'auto', history, persist = true, storageName = 'shelfrank' } = this.#options;
+    const { modelUrl, tokenizerUrl, wasmUrl, webgpuWasmUrl, history, persist = true, storageName = 'shelfrank' } = this.#options;
+    // After a crash the ranker comes back on the CPU: the GPU may be why.
+    const backend = afterCrash ? 'cpu' : (this.#options.backend ?? 'auto');
     try {
       const defaults = defaultModelUrls();
       try {
-        this.#transport = this.#options.worker === false ? new LocalTransport() : new WorkerTransport();
+        this.#transport = this.#options.worker === false ? new LocalTransport() : new WorkerTransport((error) => this.#crashed(error));
       } catch (error) {
         // No workers here (or a policy forbids them): run on the page.
         this.#report(asError(error), 'load');
@@ -171,7 +180,8 @@ export class Reranker {
       this.#modelInfo = loaded.modelInfo;
       this.#storage = loaded.storage;
       this.#status = 'ready';
-      for (const warning of loaded.warnings ?? []) this.#report(namedError(warning.name, warning.message), 'restore');
+      if (loaded.fallback) this.#metric({ type: 'fallback', from: loaded.fallback.from, to: loaded.fallback.to, error: loaded.fallback.error });
+      for (const warning of loaded.warnings ?? []) this.#report(namedError(warning.name, warning.message), warning.during ?? 'restore');
       const queued = this.#queue.splice(0);
       for (const event of queued) this.#send(event);
       this.#metric({
@@ -181,6 +191,7 @@ export class Reranker {
         ok: true,
         worker: this.#transport instanceof WorkerTransport,
         restoredEvents: loaded.restoredEvents,
+        ...(afterCrash ? { afterCrash: true } : {}),
       });
       return loaded.backend;
     } catch (error) {
@@ -191,6 +202,21 @@ export class Reranker {
       this.#report(e, 'load');
       throw e;
     }
+  }
+
+  /** The worker died: report it, and start a new one on the CPU (a few times at most). */
+  #crashed(error) {
+    this.#report(error, 'worker');
+    if (this.#status !== 'ready' && this.#status !== 'loading') return;
+    if (this.#restarts >= MAX_RESTARTS) {
+      this.#status = 'failed';
+      return;
+    }
+    this.#restarts++;
+    this.#metric({ type: 'fallback', from: this.#backend?.name ?? 'worker', to: 'cpu', error: error.name });
+    this.#status = 'loading';
+    this.ready = this.#load(true);
+    this.ready.catch(() => {});
   }
 
   #startCapture() {
@@ -243,7 +269,13 @@ export class Reranker {
   }
 
   #send(event) {
-    this.#transport.call('record', event).catch((error) => this.#report(asError(error), 'record'));
+    this.#transport.call('record', event).then(
+      // Storing it failed (quota, storage gone): the engine carries on in memory.
+      (result) => {
+        for (const warning of result?.warnings ?? []) this.#report(namedError(warning.name, warning.message), warning.during ?? 'store');
+      },
+      (error) => this.#report(asError(error), 'record'),
+    );
   }
 
   /**
@@ -269,7 +301,7 @@ export class Reranker {
     if (this.#status !== 'ready') return;
     const result = await this.#transport.call('setStorage', this.recording);
     this.#storage = result.storage;
-    for (const warning of result.warnings ?? []) this.#report(namedError(warning.name, warning.message), 'restore');
+    for (const warning of result.warnings ?? []) this.#report(namedError(warning.name, warning.message), warning.during ?? 'restore');
   }
 
   /** The stored events, oldest first ([] if the ranker could not load). */
@@ -277,6 +309,13 @@ export class Reranker {
     await this.ready.catch(() => {});
     if (this.#status !== 'ready') return [];
     return this.#transport.call('history');
+  }
+
+  /** Numbers for monitoring: { historyLength, wasmMemoryBytes, backend } (null if the ranker could not load). */
+  async stats() {
+    await this.ready.catch(() => {});
+    if (this.#status !== 'ready') return null;
+    return this.#transport.call('stats');
   }
 
   /** Everything stored about this shopper, as plain JSON. */
@@ -328,7 +367,7 @@ export class Reranker {
       const rankOptions = {};
       if (serverWeight !== undefined) rankOptions.serverWeight = serverWeight;
       if (explain) rankOptions.explain = true;
-      const work = this.#rerankWhenReady(candidates.map(plainCandidate), rankOptions, deadline);
+      const work = this.#rerankWhenReady(plainCandidates(candidates), rankOptions, deadline);
       const value = limited
         ? await withTimeout(work, budgetMs, () =>
             this.#status === 'loading'
@@ -338,6 +377,10 @@ export class Reranker {
         : await work;
       historyEvents = value.historyEvents;
       if (value.backend) this.#backend = value.backend; // calibration may have moved to WebGPU
+      if (value.recovered) {
+        // The GPU failed (device lost): this answer came from the CPU, which serves from now on.
+        this.#metric({ type: 'fallback', from: value.recovered.from, to: value.recovered.to, error: value.recovered.error });
+      }
       const items = value.ranking.map((r) => candidates[r.originalPosition]);
       return done({ items, ranking: value.ranking, fallback: false });
     } catch (error) {
@@ -363,12 +406,12 @@ export class Reranker {
 
   /** Like rerank, but rejects on error and has no budget. */
   async rerankStrict(candidates, options = {}) {
-    if (!Array.isArray(candidates)) throw namedError('InvalidCandidateError', 'candidates must be an array of { id, title, ... } objects');
+    const plain = plainCandidates(candidates);
     const { serverWeight, explain } = options ?? {};
     const rankOptions = {};
     if (serverWeight !== undefined) rankOptions.serverWeight = serverWeight;
     if (explain) rankOptions.explain = true;
-    return (await this.#rerankWhenReady(candidates.map(plainCandidate), rankOptions, 0)).ranking;
+    return (await this.#rerankWhenReady(plain, rankOptions, 0)).ranking;
   }
 
   /** A one-line reason for a ranked item ("Because you viewed …"), or null. */

@@ -14,6 +14,7 @@ const ops = {
   rerank: (candidates, options, deadline) => engine.rerank(candidates, options, deadline),
   backend: () => engine.backend(),
   calibration: () => engine.calibration(),
+  stats: () => engine.stats(),
 };
 
 self.onmessage = async ({ data }) => {

@@ -149,6 +149,45 @@ fn corrupted_truncated_or_foreign_files_are_rejected_clearly() {
 }
 
 #[test]
+fn every_truncation_and_bit_flip_is_rejected_by_the_hash_before_parsing() {
+    let bytes = tiny_model_file(4).to_bytes();
+    for len in (0..bytes.len()).step_by(7) {
+        let error = ModelFile::from_bytes(&bytes[..len]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ModelFile);
+    }
+    // Past the 44-byte prefix every damaged byte is caught by the sha256,
+    // which is checked before the header or any tensor is parsed.
+    for at in (44..bytes.len()).step_by(13) {
+        for bit in [0x01u8, 0x80] {
+            let mut flipped = bytes.clone();
+            flipped[at] ^= bit;
+            let error = ModelFile::from_bytes(&flipped).unwrap_err();
+            assert!(error.message().contains("sha256"), "byte {at}: {error}");
+        }
+    }
+}
+
+#[test]
+fn a_file_from_a_different_configuration_or_naming_no_tokenizer_is_rejected() {
+    // Same tensors, header claiming a wider model: the build refuses.
+    let mut file = tiny_model_file(5);
+    file.config.dim = 32;
+    file.config.ff_dim = 64;
+    let error = Reranker::load(&file.to_bytes(), TOKENIZER, Device::flex(), HistoryLimits::default()).err().unwrap();
+    assert_eq!(error.kind(), ErrorKind::ModelFile, "{error}");
+    // A configuration out of range is refused while parsing.
+    let mut file = tiny_model_file(5);
+    file.config.heads = 3; // 16 is not divisible by 3
+    let error = ModelFile::from_bytes(&file.to_bytes()).unwrap_err();
+    assert!(error.message().contains("configuration"), "{error}");
+    // A file must say which tokenizer it was trained with.
+    let mut file = tiny_model_file(5);
+    file.tokenizer_sha256.clear();
+    let error = Reranker::load(&file.to_bytes(), TOKENIZER, Device::flex(), HistoryLimits::default()).err().unwrap();
+    assert!(error.message().contains("tokenizer"), "{error}");
+}
+
+#[test]
 fn a_model_with_a_different_shape_is_rejected_before_use() {
     let mut file = tiny_model_file(5);
     let tensor = file.tensors.iter_mut().find(|t| t.shape.len() == 2).unwrap();

@@ -10,6 +10,7 @@ import {
   type Candidate,
   type ExportedHistory,
   type Metrics,
+  type RankerStats,
   type RankedItem,
   type RerankResult,
   type SessionEvent,
@@ -36,6 +37,8 @@ export async function storefront(list: HTMLElement): Promise<void> {
     onMetrics: (m) => {
       metrics.push(m);
       if (m.type === 'rerank') console.log(m.ms, m.fallback, m.reason, m.candidates);
+      if (m.type === 'fallback') console.log(m.from, m.to, m.error);
+      if (m.type === 'load') console.log(m.afterCrash === true);
     },
     onError: (e: Error) => console.warn(e.name),
   });
@@ -69,6 +72,8 @@ export async function storefront(list: HTMLElement): Promise<void> {
   console.log(handle.lastResult?.ms, handle.element);
 
   const history: SessionEvent[] = await shelf.history();
+  const stats: RankerStats | null = await shelf.stats();
+  console.log(stats?.historyLength, stats?.wasmMemoryBytes, stats?.backend);
   const exported: ExportedHistory = await shelf.exportHistory();
   await shelf.forget();
   shelf.destroy();

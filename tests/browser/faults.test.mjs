@@ -1,0 +1,148 @@
+// Faults the page must survive, in headless Chromium on the packed package:
+// the WebGPU device lost mid-session, no WebGPU adapter at all, and the
+// ranker's worker crashing. Each time the ranker carries on from the CPU
+// with the shopper's history, the page sees no error, and the fallback is
+// reported through onMetrics.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { launchChromium, startSite } from './harness.mjs';
+
+let site;
+before(async () => {
+  site = await startSite();
+});
+after(async () => {
+  await site?.close();
+});
+
+/** Records a few views of one category and returns a list to rerank. */
+const SESSION = () => {
+  const catalog = window.catalog;
+  const category = catalog[40].category;
+  const viewed = catalog.filter((c) => c.category === category).slice(0, 4);
+  const list = catalog.slice(200, 260);
+  return { viewed, list };
+};
+
+test('WebGPU device lost mid-session: the request is answered from the CPU, which serves from then on with the same history', async () => {
+  // Keep every GPUDevice the page creates, so the test can destroy it.
+  const page = await site.openPage('index.html', {
+    initScript: () => {
+      window.gpuDevices = [];
+      const requestDevice = GPUAdapter.prototype.requestDevice;
+      GPUAdapter.prototype.requestDevice = async function (...args) {
+        const device = await requestDevice.apply(this, args);
+        window.gpuDevices.push(device);
+        return device;
+      };
+    },
+  });
+  const outcome = await page.evaluate(async (session) => {
+    const { viewed, list } = (0, eval)(`(${session})`)();
+    const metrics = [];
+    const ranker = await window.shelfrank.loadReranker({ backend: 'webgpu', worker: false, persist: false, budgetMs: 0, onMetrics: (m) => metrics.push(m) });
+    for (const item of viewed) ranker.record({ type: 'view', id: item.id, title: item.title, category: item.category });
+    const order = (result) => result.items.map((c) => c.id);
+    const before = await ranker.rerank(list);
+    const devices = window.gpuDevices.length;
+    for (const device of window.gpuDevices) device.destroy();
+    const during = await ranker.rerank(list, { budgetMs: 20_000 });
+    const afterwards = await ranker.rerank(list);
+    const cpu = await window.shelfrank.loadReranker({ backend: 'cpu', worker: false, persist: false, budgetMs: 0 });
+    for (const item of viewed) cpu.record({ type: 'view', id: item.id, title: item.title, category: item.category });
+    const reference = await cpu.rerank(list);
+    return {
+      devices,
+      before: { backend: before.backend, fallback: before.fallback, order: order(before) },
+      during: { backend: during.backend, fallback: during.fallback, error: during.error?.name },
+      afterwards: { backend: afterwards.backend, fallback: afterwards.fallback, error: afterwards.error?.message, order: order(afterwards) },
+      reference: order(reference),
+      history: (await ranker.history()).length,
+      fallbacks: metrics.filter((m) => m.type === 'fallback'),
+    };
+  }, SESSION.toString());
+  assert.ok(outcome.devices >= 1, 'the page created a WebGPU device');
+  assert.equal(outcome.before.backend, 'webgpu');
+  assert.equal(outcome.before.fallback, false);
+  assert.equal(outcome.afterwards.backend, 'cpu', 'the CPU serves after the device is lost');
+  assert.equal(outcome.afterwards.fallback, false, outcome.afterwards.error);
+  assert.equal(outcome.history, 4, 'the history came across');
+  assert.deepEqual(outcome.afterwards.order, outcome.reference, 'it ranks exactly as a CPU ranker with the same history');
+  assert.ok(outcome.fallbacks.some((m) => m.from === 'webgpu' && m.to === 'cpu'), JSON.stringify(outcome.fallbacks));
+  assert.deepEqual(site.pageErrors, [], 'nothing escaped into the page');
+  await page.close();
+});
+
+test('backend "webgpu" on a browser with no WebGPU adapter serves from the CPU and reports the fallback', async () => {
+  const chrome = await launchChromium({ webgpu: false });
+  const page = await chrome.browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  try {
+    await page.goto(`${site.url}/fixtures/index.html`);
+    await page.waitForFunction(() => window.shelfrank !== undefined && window.catalog !== undefined);
+    const outcome = await page.evaluate(async (session) => {
+      const { viewed, list } = (0, eval)(`(${session})`)();
+      const metrics = [];
+      const ranker = window.shelfrank.createReranker({ backend: 'webgpu', persist: false, budgetMs: 0, onMetrics: (m) => metrics.push(m) });
+      const backend = await ranker.ready;
+      for (const item of viewed) ranker.record({ type: 'view', id: item.id, title: item.title });
+      const result = await ranker.rerank(list);
+      return { hasGpu: 'gpu' in navigator && (await navigator.gpu.requestAdapter()) !== null, backend, fallback: result.fallback, fallbacks: metrics.filter((m) => m.type === 'fallback') };
+    }, SESSION.toString());
+    assert.equal(outcome.hasGpu, false, 'this browser really has no adapter');
+    assert.equal(outcome.backend.name, 'cpu');
+    assert.match(outcome.backend.reason, /WebGPU was requested but failed/);
+    assert.equal(outcome.fallback, false);
+    assert.deepEqual(outcome.fallbacks.map((m) => [m.from, m.to, m.error]), [['webgpu', 'cpu', 'BackendError']]);
+    assert.deepEqual(errors, []);
+  } finally {
+    await chrome.close();
+  }
+});
+
+test('the worker crashing is reported, a new worker starts on the CPU with the stored history, and reranking goes on', async () => {
+  const page = await site.openPage();
+  const workers = [];
+  page.on('worker', (worker) => workers.push(worker));
+  await page.evaluate(async (session) => {
+    const { viewed, list } = (0, eval)(`(${session})`)();
+    window.metrics = [];
+    window.list = list;
+    window.ranker = await window.shelfrank.loadReranker({ backend: 'cpu', budgetMs: 0, storageName: 'crash-test', onMetrics: (m) => window.metrics.push(m) });
+    for (const item of viewed) window.ranker.record({ type: 'view', id: item.id, title: item.title });
+    await window.ranker.history(); // stored
+    window.before = (await window.ranker.rerank(list)).items.map((c) => c.id);
+  }, SESSION.toString());
+  const worker = workers.find((w) => /worker\.js/.test(w.url()));
+  assert.ok(worker, 'the ranker runs in a worker');
+  // An uncaught exception in the worker's global scope, as a trap in an async wasm callback would raise.
+  await worker.evaluate(() => setTimeout(() => {
+    throw new Error('simulated crash in the ranker worker');
+  }, 0));
+  await page.waitForFunction(() => window.metrics.some((m) => m.type === 'load' && m.afterCrash), null, { timeout: 30_000 });
+  const outcome = await page.evaluate(async () => {
+    const result = await window.ranker.rerank(window.list);
+    const history = await window.ranker.history();
+    const out = {
+      fallback: result.fallback,
+      error: result.error?.message,
+      order: result.items.map((c) => c.id),
+      before: window.before,
+      history: history.length,
+      status: window.ranker.status,
+      metrics: window.metrics.filter((m) => m.type !== 'rerank'),
+    };
+    await window.ranker.forget();
+    return out;
+  });
+  assert.equal(outcome.status, 'ready');
+  assert.equal(outcome.fallback, false, outcome.error);
+  assert.equal(outcome.history, 4, 'the history came back from IndexedDB');
+  assert.deepEqual(outcome.order, outcome.before, 'the same ranking as before the crash');
+  assert.ok(outcome.metrics.some((m) => m.type === 'error' && m.error === 'WorkerError' && m.during === 'worker'), JSON.stringify(outcome.metrics));
+  assert.ok(outcome.metrics.some((m) => m.type === 'fallback' && m.to === 'cpu'), JSON.stringify(outcome.metrics));
+  assert.ok(workers.length >= 2, 'a new worker was started');
+  assert.deepEqual(site.pageErrors, [], 'the crash did not reach the page');
+  await page.close();
+});
