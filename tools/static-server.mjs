@@ -20,7 +20,8 @@ const TYPES = {
 /**
  * Serves `root` on 127.0.0.1:`port` (0 picks a free port). Resolves to { url, close }.
  * An optional `handler(req, res, url)` sees each request first and returns
- * true (or a promise of true) when it has answered it.
+ * true (or a promise of true) when it has answered it; headers it sets with
+ * `res.setHeader` before returning false go out with the file (a CSP, say).
  */
 export function serve(root, port = 0, handler = null) {
   const base = path.resolve(root);

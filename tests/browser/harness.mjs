@@ -47,10 +47,10 @@ export async function launchChromium({ webgpu = true, ...options } = {}) {
   };
 }
 
-/** Starts the server and the browser; returns helpers and a close(). */
-export async function startSite() {
+/** Starts the server (with `serve`'s optional `handler`) and the browser; returns helpers and a close(). */
+export async function startSite({ handler = null } = {}) {
   const site = packedPackage();
-  const server = await serve(site.dir);
+  const server = await serve(site.dir, 0, handler);
   const chrome = await launchChromium();
   const browser = chrome.browser;
   const pageErrors = [];
