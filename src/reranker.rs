@@ -202,6 +202,11 @@ impl Reranker {
         self.history.record(event, now_ms)
     }
 
+    /// Drops events past the max age (also done on every record and rerank).
+    pub fn expire(&mut self, now_ms: f64) {
+        self.history.expire(now_ms);
+    }
+
     pub fn history(&self) -> &History {
         &self.history
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::error::{Error, ErrorKind};
-use crate::rank::{Candidate, RerankOptions};
+use crate::rank::{Candidate, HistoryReason, RerankOptions};
 use crate::session::{HistoryLimits, SessionEvent};
 use crate::{ReadScores, Reranker, read_scores};
 
@@ -74,6 +74,13 @@ export interface RankedItem {
   modelScore?: number;
   pinned: boolean;
   reason?: HistoryReason;
+}
+/** What `rerankPacked` resolves with: the new order as original positions, and per-slot scores. */
+export interface PackedRanking {
+  order: Uint32Array;
+  scores: Float32Array;
+  modelScores?: Float32Array;
+  reasons?: (HistoryReason | null)[];
 }
 export interface AdapterInfo {
   name: string;
@@ -294,9 +301,10 @@ impl Ranker {
         self.inner.borrow_mut().record(event, js_sys::Date::now()).map_err(js_error)
     }
 
-    /// The stored events, oldest first.
+    /// The live events, oldest first (expired ones are dropped first).
     #[wasm_bindgen(unchecked_return_type = "SessionEvent[]")]
     pub fn history(&self) -> Result<JsValue, JsValue> {
+        self.inner.borrow_mut().expire(js_sys::Date::now());
         let inner = self.inner.borrow();
         let events: Vec<&SessionEvent> = inner.history().events().collect();
         to_js(&events)
@@ -368,21 +376,62 @@ impl Ranker {
             let candidates: Vec<Candidate> = serde_wasm_bindgen::from_value(candidates)
                 .map_err(|e| bad_input(ErrorKind::InvalidCandidate, "invalid candidate list (each needs a string 'id')", e))?;
             let options: RerankOptions = from_js(options, ErrorKind::InvalidOption, "invalid rerank options")?;
-            let pending = inner.borrow_mut().start(&candidates, &options, js_sys::Date::now()).map_err(js_error)?;
-            let read = ReadScores {
-                scores: match pending.scores {
-                    Some(tensor) => Some(read_back(tensor.into_data_async().await)?),
-                    None => None,
-                },
-                attention: match pending.attention {
-                    Some(tensor) => Some(read_back(tensor.into_data_async().await)?),
-                    None => None,
-                },
-                events: pending.events,
-                layout: pending.layout,
-            };
-            let ranked = inner.borrow().finish(&candidates, &read, &options).map_err(js_error)?;
-            to_js(&ranked)
+            to_js(&run_rerank(&inner, &candidates, &options).await?)
         })
     }
+
+    /// [`Ranker::rerank`] for long lists: the candidates as one JSON array
+    /// string, the result as typed arrays (`order`: original positions in
+    /// the new order; `scores`, and `modelScores` when there was a
+    /// history; `reasons` with `explain`), so that thousands of
+    /// candidates cost no per-field crossing between JS and wasm.
+    #[wasm_bindgen(js_name = rerankPacked, unchecked_return_type = "Promise<PackedRanking>")]
+    pub fn rerank_packed(
+        &self,
+        #[wasm_bindgen(js_name = candidatesJson)] candidates_json: String,
+        #[wasm_bindgen(unchecked_param_type = "RerankOptions | undefined")] options: JsValue,
+    ) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let candidates: Vec<Candidate> = serde_json::from_str(&candidates_json)
+                .map_err(|e| bad_input(ErrorKind::InvalidCandidate, "invalid candidate list (each needs a string 'id')", e))?;
+            drop(candidates_json);
+            let options: RerankOptions = from_js(options, ErrorKind::InvalidOption, "invalid rerank options")?;
+            let ranked = run_rerank(&inner, &candidates, &options).await?;
+            let order: Vec<u32> = ranked.iter().map(|r| r.original_position as u32).collect();
+            let scores: Vec<f32> = ranked.iter().map(|r| r.score).collect();
+            let packed = js_sys::Object::new();
+            let set = |key: &str, value: &JsValue| js_sys::Reflect::set(&packed, &JsValue::from_str(key), value).map(|_| ());
+            set("order", &js_sys::Uint32Array::from(order.as_slice()))?;
+            set("scores", &js_sys::Float32Array::from(scores.as_slice()))?;
+            if ranked.iter().all(|r| r.model_score.is_some()) && !ranked.is_empty() {
+                let model: Vec<f32> = ranked.iter().map(|r| r.model_score.unwrap_or(0.0)).collect();
+                set("modelScores", &js_sys::Float32Array::from(model.as_slice()))?;
+            }
+            if options.explain {
+                let reasons: Vec<Option<&HistoryReason>> = ranked.iter().map(|r| r.reason.as_ref()).collect();
+                set("reasons", &to_js(&reasons)?)?;
+            }
+            Ok(packed.into())
+        })
+    }
+}
+
+/// The whole rerank: start on the device, read back asynchronously, order.
+async fn run_rerank(inner: &Rc<RefCell<Reranker>>, candidates: &[Candidate], options: &RerankOptions) -> Result<Vec<crate::rank::RankedItem>, JsValue> {
+    let pending = inner.borrow_mut().start(candidates, options, js_sys::Date::now()).map_err(js_error)?;
+    let read = ReadScores {
+        scores: match pending.scores {
+            Some(tensor) => Some(read_back(tensor.into_data_async().await)?),
+            None => None,
+        },
+        attention: match pending.attention {
+            Some(tensor) => Some(read_back(tensor.into_data_async().await)?),
+            None => None,
+        },
+        events: pending.events,
+        layout: pending.layout,
+    };
+    let ranked = inner.borrow().finish(candidates, &read, options).map_err(js_error)?;
+    Ok(ranked)
 }

@@ -89,12 +89,15 @@ function request(req) {
  */
 class HistoryStore {
   #name;
+  #onDeleted;
   #db = null;
   #writing = null;
   #pending = null;
 
-  constructor(name) {
+  /** `onDeleted()` runs when another tab deletes the database (its forget()). */
+  constructor(name, onDeleted = () => {}) {
     this.#name = name;
+    this.#onDeleted = onDeleted;
   }
 
   static available() {
@@ -107,9 +110,11 @@ class HistoryStore {
     req.onupgradeneeded = () => req.result.createObjectStore(STORE);
     const db = await request(req);
     // Another tab deleting the database (forget) must not be blocked by us.
-    db.onversionchange = () => {
+    db.onversionchange = (event) => {
       db.close();
       if (this.#db === db) this.#db = null;
+      // Deleted (not upgraded): the shopper asked to forget in another tab.
+      if (event.newVersion === null) this.#onDeleted();
     };
     this.#db = db;
     return db;
@@ -331,7 +336,7 @@ export class Engine {
     let restoredEvents = 0;
     if (!enabled) return { restoredEvents, storage: this.storage, warnings };
     if (this.#persist && HistoryStore.available() && !this.#store) {
-      const store = new HistoryStore(this.#storeName);
+      const store = new HistoryStore(this.#storeName, () => this.#ranker?.forget());
       let stored = [];
       try {
         stored = await store.load();
@@ -385,8 +390,13 @@ export class Engine {
     return { warnings: await this.#save() };
   }
 
-  history() {
-    return this.#loaded.history();
+  /** The live events (expired ones are dropped first, from storage too). */
+  async history() {
+    const ranker = this.#loaded;
+    const before = ranker.historyLength;
+    const events = ranker.history();
+    if (events.length !== before) await this.#save();
+    return events;
   }
 
   async exportHistory() {
@@ -395,21 +405,23 @@ export class Engine {
       version: 1,
       exportedAt: new Date().toISOString(),
       storage: this.storage,
-      events: this.#ranker ? this.#ranker.history() : [],
+      events: this.#ranker ? await this.history() : [],
       // Not about the shopper: which backend won on this device, if stored.
       device: (await this.#store?.get('calibration').catch(() => null)) ?? null,
     };
   }
 
-  async forget() {
+  /** Erases the history everywhere; `storageName` names the database when the ranker never loaded. */
+  async forget(storageName = this.#storeName) {
     this.#ranker?.forget();
     if (this.#store) {
       const store = this.#store;
       this.#store = null;
       await store.clear();
-    } else if (this.#persist && HistoryStore.available()) {
-      // Also erase what an earlier page stored, even if this one never opened it.
-      await new HistoryStore(this.#storeName).clear();
+    } else if (HistoryStore.available()) {
+      // Also erase what an earlier page stored, even if this one never
+      // opened it (or does not persist).
+      await new HistoryStore(storageName).clear();
     }
   }
 
@@ -420,17 +432,24 @@ export class Engine {
   async rerank(candidates, options, deadline) {
     if (deadline && Date.now() > deadline) return { skipped: true };
     const ranker = this.#loaded;
+    // One JSON string in, typed arrays out: no per-field crossing into wasm.
+    let json;
     try {
-      const ranking = await ranker.rerank(candidates, options);
-      return { ranking, historyEvents: ranker.historyLength, backend: this.#backend };
+      json = JSON.stringify(candidates);
+    } catch (error) {
+      throw namedError('InvalidCandidateError', `the candidates cannot be read: ${error.message}`);
+    }
+    try {
+      const packed = await ranker.rerankPacked(json, options);
+      return { packed, historyEvents: ranker.historyLength, backend: this.#backend };
     } catch (error) {
       // Bad input is the caller's; anything else on the GPU (device lost,
       // out of memory, a trap in the WebGPU build) moves this engine to the
       // CPU for good, and this request is answered from there.
       if (this.#backend?.name !== 'webgpu' || /^Invalid/.test(error?.name ?? '')) throw error;
       const recovered = await this.#fallBackToCpu(ranker, error);
-      const ranking = await this.#loaded.rerank(candidates, options);
-      return { ranking, historyEvents: this.#loaded.historyLength, backend: this.#backend, recovered };
+      const packed = await this.#loaded.rerankPacked(json, options);
+      return { packed, historyEvents: this.#loaded.historyLength, backend: this.#backend, recovered };
     }
   }
 

@@ -13,6 +13,12 @@ function invalid(message) {
   return error;
 }
 
+/** Lone UTF-16 surrogates become U+FFFD, as they would on entering wasm. */
+const wellFormed =
+  typeof String.prototype.toWellFormed === 'function'
+    ? (text) => text.toWellFormed()
+    : (text) => text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+
 /**
  * The fields a Candidate has, without undefined ones or anything else the
  * caller's object carries. Texts are cut to what the ranker reads (a UTF-16
@@ -25,10 +31,39 @@ export function plainCandidate(c) {
   for (const key of ['id', 'title', 'category', 'brand', 'price', 'serverScore', 'pinned']) {
     let value = c[key];
     if (value === undefined) continue;
-    if (key !== 'id' && typeof value === 'string' && value.length > MAX_TEXT_BYTES) value = value.slice(0, MAX_TEXT_BYTES);
+    if (typeof value === 'string') {
+      if (key !== 'id' && value.length > MAX_TEXT_BYTES) value = value.slice(0, MAX_TEXT_BYTES);
+      value = wellFormed(value);
+    }
     out[key] = value;
   }
   return out;
+}
+
+/** The fields a SessionEvent has (texts made well-formed), nothing else. */
+export function plainEvent(e) {
+  const out = {};
+  for (const key of ['type', 'id', 'title', 'category', 'brand', 'query', 'timestamp']) {
+    let value = e[key];
+    if (value === undefined) continue;
+    if (typeof value === 'string') value = wellFormed(value);
+    out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * RankedItem objects from the ranker's packed answer ({ order, scores,
+ * modelScores?, reasons? }) and the candidates it ranked.
+ */
+export function unpackRanking(candidates, { order, scores, modelScores, reasons }) {
+  return Array.from(order, (from, slot) => {
+    const c = candidates[from];
+    const item = { id: c.id, originalPosition: from, score: scores[slot], pinned: c.pinned === true };
+    if (modelScores) item.modelScore = modelScores[slot];
+    if (reasons?.[slot]) item.reason = reasons[slot];
+    return item;
+  });
 }
 
 /** The request's candidates as plain values; throws InvalidCandidateError for what the ranker would refuse anyway, before anything is copied. */
@@ -38,6 +73,7 @@ export function plainCandidates(candidates) {
     throw invalid(`${candidates.length} candidates is more than the ${MAX_CANDIDATES} one rerank accepts; send the top of the list`);
   }
   return candidates.map((c, i) => {
+    if (c === null || typeof c !== 'object' || Array.isArray(c)) throw invalid(`candidate ${i} is not an object like { id, title, ... }`);
     let plain;
     try {
       plain = plainCandidate(c);
@@ -46,6 +82,12 @@ export function plainCandidates(candidates) {
     }
     if (typeof plain?.id === 'string' && plain.id.length > MAX_TEXT_BYTES) {
       throw invalid(`candidate ${i} has an 'id' longer than ${MAX_TEXT_BYTES} bytes`);
+    }
+    // The list travels as JSON, where NaN and Infinity would turn into null.
+    for (const key of ['serverScore', 'price']) {
+      const value = plain?.[key];
+      if (typeof value === 'number' && !Number.isFinite(value)) throw invalid(`candidate ${i} has a non-finite '${key}'`);
+      if (typeof value === 'bigint') throw invalid(`candidate ${i} has a '${key}' that is not a number`);
     }
     return plain;
   });

@@ -6,7 +6,7 @@
 // stays. The shopper's history stays on the device (worker memory and
 // IndexedDB); nothing here sends it anywhere.
 import { captureDataLayer, captureDom, itemFromElement } from './capture.js';
-import { plainCandidates } from './protocol.js';
+import { plainCandidates, plainEvent, unpackRanking } from './protocol.js';
 
 /** Requests to the ranker that may be outstanding at once; more fall back at once. */
 const MAX_IN_FLIGHT = 8;
@@ -258,7 +258,9 @@ export class Reranker {
       this.#report(namedError('InvalidEventError', `an event needs a 'type' of ${[...EVENT_TYPES].join(', ')}`), 'record');
       return false;
     }
-    const stamped = { ...event, timestamp: Number.isFinite(event.timestamp) ? event.timestamp : Date.now() };
+    // Only the fields an event has: anything else the page attached (a DOM
+    // node, a function) could not be copied to the worker.
+    const stamped = { ...plainEvent(event), timestamp: Number.isFinite(event.timestamp) ? event.timestamp : Date.now() };
     if (this.#status === 'ready') {
       this.#send(stamped);
     } else {
@@ -331,7 +333,9 @@ export class Reranker {
   async forget() {
     this.#queue = [];
     if (!this.#transport || this.#status === 'destroyed') return;
-    await this.#transport.call('forget');
+    // Wait for a load under way, so the engine knows its database.
+    if (this.#status === 'loading') await this.ready.catch(() => {});
+    await this.#transport.call('forget', this.#options.storageName ?? 'shelfrank');
   }
 
   /**
@@ -367,7 +371,8 @@ export class Reranker {
       const rankOptions = {};
       if (serverWeight !== undefined) rankOptions.serverWeight = serverWeight;
       if (explain) rankOptions.explain = true;
-      const work = this.#rerankWhenReady(plainCandidates(candidates), rankOptions, deadline);
+      const plain = plainCandidates(candidates);
+      const work = this.#rerankWhenReady(plain, rankOptions, deadline);
       const value = limited
         ? await withTimeout(work, budgetMs, () =>
             this.#status === 'loading'
@@ -381,8 +386,9 @@ export class Reranker {
         // The GPU failed (device lost): this answer came from the CPU, which serves from now on.
         this.#metric({ type: 'fallback', from: value.recovered.from, to: value.recovered.to, error: value.recovered.error });
       }
-      const items = value.ranking.map((r) => candidates[r.originalPosition]);
-      return done({ items, ranking: value.ranking, fallback: false });
+      const ranking = unpackRanking(plain, value.packed);
+      const items = ranking.map((r) => candidates[r.originalPosition]);
+      return done({ items, ranking, fallback: false });
     } catch (error) {
       const e = asError(error);
       this.#report(e, 'rerank');
@@ -411,7 +417,7 @@ export class Reranker {
     const rankOptions = {};
     if (serverWeight !== undefined) rankOptions.serverWeight = serverWeight;
     if (explain) rankOptions.explain = true;
-    return (await this.#rerankWhenReady(plain, rankOptions, 0)).ranking;
+    return unpackRanking(plain, (await this.#rerankWhenReady(plain, rankOptions, 0)).packed);
   }
 
   /** A one-line reason for a ranked item ("Because you viewed …"), or null. */
@@ -436,6 +442,13 @@ export class Reranker {
 
   /** Reranks a server-rendered list in place and keeps it personalised. */
   attach(list, options = {}) {
+    if (!list || typeof list.children === 'undefined') {
+      // Never throws: report it and hand back a handle that does nothing.
+      const error = namedError('InvalidOptionError', 'attach needs the list element');
+      this.#report(error, 'attach');
+      const result = { items: [], ranking: null, fallback: true, error, backend: null, ms: 0 };
+      return { element: list ?? null, lastResult: null, refresh: async () => result, restore() {}, detach() {} };
+    }
     return new AttachedList(this, list, options, this.#options.loadWaitMs ?? 3000);
   }
 

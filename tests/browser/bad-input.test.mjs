@@ -167,3 +167,31 @@ test('a flood of 100,000 events keeps the history bounded and memory flat', asyn
   assert.equal(result.afterHundredThousand.wasmMemoryBytes, result.afterTenThousand.wasmMemoryBytes, 'the wasm memory did not grow from 10k to 100k events');
   assert.equal(result.fallback, false);
 });
+
+test('events with extra fields that cannot be copied (a DOM node, a function) are recorded with their known fields; attach(null) does not throw', async () => {
+  const result = await page.evaluate(async () => {
+    const errors = [];
+    const ranker = await window.shelfrank.loadReranker({ backend: 'cpu', persist: false, onError: (e) => errors.push(e.name) });
+    const item = window.catalog[3];
+    const recorded = ranker.record({ type: 'view', id: item.id, title: item.title, element: document.body, onClick() {} });
+    const history = await ranker.history();
+    let threw = null;
+    let handle;
+    try {
+      handle = ranker.attach(null);
+      await handle.refresh();
+      handle.restore();
+      handle.detach();
+    } catch (error) {
+      threw = error.name;
+    }
+    ranker.destroy();
+    return { recorded, ids: history.map((e) => e.id), keys: history.map((e) => Object.keys(e).sort()), threw, errors };
+  });
+  assert.equal(result.recorded, true);
+  assert.equal(result.ids.length, 1);
+  assert.ok(!result.keys[0].includes('element') && !result.keys[0].includes('onClick'), result.keys[0].join());
+  assert.equal(result.threw, null);
+  assert.deepEqual(result.errors, ['InvalidOptionError']);
+  assert.deepEqual(site.pageErrors, []);
+});

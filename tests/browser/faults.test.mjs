@@ -111,7 +111,22 @@ test('the worker crashing is reported, a new worker starts on the CPU with the s
     window.list = list;
     window.ranker = await window.shelfrank.loadReranker({ backend: 'cpu', budgetMs: 0, storageName: 'crash-test', onMetrics: (m) => window.metrics.push(m) });
     for (const item of viewed) window.ranker.record({ type: 'view', id: item.id, title: item.title });
-    await window.ranker.history(); // stored
+    // Wait until the events are in IndexedDB (a crash loses writes still in flight).
+    const stored = async () => {
+      if (!(await indexedDB.databases()).some((d) => d.name === 'crash-test')) return 0;
+      return new Promise((resolve) => {
+        const open = indexedDB.open('crash-test');
+        open.onerror = () => resolve(0);
+        open.onsuccess = () => {
+          const db = open.result;
+          if (!db.objectStoreNames.contains('history')) return db.close(), resolve(0);
+          const get = db.transaction('history').objectStore('history').get('events');
+          get.onsuccess = () => (db.close(), resolve(get.result?.events?.length ?? 0));
+          get.onerror = () => (db.close(), resolve(0));
+        };
+      });
+    };
+    for (let i = 0; i < 100 && (await stored()) < viewed.length; i++) await new Promise((r) => setTimeout(r, 50));
     window.before = (await window.ranker.rerank(list)).items.map((c) => c.id);
   }, SESSION.toString());
   const worker = workers.find((w) => /worker\.js/.test(w.url()));
