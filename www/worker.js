@@ -26,5 +26,12 @@ self.onmessage = async ({ data }) => {
   } catch (error) {
     const e = error instanceof Error ? error : new Error(String(error));
     self.postMessage({ id, ok: false, error: { name: e.name, message: e.message } });
+    // A trap (out of memory, a bug) may leave the wasm instance unusable:
+    // crash this worker on purpose, so the page starts a fresh one.
+    if (typeof WebAssembly !== 'undefined' && error instanceof WebAssembly.RuntimeError) {
+      setTimeout(() => {
+        throw error;
+      });
+    }
   }
 };

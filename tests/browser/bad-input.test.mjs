@@ -61,6 +61,11 @@ const CASES = [
   ['a string server score', () => [{ id: 'a', serverScore: '3' }, { id: 'b' }], 'InvalidCandidateError'],
   ['a negative price', () => [{ id: 'a', price: -1 }, { id: 'b' }], 'InvalidCandidateError'],
   ['1 MB titles', (catalog) => catalog.slice(0, 50).map((c) => ({ id: c.id, title: `${c.title} ${'lorem ipsum '.repeat(90_000)}` })), null],
+  ['a huge request: 10,000 candidates with 1 MB titles each', (catalog) => {
+    const huge = 'lorem ipsum dolor '.repeat(60_000);
+    // One shared 1 MB string: the page holds 1 MB, the request "carries" 20 GB.
+    return Array.from({ length: 10_000 }, (_, i) => ({ id: `h${i}`, title: huge, category: huge, brand: catalog[i % catalog.length].brand ?? undefined }));
+  }, null],
   ['1 MB categories and brands', () => [{ id: 'a', title: 't', category: 'c'.repeat(1 << 20), brand: 'b'.repeat(1 << 20) }, { id: 'b' }], null],
   ['lone UTF-16 surrogates in titles', () => [{ id: 'a', title: 'gloves \uD800 nitrile' }, { id: 'b', title: '\uDFFF\uD83D' }, { id: 'c' }], null],
   ['lone surrogates in ids', () => [{ id: 'a\uD800' }, { id: 'b\uDC00' }, { id: 'c' }], null],
