@@ -52,7 +52,7 @@ export type Metrics =
       /** The error's name, never its message (TimeoutError, QuotaExceededError, StorageError, ...). */
       error: string;
       /**
-       * 'load', 'record', 'rerank', 'worker' (it crashed); 'restore': the stored history was corrupted or
+       * 'load', 'record', 'rerank', 'attach' (no list element), 'worker' (it crashed); 'restore': the stored history was corrupted or
        * partly unreadable and what could not be read was dropped; 'store': writing the history failed (e.g.
        * over quota) and it is kept in memory only from then on.
        */
