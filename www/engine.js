@@ -426,18 +426,22 @@ export class Engine {
   }
 
   /**
-   * Reranks unless `deadline` (ms since the epoch) has already passed: a
-   * request the page has given up on is dropped, not computed.
+   * Reranks `candidates` (an array, or the JSON text of one) unless
+   * `deadline` (ms since the epoch) has already passed: a request the page
+   * has given up on is dropped, not computed.
    */
   async rerank(candidates, options, deadline) {
     if (deadline && Date.now() > deadline) return { skipped: true };
     const ranker = this.#loaded;
-    // One JSON string in, typed arrays out: no per-field crossing into wasm.
-    let json;
-    try {
-      json = JSON.stringify(candidates);
-    } catch (error) {
-      throw namedError('InvalidCandidateError', `the candidates cannot be read: ${error.message}`);
+    // One JSON string in (the shim sends one), typed arrays out: no
+    // per-field crossing into wasm.
+    let json = candidates;
+    if (typeof json !== 'string') {
+      try {
+        json = JSON.stringify(candidates);
+      } catch (error) {
+        throw namedError('InvalidCandidateError', `the candidates cannot be read: ${error.message}`);
+      }
     }
     try {
       const packed = await ranker.rerankPacked(json, options);

@@ -402,7 +402,15 @@ export class Reranker {
     if (this.#inFlight >= MAX_IN_FLIGHT) throw namedError('BusyError', `${MAX_IN_FLIGHT} reranks are already waiting; kept the server order`);
     this.#inFlight++;
     try {
-      const value = await this.#transport.call('rerank', candidates, options, deadline);
+      // One string crosses to the worker (a copy of bytes, not of thousands
+      // of objects), and goes into wasm as it is.
+      let json;
+      try {
+        json = JSON.stringify(candidates);
+      } catch (error) {
+        throw namedError('InvalidCandidateError', `the candidates cannot be read: ${asError(error).message}`);
+      }
+      const value = await this.#transport.call('rerank', json, options, deadline);
       if (value.skipped) throw namedError('TimeoutError', 'the ranker reached this request after its budget; kept the server order');
       return value;
     } finally {
