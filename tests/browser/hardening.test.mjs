@@ -6,15 +6,13 @@
 // corrupted stored history) that the ranker survives and reports without ids.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { createServer, request as httpRequest } from 'node:http';
 import { after, before, test } from 'node:test';
 import { startDemo } from '../../tools/serve-demo.mjs';
 import { serve } from '../../tools/static-server.mjs';
-import { launchChromium, root, startSite } from './harness.mjs';
+import { categoryScenario, launchChromium, loadCatalog, root, startSite } from './harness.mjs';
 
-const CATALOG_PATH = path.join(root, 'www/demo/catalog.json');
-const catalog = JSON.parse(readFileSync(CATALOG_PATH, 'utf8'));
+const catalog = loadCatalog();
 
 // The policy of the issue, exactly: no 'unsafe-eval', no inline script.
 const SCRIPT_SRC = "script-src 'self' 'wasm-unsafe-eval'";
@@ -50,15 +48,7 @@ after(async () => {
 
 /** A category with many items, five of them viewed, and a 60-item server list with that category's others in its lower half. */
 function scenario() {
-  const byCategory = new Map();
-  for (const item of catalog) {
-    if (!item.category) continue;
-    if (!byCategory.has(item.category)) byCategory.set(item.category, []);
-    byCategory.get(item.category).push(item);
-  }
-  const ranked = [...byCategory.entries()].sort((a, b) => b[1].length - a[1].length);
-  const [focus, focusItems] = ranked[2];
-  const others = ranked.slice(3, 12).flatMap(([, items]) => items.slice(0, 8));
+  const { focus, focusItems, others } = categoryScenario(8);
   const plain = ({ id, title, category, brand }) => ({ id, title, category, brand });
   return {
     focus,

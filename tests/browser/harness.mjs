@@ -2,7 +2,7 @@
 // would be published, unpack it next to a test page, serve both on
 // 127.0.0.1, and drive system Chromium (WebGPU on) with playwright-core.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,31 @@ import { chromium } from 'playwright-core';
 import { serve } from '../../tools/static-server.mjs';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+let catalogCache = null;
+/** The demo catalog the test pages load as /data/catalog.json (built by tools/build.mjs). */
+export function loadCatalog() {
+  catalogCache ??= JSON.parse(readFileSync(path.join(root, 'www/demo/catalog.json'), 'utf8'));
+  return catalogCache;
+}
+
+/**
+ * A personalisation scenario on the real catalog: the third-largest
+ * category (`focus`, with its items), and the first `perOther` items of
+ * each of the next nine categories, to build server lists around it.
+ */
+export function categoryScenario(perOther) {
+  const byCategory = new Map();
+  for (const item of loadCatalog()) {
+    if (!item.category) continue;
+    if (!byCategory.has(item.category)) byCategory.set(item.category, []);
+    byCategory.get(item.category).push(item);
+  }
+  const ranked = [...byCategory.entries()].sort((a, b) => b[1].length - a[1].length);
+  const [focus, focusItems] = ranked[2];
+  const others = ranked.slice(3, 12).flatMap(([, items]) => items.slice(0, perOther));
+  return { focus, focusItems, others };
+}
 
 /** Packs the package with `npm pack` and unpacks it under a fresh folder. */
 export function packedPackage() {

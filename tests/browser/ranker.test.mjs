@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startSite } from './harness.mjs';
+import { categoryScenario, startSite } from './harness.mjs';
 
 // WebGPU (SwiftShader here) and the CPU backend sum in different orders;
 // scores are dot products of 64-wide unit-scale vectors, so agreement to
@@ -39,15 +39,7 @@ test('the packed package ships the wasm, the shim, its types and the default mod
 
 /** Picks a category with many items and a mixed candidate list (server order). */
 function scenario() {
-  const byCategory = new Map();
-  for (const item of window.catalog) {
-    if (!item.category) continue;
-    if (!byCategory.has(item.category)) byCategory.set(item.category, []);
-    byCategory.get(item.category).push(item);
-  }
-  const ranked = [...byCategory.entries()].sort((a, b) => b[1].length - a[1].length);
-  const [focus, focusItems] = ranked[2];
-  const others = ranked.slice(3, 12).flatMap(([, items]) => items.slice(0, 10));
+  const { focus, focusItems, others } = categoryScenario(10);
   const viewed = focusItems.slice(0, 5);
   const inList = focusItems.slice(5, 15);
   // Server order: the focus category's items sit in the lower half.
@@ -56,8 +48,7 @@ function scenario() {
 }
 
 async function rerankOn(page, backend, worker = true) {
-  return page.evaluate(async ({ backend, worker, scenarioSource }) => {
-    const scenario = new Function(`return (${scenarioSource})()`)();
+  return page.evaluate(async ({ backend, worker, scenario }) => {
     const ranker = await window.shelfrank.loadReranker({ backend, persist: false, budgetMs: 0, worker });
     const before = await ranker.rerank(scenario.candidates);
     for (const item of scenario.viewed) {
@@ -65,7 +56,7 @@ async function rerankOn(page, backend, worker = true) {
     }
     const afterViews = await ranker.rerank(scenario.candidates);
     return { backendInfo: ranker.backend, focus: scenario.focus, candidates: scenario.candidates, before, after: afterViews };
-  }, { backend, worker, scenarioSource: scenario.toString() });
+  }, { backend, worker, scenario: scenario() });
 }
 
 function meanPosition(items, category) {

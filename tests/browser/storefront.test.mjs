@@ -5,7 +5,7 @@
 // results, and the page's thread never blocks.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startSite } from './harness.mjs';
+import { categoryScenario, startSite } from './harness.mjs';
 
 let site;
 before(async () => {
@@ -17,15 +17,7 @@ after(async () => {
 
 /** A category with many items, five of them to view, and a 60-item server list with that category's others in the lower half. */
 function scenario() {
-  const byCategory = new Map();
-  for (const item of window.catalog) {
-    if (!item.category) continue;
-    if (!byCategory.has(item.category)) byCategory.set(item.category, []);
-    byCategory.get(item.category).push(item);
-  }
-  const ranked = [...byCategory.entries()].sort((a, b) => b[1].length - a[1].length);
-  const [focus, focusItems] = ranked[2];
-  const others = ranked.slice(3, 12).flatMap(([, items]) => items.slice(0, 8));
+  const { focus, focusItems, others } = categoryScenario(8);
   return { focus, viewed: focusItems.slice(0, 5), list: [...others.slice(0, 30), ...focusItems.slice(5, 15), ...others.slice(30, 50)] };
 }
 
@@ -45,8 +37,8 @@ const attachAndWait = `(shelf, list, options) => new Promise((resolve) => {
 
 test('attach reorders the server-rendered list in place: same nodes, handlers and focus survive, the pinned slot stays, reasons are shown', async () => {
   const page = await site.openPage('shop.html');
-  const outcome = await page.evaluate(async ({ scenarioSource, attachSource }) => {
-    const { focus, viewed, list } = new Function(`return (${scenarioSource})()`)();
+  const outcome = await page.evaluate(async ({ scenario, attachSource }) => {
+    const { focus, viewed, list } = scenario;
     const attachAndWait = new Function(`return ${attachSource}`)();
     const ul = window.renderList(list, [2]);
     let handled = 0;
@@ -89,7 +81,7 @@ test('attach reorders the server-rendered list in place: same nodes, handlers an
       stateAfterRestore: ul.dataset.state,
       restoredReasons: [...ul.querySelectorAll('[data-shelfrank-slot="reason"]')].map((s) => s.textContent).join(''),
     };
-  }, { scenarioSource: scenario.toString(), attachSource: attachAndWait });
+  }, { scenario: scenario(), attachSource: attachAndWait });
   assert.equal(outcome.fallback, false, outcome.error);
   assert.ok(outcome.sameNodes, 'every item is the original node');
   assert.ok(outcome.focusKept, 'focus stayed on the link that moved');
