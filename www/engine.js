@@ -21,6 +21,12 @@ function rankerClass(kind, wasmUrl) {
   return builds.get(kind);
 }
 
+/** A ranker on the CPU build from the bytes and options a load used. */
+async function loadCpu({ modelBytes, tokenizerBytes, options, wasmUrl }) {
+  const Cpu = await rankerClass('cpu', wasmUrl);
+  return Cpu.load(modelBytes, tokenizerBytes, { ...options, backend: 'cpu' });
+}
+
 /** A hardware WebGPU adapter, or null (none, or only a software fallback, unless allowed). */
 async function hardwareAdapter(allowFallback) {
   const gpu = globalThis.navigator?.gpu;
@@ -247,8 +253,7 @@ export class Engine {
       if (first !== 'webgpu' || error?.name !== 'BackendError') throw error;
       fallback = { from: 'webgpu', to: 'cpu', error: error.name, message: error.message };
       options.backend = 'cpu';
-      const Cpu = await rankerClass('cpu', wasmUrl);
-      this.#ranker = await Cpu.load(modelBytes, tokenizerBytes, options);
+      this.#ranker = await loadCpu({ modelBytes, tokenizerBytes, options, wasmUrl });
     }
     // Kept to rebuild on the CPU if the GPU fails later (device lost).
     this.#rebuild = { modelBytes, tokenizerBytes, options, wasmUrl };
@@ -459,9 +464,7 @@ export class Engine {
 
   /** Replaces a failed WebGPU ranker with a CPU one holding the same history. */
   async #fallBackToCpu(failed, error) {
-    const { modelBytes, tokenizerBytes, options, wasmUrl } = this.#rebuild;
-    const Cpu = await rankerClass('cpu', wasmUrl);
-    const cpu = await Cpu.load(modelBytes, tokenizerBytes, { ...options, backend: 'cpu' });
+    const cpu = await loadCpu(this.#rebuild);
     let events = [];
     try {
       events = failed.history();
