@@ -28,9 +28,14 @@
 // Float inputs: Float32Array (plain arrays are converted).
 //
 // Threads: onnxruntime-web runs multi-threaded only on a cross-origin
-// isolated page (COOP/COEP headers, SharedArrayBuffer). The bench page is
-// not isolated, so `numThreads` is 1 (the default) whatever is asked; the
-// value actually used is returned as `numThreads`.
+// isolated page (COOP/COEP headers, SharedArrayBuffer), and there, left to
+// itself, it picks min(4, cores / 2) threads. So `numThreads` (default 1)
+// is always set explicitly as `ort.env.wasm.numThreads`; on a page that is
+// not isolated it is 1 whatever is asked. `npm run bench` (bench/run.mjs)
+// serves its page cross-origin isolated (for the memory figures) and asks
+// for 1, so ORT runs single-threaded there, like shelfrank; the page of
+// bench/ort-check.mjs is not isolated. The value ORT actually used is
+// returned as `numThreads`.
 
 let configured = null;
 
@@ -79,7 +84,8 @@ export async function createOrtRanker({
     ort,
     session,
     executionProvider,
-    numThreads: configured.threads,
+    // What ORT settled on (it writes back 1 when threads cannot run here).
+    numThreads: ort.env.wasm.numThreads,
     inputNames: session.inputNames,
 
     /** Scores the candidates; resolves to a Float32Array of N scores. */

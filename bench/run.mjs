@@ -7,8 +7,11 @@
 //
 // The page is served cross-origin isolated so the browser reports memory
 // (performance.measureUserAgentSpecificMemory, which counts workers and
-// wasm memory). WebGPU here is Chromium's software adapter unless the
-// machine has a GPU; the output names the adapter.
+// wasm memory). Isolation would let ORT-web run threads: the page asks it
+// for one (bench/ort.mjs sets ort.env.wasm.numThreads), and this runner
+// stops if ORT reports more, so both sides stay single-threaded. WebGPU
+// here is Chromium's software adapter unless the machine has a GPU; the
+// output names the adapter.
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -80,6 +83,7 @@ try {
           await ortPage.close();
         }
         const { scores, ...line } = result;
+        if (line.threads !== 1) throw new Error(`ORT-web ran ${line.threads} threads; the comparison is single-threaded on both sides`);
         // The same model: ORT's scores against shelfrank's on the same case.
         const mine = ours.cpu.scores;
         const diff = Math.max(...scores.map((s, i) => Math.abs(s - mine[i])));

@@ -104,10 +104,11 @@ pub fn model_file(data: &[u8]) {
 pub fn requests(data: &[u8]) {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };
     if let Ok(candidates) = serde_json::from_value::<Vec<Candidate>>(value.clone()) {
-        let _ = crate::rank::validate(&candidates);
         let scores: Vec<f32> = (0..candidates.len()).map(|i| score_from(data, i)).collect();
         let options: RerankOptions = serde_json::from_value(value.get(0).cloned().unwrap_or_default()).unwrap_or_default();
-        for model in [None, Some(scores.as_slice())] {
+        // arrange takes only what passed the one check at the boundary.
+        let valid = crate::rank::validate(&candidates).is_ok() && options.validate().is_ok();
+        for model in [None, Some(scores.as_slice())].into_iter().filter(|_| valid) {
             if let Ok(ranked) = arrange(&candidates, model, &options) {
                 check_ranked(&candidates, &ranked);
                 assert_eq!(arrange(&candidates, model, &options).ok().as_ref(), Some(&ranked), "arrange is deterministic");
@@ -181,7 +182,15 @@ fn order(ranked: &[RankedItem]) -> Vec<usize> {
 }
 
 fn item_event(id: &str) -> SessionEvent {
-    SessionEvent { kind: crate::session::EventKind::View, id: Some(id.into()), title: None, category: None, brand: None, query: None, timestamp: None }
+    SessionEvent {
+        kind: crate::session::EventKind::View,
+        id: Some(id.into()),
+        title: None,
+        category: None,
+        brand: None,
+        query: None,
+        timestamp: None,
+    }
 }
 
 fn candidate(id: &str, title: &str) -> Candidate {

@@ -16,9 +16,10 @@ use crate::session::{EventKind, MAX_TEXT_BYTES, SessionEvent, clip, item_text};
 pub const MAX_CANDIDATES: usize = 10_000;
 
 /// One item of the server's list, in server order.
-/// Unknown extra fields are ignored.
+/// Unknown extra fields are ignored. It reads only from an object (a JSON
+/// array of field values, which serde would take for a struct, is refused).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(remote = "Self", rename_all = "camelCase")]
 pub struct Candidate {
     pub id: String,
     #[serde(default)]
@@ -29,13 +30,36 @@ pub struct Candidate {
     pub brand: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<f64>,
-    /// The server's own relevance score, higher is better. Optional; the
-    /// server's order is used when absent.
+    /// The server's own relevance score, higher is better, weighed against
+    /// the model's. Optional; the list's order is used when absent. With
+    /// nothing to personalise on, the list keeps its order either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_score: Option<f64>,
     /// A pinned item (a campaign slot) never moves.
     #[serde(default)]
     pub pinned: bool,
+}
+
+impl Serialize for Candidate {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        Candidate::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Candidate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Object;
+        impl<'de> serde::de::Visitor<'de> for Object {
+            type Value = Candidate;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object like { id, title, ... }")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> std::result::Result<Candidate, A::Error> {
+                Candidate::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(Object)
+    }
 }
 
 impl Candidate {
@@ -118,7 +142,10 @@ impl HistoryReason {
         let len = events.len();
         let n = ranked.len();
         if len == 0 || attention.len() != n * len {
-            return err(ErrorKind::Backend, format!("the model returned {} attention weights for {n} items × {len} events", attention.len()));
+            return err(
+                ErrorKind::Backend,
+                format!("the model returned {} attention weights for {n} items × {len} events", attention.len()),
+            );
         }
         for item in ranked.iter_mut().filter(|r| !r.pinned && r.model_score.is_some()) {
             let row = &attention[item.original_position * len..(item.original_position + 1) * len];
@@ -141,11 +168,15 @@ impl HistoryReason {
 }
 
 /// Checks a candidate list; the error names the first offending entry.
+/// This is the ranker's one check of a list: [`Reranker::start`](crate::reranker::Reranker::start)
+/// runs it, and everything after (scoring, [`arrange`]) relies on it. The
+/// page sends at most `MAX_CANDIDATES + 1` entries (and ids cut one byte
+/// past the limit), so these messages are the only ones a shop sees.
 pub fn validate(candidates: &[Candidate]) -> Result<()> {
     if candidates.len() > MAX_CANDIDATES {
         return err(
             ErrorKind::InvalidCandidate,
-            format!("{} candidates is more than the {MAX_CANDIDATES} one rerank accepts; send the top of the list", candidates.len()),
+            format!("one rerank accepts at most {MAX_CANDIDATES} candidates; send the top of the list"),
         );
     }
     let mut seen = HashSet::with_capacity(candidates.len());
@@ -176,11 +207,14 @@ pub fn validate(candidates: &[Candidate]) -> Result<()> {
     Ok(())
 }
 
-/// Orders the candidates. `model_scores` holds one score per candidate, or
-/// `None` when there is nothing to personalise on (the server order stays).
+/// Orders candidates that passed [`validate`] (with options that passed
+/// [`RerankOptions::validate`]). `model_scores` holds one score per
+/// candidate, or `None` when there is nothing to personalise on: then the
+/// list keeps exactly the order it came in, whatever its `serverScore`s say
+/// (the server chose that order; its scores only weigh against the model's).
+/// Only the model's output is checked here.
 pub fn arrange(candidates: &[Candidate], model_scores: Option<&[f32]>, options: &RerankOptions) -> Result<Vec<RankedItem>> {
-    validate(candidates)?;
-    options.validate()?;
+    debug_assert!(validate(candidates).is_ok() && options.validate().is_ok(), "arrange needs a validated request");
     let n = candidates.len();
     if let Some(scores) = model_scores {
         if scores.len() != n {
@@ -191,10 +225,11 @@ pub fn arrange(candidates: &[Candidate], model_scores: Option<&[f32]>, options: 
         }
     }
 
-    let server = standardise(&server_signal(candidates));
     let blended: Vec<f32> = match model_scores {
-        None => server.clone(),
+        // Nothing to personalise on: the server's order, scored by position.
+        None => standardise(&position_signal(n)),
         Some(scores) => {
+            let server = standardise(&server_signal(candidates));
             let model = standardise(scores);
             let w = options.server_weight;
             model.iter().zip(&server).map(|(m, s)| (1.0 - w) * m + w * s).collect()
@@ -229,9 +264,14 @@ fn server_signal(candidates: &[Candidate]) -> Vec<f32> {
     if !candidates.is_empty() && candidates.iter().all(|c| c.server_score.is_some()) {
         candidates.iter().map(|c| c.server_score.unwrap_or(0.0) as f32).collect()
     } else {
-        // Position discount as in DCG: the first slots matter most.
-        (0..candidates.len()).map(|i| -((i as f32) + 2.0).ln()).collect()
+        position_signal(candidates.len())
     }
+}
+
+/// The server's order as a number per slot: a position discount as in DCG,
+/// where the first slots matter most.
+fn position_signal(n: usize) -> Vec<f32> {
+    (0..n).map(|i| -((i as f32) + 2.0).ln()).collect()
 }
 
 /// Zero mean, unit variance; constant input maps to zeros.
@@ -321,6 +361,23 @@ mod tests {
     }
 
     #[test]
+    fn without_model_scores_the_order_stays_even_when_server_scores_disagree() {
+        // The server sent this order with scores that would sort it
+        // differently: with nothing to personalise on, the order it chose stays.
+        let mut list = candidates(6, &[2]);
+        for (c, score) in list.iter_mut().zip([0.1, 0.9, 0.5, 0.3, 0.8, 0.2]) {
+            c.server_score = Some(score);
+        }
+        let ranked = arrange(&list, None, &RerankOptions::default()).unwrap();
+        assert_eq!(ranked.iter().map(|r| r.original_position).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4, 5]);
+        assert!(ranked.windows(2).all(|w| w[0].score > w[1].score), "scores follow the order");
+        // With model scores, those server scores do weigh in.
+        let flat = vec![0.0; 6];
+        let blended = arrange(&list, Some(&flat), &RerankOptions { server_weight: 1.0, ..RerankOptions::default() }).unwrap();
+        assert_eq!(blended[0].id, "c1");
+    }
+
+    #[test]
     fn server_weight_moves_between_model_and_server_order() {
         let list = candidates(10, &[]);
         // The model wants the reverse of the server's order.
@@ -335,18 +392,36 @@ mod tests {
     fn bad_candidates_are_named_in_the_error() {
         let mut list = candidates(3, &[]);
         list[2].id = "c0".into();
-        let error = arrange(&list, None, &RerankOptions::default()).unwrap_err();
+        let error = validate(&list).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::InvalidCandidate);
         assert!(error.message().contains("candidate 2"), "{error}");
 
         let mut list = candidates(3, &[]);
         list[1].server_score = Some(f64::NAN);
-        assert_eq!(arrange(&list, None, &RerankOptions::default()).unwrap_err().kind(), ErrorKind::InvalidCandidate);
+        assert_eq!(validate(&list).unwrap_err().kind(), ErrorKind::InvalidCandidate);
 
-        let list = candidates(3, &[]);
-        let error = arrange(&list, None, &RerankOptions { server_weight: 2.0, ..RerankOptions::default() }).unwrap_err();
+        let too_many = candidates(MAX_CANDIDATES + 1, &[]);
+        assert!(validate(&too_many[..MAX_CANDIDATES]).is_ok());
+        let error = validate(&too_many).unwrap_err();
+        assert_eq!(error.message(), "one rerank accepts at most 10000 candidates; send the top of the list");
+
+        let error = RerankOptions { server_weight: 2.0, ..RerankOptions::default() }.validate().unwrap_err();
         assert_eq!(error.kind(), ErrorKind::InvalidOption);
-        assert!(arrange(&list, Some(&[1.0, f32::NAN, 0.0]), &RerankOptions::default()).is_err());
+        let list = candidates(3, &[]);
+        assert_eq!(arrange(&list, Some(&[1.0, f32::NAN, 0.0]), &RerankOptions::default()).unwrap_err().kind(), ErrorKind::Backend);
+    }
+
+    #[test]
+    fn a_candidate_reads_only_from_an_object() {
+        let list: Vec<Candidate> = serde_json::from_str(r#"[{"id":"a","serverScore":1.5,"extra":[1]}]"#).unwrap();
+        assert_eq!((list[0].id.as_str(), list[0].server_score), ("a", Some(1.5)));
+        let error = serde_json::from_str::<Vec<Candidate>>(r#"[{"id":"a"},["b"]]"#).unwrap_err().to_string();
+        assert!(error.contains("expected an object like { id, title, ... }"), "{error}");
+        assert!(serde_json::from_str::<Vec<Candidate>>(r#"[5]"#).is_err());
+        assert_eq!(
+            serde_json::to_value(&list[0]).unwrap(),
+            serde_json::json!({ "id": "a", "title": "", "serverScore": 1.5, "pinned": false })
+        );
     }
 
     #[test]

@@ -48,7 +48,7 @@ export interface Candidate {
   category?: string;
   brand?: string;
   price?: number;
-  /** The server's own score, higher is better. */
+  /** The server's own score, higher is better: weighed against the model's (the list's order is used when absent). With no history the list keeps its order. */
   serverScore?: number;
   /** Campaign slot: never moves. */
   pinned?: boolean;
@@ -275,6 +275,14 @@ impl Ranker {
         Ok(Ranker { inner: Rc::new(RefCell::new(reranker)), backend })
     }
 
+    /// The largest request the ranker accepts, `{ maxCandidates,
+    /// maxTextBytes }`: the page reads them to bound what it copies here,
+    /// and leaves the checking (and its messages) to the ranker.
+    #[wasm_bindgen(unchecked_return_type = "{ maxCandidates: number, maxTextBytes: number }")]
+    pub fn limits() -> Result<JsValue, JsValue> {
+        to_js(&serde_json::json!({ "maxCandidates": crate::rank::MAX_CANDIDATES, "maxTextBytes": crate::session::MAX_TEXT_BYTES }))
+    }
+
     /// Which backend runs the model, and on which adapter.
     #[wasm_bindgen(getter, unchecked_return_type = "BackendInfo")]
     pub fn backend(&self) -> Result<JsValue, JsValue> {
@@ -360,31 +368,12 @@ impl Ranker {
         self.inner.borrow_mut().forget();
     }
 
-    /// Reorders `candidates` (server order) for this shopper. Rejects with
-    /// a named error on invalid input.
-    #[wasm_bindgen(unchecked_return_type = "Promise<RankedItem[]>")]
-    pub fn rerank(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "Candidate[]")] candidates: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "RerankOptions | undefined")] options: JsValue,
-    ) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            if !js_sys::Array::is_array(&candidates) {
-                return Err(js_error(Error::new(ErrorKind::InvalidCandidate, "candidates must be an array of { id, title, ... } objects")));
-            }
-            let candidates: Vec<Candidate> = serde_wasm_bindgen::from_value(candidates)
-                .map_err(|e| bad_input(ErrorKind::InvalidCandidate, "invalid candidate list (each needs a string 'id')", e))?;
-            let options: RerankOptions = from_js(options, ErrorKind::InvalidOption, "invalid rerank options")?;
-            to_js(&run_rerank(&inner, &candidates, &options).await?)
-        })
-    }
-
-    /// [`Ranker::rerank`] for long lists: the candidates as one JSON array
-    /// string, the result as typed arrays (`order`: original positions in
-    /// the new order; `scores`, and `modelScores` when there was a
-    /// history; `reasons` with `explain`), so that thousands of
-    /// candidates cost no per-field crossing between JS and wasm.
+    /// Reorders `candidates` (server order) for this shopper: the
+    /// candidates as one JSON array string, the result as typed arrays
+    /// (`order`: original positions in the new order; `scores`, and
+    /// `modelScores` when there was a history; `reasons` with `explain`),
+    /// so that thousands of candidates cost no per-field crossing between
+    /// JS and wasm. Rejects with a named error on invalid input.
     #[wasm_bindgen(js_name = rerankPacked, unchecked_return_type = "Promise<PackedRanking>")]
     pub fn rerank_packed(
         &self,
@@ -418,7 +407,11 @@ impl Ranker {
 }
 
 /// The whole rerank: start on the device, read back asynchronously, order.
-async fn run_rerank(inner: &Rc<RefCell<Reranker>>, candidates: &[Candidate], options: &RerankOptions) -> Result<Vec<crate::rank::RankedItem>, JsValue> {
+async fn run_rerank(
+    inner: &Rc<RefCell<Reranker>>,
+    candidates: &[Candidate],
+    options: &RerankOptions,
+) -> Result<Vec<crate::rank::RankedItem>, JsValue> {
     let pending = inner.borrow_mut().start(candidates, options, js_sys::Date::now()).map_err(js_error)?;
     let read = ReadScores {
         scores: match pending.scores {

@@ -7,46 +7,69 @@
 //
 // The CPU build uses the `wasm` profile (LTO, panic = abort) and binaryen's
 // wasm-opt -O3 (its latency matters most; SHELFRANK_WASM_OPT=0 skips it, =z
-// for -Oz). The WebGPU build is a plain release build; wasm-opt on its 30 MB
+// for -Oz). The WebGPU build is a plain release build (profile
+// `wasm-webgpu`, so it never waits on the native build's lock); wasm-opt on its 30 MB
 // takes over ten minutes here, so it runs only with SHELFRANK_WASM_OPT_WEBGPU=1.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { fail, wasmBindgenCommand, wasmBindgenVersion } from './setup.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const run = (cmd, args, env = {}) => {
-  console.error(`build: ${cmd} ${args.join(' ')}`);
-  execFileSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+  console.error(`build: ${path.basename(cmd)} ${args.join(' ')}`);
+  const t = Date.now();
+  try {
+    execFileSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+    console.error(`build: ${path.basename(cmd)} took ${((Date.now() - t) / 1000).toFixed(0)} s`);
+  } catch (error) {
+    // The tool has printed why; say what failed in one line, without a Node stack.
+    if (error.code === 'ENOENT') fail(`${path.basename(cmd)} is not installed: run \`node tools/setup.mjs\` to install what the build needs, then build again.`);
+    fail(`\`${path.basename(cmd)} ${args.join(' ')}\` failed (exit ${error.status ?? error.signal}): the output above says why.`);
+  }
 };
+const wasmBindgen = wasmBindgenCommand();
+if (!wasmBindgen) fail(`wasm-bindgen ${wasmBindgenVersion()} (the version in Cargo.lock) is not installed: run \`node tools/setup.mjs\` (npm start and npm test do), then build again.`);
 const started = Date.now();
 const optimise = process.env.SHELFRANK_WASM_OPT ?? '3';
 
 const variants = [
   { name: 'cpu', profile: 'wasm', features: ['--no-default-features'], optimise },
-  { name: 'webgpu', profile: 'release', features: [], optimise: process.env.SHELFRANK_WASM_OPT_WEBGPU === '1' ? optimise : '0' },
+  { name: 'webgpu', profile: 'wasm-webgpu', features: [], optimise: process.env.SHELFRANK_WASM_OPT_WEBGPU === '1' ? optimise : '0' },
 ];
 for (const { name, profile, features, optimise } of variants) {
+  console.error(`build: the ${name} wasm build (the first on a machine takes 4-6 min on 2 cores; later ones, seconds)`);
   run('cargo', ['build', '--profile', profile, '--lib', '--target', 'wasm32-unknown-unknown', ...features]);
   const wasm = path.join(root, `target/wasm32-unknown-unknown/${profile}/shelfrank.wasm`);
   const out = path.join(root, `www/pkg-${name}`);
-  mkdirSync(out, { recursive: true });
-  run('wasm-bindgen', ['--target', 'web', '--out-dir', out, wasm]);
   const bindgenWasm = path.join(out, 'shelfrank_bg.wasm');
+  // What this package was made from: when cargo did not relink, the
+  // bindings and wasm-opt's output (minutes for the CPU build) still hold.
+  const source = statSync(wasm);
+  const made = JSON.stringify({ mtime: source.mtimeMs, size: source.size, optimise, wasmBindgen: wasmBindgenVersion() });
+  const stamp = path.join(out, '.made-from.json');
+  if (existsSync(bindgenWasm) && existsSync(stamp) && readFileSync(stamp, 'utf8') === made) {
+    console.error(`build: www/pkg-${name} is up to date`);
+    continue;
+  }
+  mkdirSync(out, { recursive: true });
+  run(wasmBindgen, ['--target', 'web', '--out-dir', out, wasm]);
   if (optimise !== '0') {
     const wasmOpt = path.join(root, 'node_modules/binaryen/bin/wasm-opt');
-    if (!existsSync(wasmOpt)) throw new Error('wasm-opt comes from the binaryen npm package: run npm install (or SHELFRANK_WASM_OPT=0)');
+    if (!existsSync(wasmOpt)) fail('wasm-opt comes from the binaryen npm package, which is not installed: run `node tools/setup.mjs` (or build with SHELFRANK_WASM_OPT=0).');
     const features = ['--enable-reference-types', '--enable-bulk-memory', '--enable-nontrapping-float-to-int', '--enable-sign-ext', '--enable-mutable-globals', '--enable-multivalue'];
     run(wasmOpt, [`-O${optimise}`, ...features, bindgenWasm, '-o', bindgenWasm]);
   }
   const bytes = statSync(bindgenWasm).size;
   const gz = gzipSync(readFileSync(bindgenWasm), { level: 9 }).length;
   console.error(`build: www/pkg-${name}/shelfrank_bg.wasm is ${bytes} bytes, ${gz} gzipped`);
+  writeFileSync(stamp, made);
 }
 
 const catalog = path.join(root, 'www/demo/catalog.json');
 if (!existsSync(catalog)) {
-  run('cargo', ['run', '--release', '--quiet', '--bin', 'catalog', '--', '--data', 'data/scientific', '--out', catalog]);
+  run(process.execPath, [path.join(root, 'tools/catalog.mjs'), '--data', path.join(root, 'data/scientific'), '--out', catalog]);
 }
 console.error(`build: done in ${((Date.now() - started) / 1000).toFixed(0)} s`);

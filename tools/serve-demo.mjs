@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createDemoBackend } from './demo-backend.mjs';
+import { fail } from './setup.mjs';
 import { serve } from './static-server.mjs';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -18,6 +19,19 @@ export async function startDemo({ root = repoRoot, port = 0, catalogPath, ...opt
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { url } = await startDemo({ port: Number(process.env.PORT ?? 8080) });
-  console.log(`shelfrank demo: ${url}/www/demo/`);
+  const asked = process.env.PORT || undefined;
+  const port = Number(asked ?? 8080);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`PORT=${asked} is not a port number: use one from 1 to 65535 (or 0 for any free one).`);
+  let demo;
+  try {
+    demo = await startDemo({ port });
+  } catch (error) {
+    if (error.code !== 'EADDRINUSE' && error.code !== 'EACCES') fail(`the demo server could not start: ${error.message}.`);
+    const why = error.code === 'EADDRINUSE' ? 'is in use by another program' : 'needs privileges to listen on';
+    // The default port taken: any free one will do, and the URL says which.
+    if (asked !== undefined) fail(`port ${port} ${why}: stop that program or pick another port, e.g. \`PORT=8081 npm start\`.`);
+    console.error(`shelfrank demo: port ${port} ${why}; serving on a free port instead (PORT=… npm start picks one).`);
+    demo = await startDemo({ port: 0 });
+  }
+  console.log(`shelfrank demo: ${demo.url}/www/demo/  (Ctrl+C stops it)`);
 }

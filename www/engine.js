@@ -3,17 +3,33 @@
 // when the page asks for no worker. It never talks to the network except to
 // fetch the model and tokenizer files it is given.
 
+// Both builds' JS glue is imported statically: it is small, and a worker
+// with no dynamic import() is one chunk, which every bundler can emit in any
+// worker format (Vite 5-7 build workers as IIFE by default, and Rollup
+// cannot split an IIFE into chunks). Only the glue is static: a build's .wasm is fetched when
+// `rankerClass` first asks for it, so the WebGPU one only for a GPU.
+import initCpu, { Ranker as CpuRanker } from './pkg-cpu/shelfrank.js';
+import initWebgpu, { Ranker as WebgpuRanker } from './pkg-webgpu/shelfrank.js';
+
 /**
  * The two wasm builds: the small CPU one every page loads, and the WebGPU
  * one, fetched only when a hardware GPU adapter exists. Each is loaded once.
+ * Each .wasm is named by a literal `new URL(…, import.meta.url)`, which
+ * bundlers follow (and emit the file); the URL is only made when needed, so
+ * a bundle without `import.meta` support fails at the load it concerns, not
+ * at import.
  */
+const kinds = {
+  cpu: { init: initCpu, Ranker: CpuRanker, url: () => new URL('./pkg-cpu/shelfrank_bg.wasm', import.meta.url) },
+  webgpu: { init: initWebgpu, Ranker: WebgpuRanker, url: () => new URL('./pkg-webgpu/shelfrank_bg.wasm', import.meta.url) },
+};
 const builds = new Map();
 function rankerClass(kind, wasmUrl) {
   if (!builds.has(kind)) {
     const load = (async () => {
-      const module = kind === 'webgpu' ? await import('./pkg-webgpu/shelfrank.js') : await import('./pkg-cpu/shelfrank.js');
-      await module.default(wasmUrl ? { module_or_path: wasmUrl } : undefined);
-      return module.Ranker;
+      const build = kinds[kind];
+      await build.init({ module_or_path: wasmUrl || build.url() });
+      return build.Ranker;
     })();
     load.catch(() => builds.delete(kind));
     builds.set(kind, load);
@@ -81,12 +97,22 @@ async function fetchBytes(url, what) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-function request(req) {
+/**
+ * Settles when `tx` does, never later and never not at all: complete, or
+ * the first of error (a failed request, which then aborts the transaction)
+ * and abort (a quota failure aborts at commit with no error event; so does
+ * the browser closing the connection, when site data is cleared).
+ */
+function settled(tx) {
   return new Promise((resolve, reject) => {
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error ?? namedError('StorageError', 'IndexedDB request failed'));
+    tx.oncomplete = () => resolve();
+    tx.onerror = (event) => reject(event.target?.error ?? tx.error ?? namedError('StorageError', 'an IndexedDB request failed'));
+    tx.onabort = () => reject(tx.error ?? namedError('StorageError', 'the IndexedDB transaction was aborted'));
   });
 }
+
+/** How long opening the database may wait (an open queues behind another tab's blocked upgrade or delete, without limit). */
+const OPEN_TIMEOUT_MS = 15_000;
 
 /**
  * The history in IndexedDB: one record holding the bounded event list, so
@@ -97,6 +123,7 @@ class HistoryStore {
   #name;
   #onDeleted;
   #db = null;
+  #opening = null;
   #writing = null;
   #pending = null;
 
@@ -110,41 +137,143 @@ class HistoryStore {
     return typeof indexedDB !== 'undefined' && indexedDB !== null;
   }
 
-  async #open() {
-    if (this.#db) return this.#db;
-    const req = indexedDB.open(this.#name, 1);
-    req.onupgradeneeded = () => req.result.createObjectStore(STORE);
-    const db = await request(req);
-    // Another tab deleting the database (forget) must not be blocked by us.
-    db.onversionchange = (event) => {
-      db.close();
-      if (this.#db === db) this.#db = null;
-      // Deleted (not upgraded): the shopper asked to forget in another tab.
-      if (event.newVersion === null) this.#onDeleted();
-    };
-    this.#db = db;
-    return db;
+  /** The open connection, one for all callers (a second open would leave a connection nobody closes). */
+  #open() {
+    if (!this.#opening) {
+      const opening = this.#connect();
+      this.#opening = opening;
+      opening.catch(() => {
+        if (this.#opening === opening) this.#opening = null;
+      });
+    }
+    return this.#opening;
+  }
+
+  /** Forgets `db` as the connection (it closed), so the next operation opens a new one. */
+  #drop(db) {
+    if (this.#db !== db) return;
+    this.#db = null;
+    this.#opening = null;
+  }
+
+  #connect() {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const fail = (error) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        reject(error);
+      };
+      const timer = setTimeout(
+        () => fail(namedError('TimeoutError', `IndexedDB did not open within ${OPEN_TIMEOUT_MS / 1000} s (another tab may be holding it)`)),
+        OPEN_TIMEOUT_MS,
+      );
+      let req;
+      try {
+        req = indexedDB.open(this.#name, 1);
+      } catch (error) {
+        fail(error); // SecurityError where storage is not allowed
+        return;
+      }
+      req.onupgradeneeded = () => {
+        if (done) {
+          // Given up on already (it waited behind a delete): create nothing.
+          req.transaction?.abort();
+          return;
+        }
+        try {
+          req.result.createObjectStore(STORE);
+        } catch {
+          // Thrown out of this handler it would reach the worker's global
+          // scope (a crash, for the page); aborting fails the open instead.
+          req.transaction?.abort();
+        }
+      };
+      req.onsuccess = () => {
+        const db = req.result;
+        if (done) {
+          db.close(); // given up on already: close it, or it would block a later delete
+          return;
+        }
+        done = true;
+        clearTimeout(timer);
+        // Another tab deleting the database (forget) must not be blocked by us.
+        db.onversionchange = (event) => {
+          db.close();
+          this.#drop(db);
+          // Deleted (not upgraded): the shopper asked to forget in another
+          // tab; a write not yet made must not bring the history back.
+          if (event.newVersion === null) {
+            this.#pending = null;
+            this.#onDeleted();
+          }
+        };
+        // Closed by the browser (site data cleared, disk failure): its transactions abort; open anew next time.
+        db.onclose = () => this.#drop(db);
+        this.#db = db;
+        resolve(db);
+      };
+      // An upgrade aborted (over the quota, say) fails the open with it. `blocked`
+      // is not an end: the open goes on once the other connections close, or the timer gives up.
+      req.onerror = () => fail(req.error ?? namedError('StorageError', 'IndexedDB could not be opened'));
+    });
+  }
+
+  /**
+   * Runs `work(objectStore)` in one transaction and resolves with what it
+   * returned once the transaction has completed; rejects when it fails,
+   * including at once when the connection is closing (InvalidStateError).
+   */
+  async #transaction(mode, work) {
+    const db = await this.#open();
+    let tx;
+    let result;
+    try {
+      tx = db.transaction(STORE, mode);
+      result = work(tx.objectStore(STORE));
+    } catch (error) {
+      if (error?.name === 'InvalidStateError') this.#drop(db);
+      try {
+        tx?.abort();
+      } catch {
+        // already finished
+      }
+      throw error;
+    }
+    await settled(tx);
+    return result;
+  }
+
+  /** The value stored under `key` (read once its transaction has completed). */
+  async #read(key) {
+    const req = await this.#transaction('readonly', (store) => store.get(key));
+    return req.result;
   }
 
   async #exists() {
     if (typeof indexedDB.databases !== 'function') return true;
-    const dbs = await indexedDB.databases();
-    return dbs.some((d) => d.name === this.#name);
+    // Listing can fail, or (a browser bug) never answer: then open it and see.
+    let timer;
+    const gaveUp = new Promise((resolve) => {
+      timer = setTimeout(() => resolve(null), OPEN_TIMEOUT_MS);
+    });
+    const dbs = await Promise.race([Promise.resolve().then(() => indexedDB.databases()).catch(() => null), gaveUp]).finally(() => clearTimeout(timer));
+    return Array.isArray(dbs) ? dbs.some((d) => d.name === this.#name) : true;
   }
 
   /** The stored events, or [] when nothing is stored. Throws on a corrupted record. */
   async load() {
     if (!(await this.#exists())) return [];
-    const db = await this.#open();
-    const value = await request(db.transaction(STORE, 'readonly').objectStore(STORE).get(KEY));
+    const value = await this.#read(KEY);
     if (value === undefined) return [];
     if (!value || value.version !== 1 || !Array.isArray(value.events)) {
-      throw namedError('StorageError', 'the stored history is not in a format this version understands; it was reset');
+      throw Object.assign(namedError('StorageError', 'the stored history is not in a format this version understands; it was reset'), { corrupted: true });
     }
     return value.events;
   }
 
-  /** Stores `events`; writes are coalesced so only the latest list is written. */
+  /** Stores `events`; writes are coalesced so only the latest list is written. Settles once written or failed. */
   save(events) {
     this.#pending = events;
     if (!this.#writing) {
@@ -156,50 +285,52 @@ class HistoryStore {
   }
 
   async #flush() {
-    while (this.#pending) {
-      const events = this.#pending;
+    try {
+      while (this.#pending) {
+        const events = this.#pending;
+        this.#pending = null;
+        await this.#transaction('readwrite', (store) => store.put({ version: 1, events }, KEY));
+      }
+    } catch (error) {
+      // The list waiting behind a failed write goes with it: its callers
+      // share this promise and see the failure, and every save carries the
+      // whole list, so the next one writes it again.
       this.#pending = null;
-      const db = await this.#open();
-      const tx = db.transaction(STORE, 'readwrite');
-      tx.objectStore(STORE).put({ version: 1, events }, KEY);
-      await new Promise((resolve, reject) => {
-        tx.oncomplete = resolve;
-        tx.onerror = () => reject(tx.error);
-        tx.onabort = () => reject(tx.error ?? namedError('StorageError', 'the write was aborted'));
-      });
+      throw error;
     }
   }
 
   /** Another value kept next to the history (e.g. the calibration verdict). */
   async get(key) {
     if (!(await this.#exists())) return undefined;
-    const db = await this.#open();
-    return request(db.transaction(STORE, 'readonly').objectStore(STORE).get(key));
+    return this.#read(key);
   }
 
+  /** Stores `value` under `key`; settles once written or failed (over the quota: QuotaExceededError). */
   async put(key, value) {
-    const db = await this.#open();
-    const tx = db.transaction(STORE, 'readwrite');
-    tx.objectStore(STORE).put(value, key);
-    await new Promise((resolve, reject) => {
-      tx.oncomplete = resolve;
-      tx.onerror = () => reject(tx.error);
-      // A quota failure aborts the transaction without an error event.
-      tx.onabort = () => reject(tx.error ?? namedError('StorageError', 'the write was aborted'));
-    });
+    await this.#transaction('readwrite', (store) => store.put(value, key));
   }
 
   /** Deletes the whole database. */
   async clear() {
     this.#pending = null;
     await this.#writing?.catch(() => {});
-    this.#db?.close();
+    // Close our connection, even one still opening, or the delete waits for it.
+    const opening = this.#opening;
+    this.#opening = null;
     this.#db = null;
+    (await opening?.catch(() => null))?.close();
     await new Promise((resolve, reject) => {
-      const req = indexedDB.deleteDatabase(this.#name);
-      req.onsuccess = resolve;
-      req.onerror = () => reject(req.error);
-      req.onblocked = resolve; // finishes once other connections close
+      let req;
+      try {
+        req = indexedDB.deleteDatabase(this.#name);
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      req.onsuccess = () => resolve();
+      req.onerror = () => reject(req.error ?? namedError('StorageError', 'IndexedDB could not be deleted'));
+      req.onblocked = () => resolve(); // finishes once other connections close
     });
   }
 }
@@ -272,7 +403,8 @@ export class Engine {
       }
     }
     if (fallback) this.#backend = { ...this.#backend, reason: `the CPU: WebGPU was requested but failed (${fallback.message})` };
-    return { backend: this.#backend, modelInfo: this.#ranker.modelInfo, ...restored, fallback };
+    // The ranker's own request limits: the page bounds its copies by them.
+    return { backend: this.#backend, modelInfo: this.#ranker.modelInfo, limits: RankerClass.limits(), ...restored, fallback };
   }
 
   /**
@@ -306,11 +438,18 @@ export class Engine {
       gpu.free();
       this.#backend = { ...this.#backend, reason: `the CPU: measured faster than WebGPU (${cpuMs.toFixed(1)} vs ${gpuMs.toFixed(1)} ms)` };
     }
+    // Best effort (over the quota it fails at once), and it always settles:
+    // calibration() waits for it, so a verdict it resolves with is stored if it could be.
     await this.#store?.put('calibration', verdict).catch(() => {});
     return verdict;
   }
 
-  /** The calibration's verdict once it is done (null when there was none). */
+  /**
+   * The calibration's verdict once WebGPU has been measured and the verdict
+   * stored or its write failed (null when there was none). How long the
+   * measurement takes is the device's: loading the WebGPU build warms up
+   * every kernel shape, seconds on a software adapter.
+   */
   async calibration() {
     return (await this.#calibration) ?? null;
   }
@@ -349,8 +488,9 @@ export class Engine {
       } catch (error) {
         warnings.push({ name: error.name || 'StorageError', message: error.message });
         // A corrupted record is dropped and storage carries on; an
-        // unavailable IndexedDB (private mode, blocked) leaves memory only.
-        if (error.name === 'StorageError') {
+        // unavailable IndexedDB (private mode, blocked, failing) leaves
+        // memory only, and what it holds is not deleted.
+        if (error.corrupted) {
           await store.clear().catch(() => {});
           this.#store = store;
         }
@@ -431,23 +571,14 @@ export class Engine {
   }
 
   /**
-   * Reranks `candidates` (an array, or the JSON text of one) unless
-   * `deadline` (ms since the epoch) has already passed: a request the page
-   * has given up on is dropped, not computed.
+   * Reranks `json` (the candidate list as the JSON text the shim sends)
+   * unless `deadline` (ms since the epoch) has already passed: a request
+   * the page has given up on is dropped, not computed. One string in,
+   * typed arrays out: no per-field crossing into wasm.
    */
-  async rerank(candidates, options, deadline) {
+  async rerank(json, options, deadline) {
     if (deadline && Date.now() > deadline) return { skipped: true };
     const ranker = this.#loaded;
-    // One JSON string in (the shim sends one), typed arrays out: no
-    // per-field crossing into wasm.
-    let json = candidates;
-    if (typeof json !== 'string') {
-      try {
-        json = JSON.stringify(candidates);
-      } catch (error) {
-        throw namedError('InvalidCandidateError', `the candidates cannot be read: ${error.message}`);
-      }
-    }
     try {
       const packed = await ranker.rerankPacked(json, options);
       return { packed, historyEvents: ranker.historyLength, backend: this.#backend };

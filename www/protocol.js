@@ -1,11 +1,9 @@
 // What the page sends to the ranker: plain, cloneable values only, and no
 // more of them than the ranker reads, so a huge request cannot blow up the
-// copy to the worker.
-
-/** Largest candidate list one rerank accepts (the ranker's own limit). */
-export const MAX_CANDIDATES = 10_000;
-/** The ranker reads at most this many bytes of an id, title, category or brand. */
-export const MAX_TEXT_BYTES = 1024;
+// copy to the worker. The limits come from the ranker itself (`limits`,
+// answered at load: { maxCandidates, maxTextBytes }); the ranker checks the
+// request and words the errors. The page checks only what a copy would
+// lose (numbers JSON cannot carry, fields that cannot be read).
 
 function invalid(message) {
   const error = new Error(message);
@@ -22,17 +20,18 @@ const wellFormed =
 /**
  * The fields a Candidate has, without undefined ones or anything else the
  * caller's object carries. Texts are cut to what the ranker reads (a UTF-16
- * code unit is at least one UTF-8 byte, so nothing it would read is lost).
- * Non-objects pass through: the ranker rejects them with a clear error.
+ * code unit is at least one UTF-8 byte, so nothing it would read is lost);
+ * an id is cut one unit past the limit, so the ranker still sees, and
+ * refuses, an id that is too long.
  */
-export function plainCandidate(c) {
-  if (c === null || typeof c !== 'object' || Array.isArray(c)) return c;
+function plainCandidate(c, { maxTextBytes }) {
   const out = {};
   for (const key of ['id', 'title', 'category', 'brand', 'price', 'serverScore', 'pinned']) {
     let value = c[key];
     if (value === undefined) continue;
     if (typeof value === 'string') {
-      if (key !== 'id' && value.length > MAX_TEXT_BYTES) value = value.slice(0, MAX_TEXT_BYTES);
+      const keep = key === 'id' ? maxTextBytes + 1 : maxTextBytes;
+      if (value.length > keep) value = value.slice(0, keep);
       value = wellFormed(value);
     }
     out[key] = value;
@@ -66,26 +65,25 @@ export function unpackRanking(candidates, { order, scores, modelScores, reasons 
   });
 }
 
-/** The request's candidates as plain values; throws InvalidCandidateError for what the ranker would refuse anyway, before anything is copied. */
-export function plainCandidates(candidates) {
+/**
+ * The request's candidates as plain values, at most one more than the
+ * ranker accepts (enough for it to refuse the list, never a huge copy).
+ * Non-objects pass through for the ranker to refuse. Throws
+ * InvalidCandidateError only for what the copy itself would lose.
+ */
+export function plainCandidates(candidates, limits) {
   if (!Array.isArray(candidates)) throw invalid('candidates must be an array of { id, title, ... } objects');
-  if (candidates.length > MAX_CANDIDATES) {
-    throw invalid(`${candidates.length} candidates is more than the ${MAX_CANDIDATES} one rerank accepts; send the top of the list`);
-  }
-  return candidates.map((c, i) => {
-    if (c === null || typeof c !== 'object' || Array.isArray(c)) throw invalid(`candidate ${i} is not an object like { id, title, ... }`);
+  return candidates.slice(0, limits.maxCandidates + 1).map((c, i) => {
+    if (c === null || typeof c !== 'object' || Array.isArray(c)) return c;
     let plain;
     try {
-      plain = plainCandidate(c);
+      plain = plainCandidate(c, limits);
     } catch (error) {
       throw invalid(`candidate ${i} could not be read: ${error?.message ?? error}`);
     }
-    if (typeof plain?.id === 'string' && plain.id.length > MAX_TEXT_BYTES) {
-      throw invalid(`candidate ${i} has an 'id' longer than ${MAX_TEXT_BYTES} bytes`);
-    }
     // The list travels as JSON, where NaN and Infinity would turn into null.
     for (const key of ['serverScore', 'price']) {
-      const value = plain?.[key];
+      const value = plain[key];
       if (typeof value === 'number' && !Number.isFinite(value)) throw invalid(`candidate ${i} has a non-finite '${key}'`);
       if (typeof value === 'bigint') throw invalid(`candidate ${i} has a '${key}' that is not a number`);
     }

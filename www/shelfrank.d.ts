@@ -29,10 +29,14 @@ export type Metrics =
       afterCrash?: boolean;
     }
   | {
-      /** The ranker moved to the CPU: WebGPU failed (device lost, out of memory), or the worker crashed and was restarted. */
+      /**
+       * The ranker moved to the CPU: WebGPU failed (device lost, out of memory), or the worker crashed and was restarted
+       * (`to: 'cpu'`); or the worker's script could not load (404, wrong MIME type, blocked) and the ranker runs on the
+       * page's thread instead (`from: 'worker', to: 'page'`).
+       */
       type: 'fallback';
       from: 'webgpu' | 'cpu' | 'worker';
-      to: 'cpu';
+      to: 'cpu' | 'page';
       /** The failure's error name. */
       error: string;
     }
@@ -71,6 +75,14 @@ export interface CreateRerankerOptions extends LoadOptions {
   modelUrl?: string | URL;
   /** URL of the tokenizer.json the model was trained with. */
   tokenizerUrl?: string | URL;
+  /**
+   * Where the shop serves a copy of the package's folder (`node_modules/shelfrank`), for bundlers that do not follow
+   * `new URL('…', import.meta.url)` (esbuild, Rollup): the worker, both wasm builds, the model and the tokenizer are
+   * then loaded from under it (`www/worker.js`, `models/…`). Relative to the page; the worker must be same-origin.
+   * E.g. `'/shelfrank/'` after `cp -R node_modules/shelfrank/. dist/shelfrank`. `modelUrl`, `tokenizerUrl`, `wasmUrl`
+   * and `webgpuWasmUrl`, when given, still win.
+   */
+  packageUrl?: string | URL;
   /** URL of the CPU build's shelfrank_bg.wasm, for bundlers that move it. */
   wasmUrl?: string | URL;
   /** URL of the WebGPU build's shelfrank_bg.wasm (fetched only for a hardware GPU). */

@@ -34,17 +34,56 @@ export function defaultModelUrls() {
   };
 }
 
+/**
+ * Where each file is when the shop serves a copy of the package's folder at
+ * `packageUrl` (for bundlers that do not follow `new URL(…, import.meta.url)`,
+ * such as esbuild and Rollup). A relative URL is read against the page's.
+ */
+function packageFiles(packageUrl) {
+  let base;
+  try {
+    const text = String(packageUrl);
+    base = new URL(text.endsWith('/') ? text : `${text}/`, globalThis.location?.href);
+  } catch {
+    throw namedError('InvalidOptionError', `packageUrl '${String(packageUrl)}' is not a URL`);
+  }
+  const file = (name) => new URL(name, base).href;
+  return {
+    workerUrl: file('www/worker.js'),
+    wasmUrl: file('www/pkg-cpu/shelfrank_bg.wasm'),
+    webgpuWasmUrl: file('www/pkg-webgpu/shelfrank_bg.wasm'),
+    modelUrl: file('models/shelfrank-scientific.bin'),
+    tokenizerUrl: file('models/minilm-tokenizer.json'),
+  };
+}
+
 /** Talks to the engine in a Web Worker. */
 class WorkerTransport {
   #worker;
   #next = 1;
   #pending = new Map();
   #failure = null;
+  #started = false;
+  /** True when the worker's script never ran (404, wrong MIME type, blocked): nothing was lost, run on the page instead. */
+  unloadable = false;
 
-  /** `onCrash(error)` runs once if the worker dies or throws outside a request. */
-  constructor(onCrash = () => {}) {
-    this.#worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'shelfrank' });
+  /**
+   * `workerUrl`: the worker script, when not the one next to this module.
+   * `onCrash(error)` runs once if the worker dies or throws outside a
+   * request after its script ran; a script that cannot load rejects the
+   * calls made so far and sets `unloadable` instead.
+   */
+  constructor(workerUrl, onCrash = () => {}) {
+    // The literal `new Worker(new URL('./worker.js', import.meta.url), { type: 'module' })`
+    // is the pattern bundlers look for to build and emit the worker.
+    this.#worker = workerUrl
+      ? new Worker(workerUrl, { type: 'module', name: 'shelfrank' })
+      : new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'shelfrank' });
     this.#worker.onmessage = ({ data }) => {
+      if (data?.hello === true) {
+        this.#started = true;
+        return;
+      }
       const call = this.#pending.get(data?.id);
       if (!call) return;
       this.#pending.delete(data.id);
@@ -53,12 +92,15 @@ class WorkerTransport {
     };
     const fail = (what) => (event) => {
       event.preventDefault?.();
-      this.#failure = namedError('WorkerError', `the ranker's worker ${what}${event.message ? ': ' + event.message : ''}`);
+      // An error before the worker's hello: its script (or one it imports) did not load.
+      this.unloadable = !this.#started;
+      const message = this.unloadable ? 'script could not be loaded (missing, wrong MIME type or blocked)' : what;
+      this.#failure = namedError('WorkerError', `the ranker's worker ${message}${event.message ? ': ' + event.message : ''}`);
       for (const call of this.#pending.values()) call.reject(this.#failure);
       this.#pending.clear();
       this.#worker.onerror = this.#worker.onmessageerror = null;
       this.#worker.terminate();
-      onCrash(this.#failure);
+      if (!this.unloadable) onCrash(this.#failure);
     };
     this.#worker.onerror = fail('failed');
     this.#worker.onmessageerror = fail('sent a message that could not be read');
@@ -138,6 +180,8 @@ export class Reranker {
   #stops = [];
   #budgetMs;
   #restarts = 0;
+  /** The ranker's own { maxCandidates, maxTextBytes }, known once loaded. */
+  #limits = null;
 
   constructor(options) {
     this.#options = options;
@@ -151,33 +195,48 @@ export class Reranker {
 
   async #load(afterCrash = false) {
     const started = performance.now();
-    const { modelUrl, tokenizerUrl, wasmUrl, webgpuWasmUrl, history, persist = true, storageName = 'shelfrank' } = this.#options;
+    const { modelUrl, tokenizerUrl, wasmUrl, webgpuWasmUrl, packageUrl, history, persist = true, storageName = 'shelfrank' } = this.#options;
     // After a crash the ranker comes back on the CPU: the GPU may be why.
     const backend = afterCrash ? 'cpu' : (this.#options.backend ?? 'auto');
     try {
-      const defaults = defaultModelUrls();
+      // The package's own files: next to this module, or under packageUrl.
+      const defaults = packageUrl === undefined || packageUrl === null ? defaultModelUrls() : packageFiles(packageUrl);
       try {
-        this.#transport = this.#options.worker === false ? new LocalTransport() : new WorkerTransport((error) => this.#crashed(error));
+        this.#transport = this.#options.worker === false ? new LocalTransport() : new WorkerTransport(defaults.workerUrl, (error) => this.#crashed(error));
       } catch (error) {
         // No workers here (or a policy forbids them): run on the page.
         this.#report(asError(error), 'load');
         this.#transport = new LocalTransport();
       }
-      const loaded = await this.#transport.call('load', {
+      const optional = (url) => (url === undefined ? undefined : String(url));
+      const request = {
         modelUrl: String(modelUrl ?? defaults.modelUrl),
         tokenizerUrl: String(tokenizerUrl ?? defaults.tokenizerUrl),
-        wasmUrl: wasmUrl === undefined ? undefined : String(wasmUrl),
-        webgpuWasmUrl: webgpuWasmUrl === undefined ? undefined : String(webgpuWasmUrl),
+        wasmUrl: optional(wasmUrl ?? defaults.wasmUrl),
+        webgpuWasmUrl: optional(webgpuWasmUrl ?? defaults.webgpuWasmUrl),
         allowFallbackAdapter: this.#options.allowFallbackAdapter === true,
         backend,
         history,
         persist,
         storageName,
         storage: this.recording,
-      });
+      };
+      let loaded;
+      try {
+        loaded = await this.#transport.call('load', request);
+      } catch (error) {
+        if (!(this.#transport instanceof WorkerTransport && this.#transport.unloadable) || this.#status === 'destroyed') throw error;
+        // The worker's script never ran (a 404, a wrong MIME type, a
+        // bundler that did not emit it): run on the page's thread instead.
+        this.#report(asError(error), 'load');
+        this.#metric({ type: 'fallback', from: 'worker', to: 'page', error: asError(error).name });
+        this.#transport = new LocalTransport();
+        loaded = await this.#transport.call('load', request);
+      }
       if (this.#status === 'destroyed') throw namedError('DestroyedError', 'the ranker was destroyed while loading');
       this.#backend = loaded.backend;
       this.#modelInfo = loaded.modelInfo;
+      this.#limits = loaded.limits;
       this.#storage = loaded.storage;
       this.#status = 'ready';
       if (loaded.fallback) this.#metric({ type: 'fallback', from: loaded.fallback.from, to: loaded.fallback.to, error: loaded.fallback.error });
@@ -371,8 +430,10 @@ export class Reranker {
       const rankOptions = {};
       if (serverWeight !== undefined) rankOptions.serverWeight = serverWeight;
       if (explain) rankOptions.explain = true;
-      const plain = plainCandidates(candidates);
-      const work = this.#rerankWhenReady(plain, rankOptions, deadline);
+      let plain = null;
+      const work = this.#rerankWhenReady(candidates, rankOptions, deadline, (p) => {
+        plain = p;
+      });
       const value = limited
         ? await withTimeout(work, budgetMs, () =>
             this.#status === 'loading'
@@ -396,17 +457,20 @@ export class Reranker {
     }
   }
 
-  async #rerankWhenReady(candidates, options, deadline) {
+  /** Sends the candidates once the ranker is loaded; `onPlain` gets the plain copy the answer indexes into. */
+  async #rerankWhenReady(candidates, options, deadline, onPlain) {
     if (this.#status === 'loading') await this.ready;
     if (this.#status !== 'ready') throw namedError('NotReadyError', `the ranker is ${this.#status}`);
     if (this.#inFlight >= MAX_IN_FLIGHT) throw namedError('BusyError', `${MAX_IN_FLIGHT} reranks are already waiting; kept the server order`);
+    const plain = plainCandidates(candidates, this.#limits);
+    onPlain(plain);
     this.#inFlight++;
     try {
       // One string crosses to the worker (a copy of bytes, not of thousands
       // of objects), and goes into wasm as it is.
       let json;
       try {
-        json = JSON.stringify(candidates);
+        json = JSON.stringify(plain);
       } catch (error) {
         throw namedError('InvalidCandidateError', `the candidates cannot be read: ${asError(error).message}`);
       }
@@ -420,12 +484,15 @@ export class Reranker {
 
   /** Like rerank, but rejects on error and has no budget. */
   async rerankStrict(candidates, options = {}) {
-    const plain = plainCandidates(candidates);
     const { serverWeight, explain } = options ?? {};
     const rankOptions = {};
     if (serverWeight !== undefined) rankOptions.serverWeight = serverWeight;
     if (explain) rankOptions.explain = true;
-    return unpackRanking(plain, (await this.#rerankWhenReady(plain, rankOptions, 0)).packed);
+    let plain = null;
+    const value = await this.#rerankWhenReady(candidates, rankOptions, 0, (p) => {
+      plain = p;
+    });
+    return unpackRanking(plain, value.packed);
   }
 
   /** A one-line reason for a ranked item ("Because you viewed …"), or null. */

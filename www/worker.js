@@ -1,5 +1,8 @@
 // The Web Worker the ranker runs in, so the page's thread never waits on
-// the model. Messages: { id, op, args } in, { id, ok, value | error } out.
+// the model. Messages: { id, op, args } in, { id, ok, value | error } out,
+// and one { hello: true } first, once this module and its imports have
+// loaded: an error before it means the script could not load (404, wrong
+// MIME type, blocked), and the page runs the ranker on its own thread.
 import { Engine } from './engine.js';
 
 const engine = new Engine();
@@ -35,3 +38,5 @@ self.onmessage = async ({ data }) => {
     }
   }
 };
+
+self.postMessage({ hello: true });

@@ -54,7 +54,7 @@ test('WebGPU device lost mid-session: the request is answered from the CPU, whic
     return {
       devices,
       before: { backend: before.backend, fallback: before.fallback, order: order(before) },
-      during: { backend: during.backend, fallback: during.fallback, error: during.error?.name },
+      during: { backend: during.backend, fallback: during.fallback, error: during.error && `${during.error.name}: ${during.error.message}`, order: order(during) },
       afterwards: { backend: afterwards.backend, fallback: afterwards.fallback, error: afterwards.error?.message, order: order(afterwards) },
       reference: order(reference),
       history: (await ranker.history()).length,
@@ -64,6 +64,10 @@ test('WebGPU device lost mid-session: the request is answered from the CPU, whic
   assert.ok(outcome.devices >= 1, 'the page created a WebGPU device');
   assert.equal(outcome.before.backend, 'webgpu');
   assert.equal(outcome.before.fallback, false);
+  // The request that met the lost device: answered from the CPU, not by the server-order fallback.
+  assert.equal(outcome.during.fallback, false, outcome.during.error);
+  assert.equal(outcome.during.backend, 'cpu', 'the request that met the lost device was answered from the CPU');
+  assert.deepEqual(outcome.during.order, outcome.reference, 'and ranked exactly as a CPU ranker with the same history');
   assert.equal(outcome.afterwards.backend, 'cpu', 'the CPU serves after the device is lost');
   assert.equal(outcome.afterwards.fallback, false, outcome.afterwards.error);
   assert.equal(outcome.history, 4, 'the history came across');

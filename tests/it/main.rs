@@ -6,7 +6,9 @@ mod properties;
 mod training;
 
 use burn::tensor::Device;
-use shelfrank::model::{ItemText, ModelFile, RankerConfig, SessionInput, StoredAs, sha256_hex, text::load_tokenizer, text::token_ids, text::vocabulary_ids};
+use shelfrank::model::{
+    ItemText, ModelFile, RankerConfig, SessionInput, StoredAs, sha256_hex, text::load_tokenizer, text::token_ids, text::vocabulary_ids,
+};
 use shelfrank::rank::{Candidate, RerankOptions};
 use shelfrank::session::{EventKind, HistoryLimits, SessionEvent};
 use shelfrank::{ErrorKind, Reranker};
@@ -423,4 +425,37 @@ fn fixed_shapes_give_the_same_ranking_reasons_and_scores() {
         // Near-ties may swap; the orders agree at the top.
         assert_eq!(a[..3].iter().map(|r| &r.id).collect::<Vec<_>>(), b[..3].iter().map(|r| &r.id).collect::<Vec<_>>());
     }
+}
+
+/// The demo shop's catalog comes from `tools/catalog.mjs` (plain Node, so
+/// `npm start` needs no native build); it must read the dataset exactly as
+/// the Rust reader that training and evaluation use.
+#[test]
+fn the_demo_catalog_script_reads_the_dataset_as_training_does() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = root.join("data/scientific");
+    let out = std::env::temp_dir().join(format!("shelfrank-catalog-{}.json", std::process::id()));
+    let status = std::process::Command::new("node")
+        .arg(root.join("tools/catalog.mjs"))
+        .args(["--data".as_ref(), data.as_os_str(), "--out".as_ref(), out.as_os_str()])
+        .status()
+        .expect("node runs (npm test needs Node.js anyway)");
+    assert!(status.success(), "tools/catalog.mjs failed");
+    let written: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    std::fs::remove_file(&out).ok();
+
+    let dataset = shelfrank::dataset::Dataset::load(&data).unwrap();
+    let mut popularity = vec![0u64; dataset.items.len()];
+    for sequence in dataset.train_sequences() {
+        for &item in sequence {
+            popularity[item as usize] += 1;
+        }
+    }
+    assert_eq!(written.len(), dataset.items.len());
+    for ((item, count), json) in dataset.items.iter().zip(&popularity).zip(&written) {
+        let expected =
+            serde_json::json!({ "id": item.id, "title": item.title, "category": item.category, "brand": item.brand, "popularity": count });
+        assert_eq!(json, &expected);
+    }
+    assert!(popularity.iter().sum::<u64>() > 10_000, "popularity counts the training sequences");
 }

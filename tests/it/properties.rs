@@ -53,20 +53,31 @@ proptest! {
         options in options(),
     ) {
         let model = (scores.len() == list.len()).then_some(scores.as_slice());
+        // One check at the boundary: invalid requests fail typed there and
+        // never reach arrange.
+        if let Err(error) = validate(&list).and_then(|()| options.validate()) {
+            prop_assert!(matches!(error.kind(), ErrorKind::InvalidCandidate | ErrorKind::InvalidOption), "{error}");
+            return Ok(());
+        }
         match arrange(&list, model, &options) {
             Ok(ranked) => {
                 check_ranked(&list, &ranked);
+                if model.is_none() {
+                    prop_assert!(ranked_in_server_order(&ranked), "with no model scores the server order stays");
+                }
                 prop_assert_eq!(Some(ranked), arrange(&list, model, &options).ok());
             }
-            Err(error) => prop_assert!(
-                matches!(error.kind(), ErrorKind::InvalidCandidate | ErrorKind::InvalidOption | ErrorKind::Backend),
-                "{error}"
-            ),
-        }
-        if validate(&list).is_ok() && options.validate().is_ok() && model.is_none_or(|s| s.iter().all(|v| v.is_finite())) {
-            prop_assert!(arrange(&list, model, &options).is_ok());
+            // Only the model's output is checked past validation.
+            Err(error) => {
+                prop_assert_eq!(error.kind(), ErrorKind::Backend);
+                prop_assert!(model.is_some_and(|s| s.iter().any(|v| !v.is_finite())), "{}", error);
+            }
         }
     }
+}
+
+fn ranked_in_server_order(ranked: &[shelfrank::rank::RankedItem]) -> bool {
+    ranked.iter().enumerate().all(|(slot, r)| r.original_position == slot)
 }
 
 fn shipped() -> &'static Mutex<Reranker> {
@@ -76,19 +87,20 @@ fn shipped() -> &'static Mutex<Reranker> {
 
 fn events() -> impl Strategy<Value = Vec<SessionEvent>> {
     let catalog_ids = ["B00TNNWMXI", "B00IBZE2EQ", "B010Y25PQC", "unknown-item"];
-    let event = (0..EventKind::ALL.len(), 0..catalog_ids.len(), proptest::option::of(any::<String>()), proptest::option::of(-1e13..1e13f64))
-        .prop_map(move |(kind, id, text, timestamp)| {
-            let kind = EventKind::ALL[kind];
-            SessionEvent {
-                kind,
-                id: Some(catalog_ids[id].to_string()),
-                title: text.clone(),
-                category: None,
-                brand: None,
-                query: Some(text.unwrap_or_else(|| "gloves".into())),
-                timestamp,
-            }
-        });
+    let event =
+        (0..EventKind::ALL.len(), 0..catalog_ids.len(), proptest::option::of(any::<String>()), proptest::option::of(-1e13..1e13f64))
+            .prop_map(move |(kind, id, text, timestamp)| {
+                let kind = EventKind::ALL[kind];
+                SessionEvent {
+                    kind,
+                    id: Some(catalog_ids[id].to_string()),
+                    title: text.clone(),
+                    category: None,
+                    brand: None,
+                    query: Some(text.unwrap_or_else(|| "gloves".into())),
+                    timestamp,
+                }
+            });
     proptest::collection::vec(event, 0..70)
 }
 
@@ -117,6 +129,9 @@ proptest! {
             Ok(ranked) => {
                 prop_assert!(valid);
                 check_ranked(&list, &ranked);
+                if ranker.history().is_empty() {
+                    prop_assert!(ranked_in_server_order(&ranked), "with no history the server order stays, server scores or not");
+                }
                 let again = ranker.rerank_blocking(&list, &options, 1.7e12).unwrap();
                 let order = |r: &[shelfrank::rank::RankedItem]| r.iter().map(|i| i.original_position).collect::<Vec<_>>();
                 prop_assert_eq!(order(&ranked), order(&again));

@@ -78,6 +78,10 @@ export async function storefront(list: HTMLElement): Promise<void> {
   await shelf.forget();
   shelf.destroy();
   const loaded = await loadReranker({ worker: false });
+  // esbuild, Rollup: the package's folder copied to dist/shelfrank (README), then served at /shelfrank/.
+  const bundled = createReranker({ packageUrl: '/shelfrank/' });
+  createReranker({ packageUrl: new URL('https://shop.example/static/shelfrank/'), onMetrics: (m) => m.type === 'fallback' && m.to === 'page' });
+  bundled.destroy();
   const urls: { modelUrl: string; tokenizerUrl: string } = defaultModelUrls();
   console.log(recorded, skus, why, reasonType, strict, history, exported.events.length, loaded.status, urls);
 
@@ -87,6 +91,8 @@ export async function storefront(list: HTMLElement): Promise<void> {
   shelf.attach(list, {});
   // @ts-expect-error: consent is 'required' or 'not-required'
   createReranker({ consent: 'maybe' });
+  // @ts-expect-error: packageUrl is a URL, not a flag
+  createReranker({ packageUrl: true });
   // @ts-expect-error: rerank resolves, it does not return items synchronously
   const wrong: ShopItem[] = shelf.rerank(items).items;
   console.log(wrong);
