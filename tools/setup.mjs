@@ -117,9 +117,11 @@ async function npmDependencies() {
 /** The rustup target the browser builds need. */
 async function wasmTarget() {
   const step = `${WASM_TARGET}`;
-  const sysroot = capture('rustc', ['--print', 'sysroot']);
-  const hasTarget = sysroot.ok && existsSync(path.join(sysroot.output.trim(), 'lib/rustlib', WASM_TARGET, 'lib'));
-  if (hasTarget) {
+  const hasTarget = () => {
+    const sysroot = capture('rustc', ['--print', 'sysroot']);
+    return sysroot.ok && existsSync(path.join(sysroot.output.trim(), 'lib/rustlib', WASM_TARGET, 'lib'));
+  };
+  if (hasTarget()) {
     say(step, 'target installed (ok)');
     return;
   }
@@ -132,6 +134,10 @@ async function wasmTarget() {
       fail(`rustup could not download the ${WASM_TARGET} target (no network access to static.rust-lang.org?): connect to the network and run \`rustup target add ${WASM_TARGET}\`, then run this command again.`, result.output);
     }
     fail(`\`rustup target add ${WASM_TARGET}\` failed (see above): fix what it reports, then run this command again.`, result.output);
+  }
+  // rustup trusts its own records: a target it lists whose files are gone is "up to date".
+  if (!hasTarget()) {
+    fail(`rustup lists the ${WASM_TARGET} target but its files are missing: run \`rustup target remove ${WASM_TARGET} && rustup target add ${WASM_TARGET}\`, then run this command again.`, result.output);
   }
 }
 

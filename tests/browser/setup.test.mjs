@@ -77,6 +77,17 @@ test('no wasm32 target and no network: the rustup command to run when online', (
   assert.match(result.stderr, /setup: npm dependencies .*\(ok\)/, 'the steps before it ran and said so');
 });
 
+test('rustup lists the wasm32 target but its files are gone: reinstall it', () => {
+  const sysroot = path.join(scratch, 'sysroot-with-stale-record');
+  mkdirSync(sysroot, { recursive: true });
+  const bin = fakeBin('stale-rustup', {
+    cargo: 'echo "cargo 1.95.0 (stand-in)"',
+    rustc: `[ "$1" = "--print" ] && echo "${sysroot}"`,
+    rustup: '[ "$1" = "--version" ] && { echo "rustup 1.28.2"; exit 0; }\necho "info: component rust-std for target wasm32-unknown-unknown is up to date" >&2',
+  });
+  assertReadable(setup({ PATH: `${bin}:${path.dirname(process.execPath)}` }), /files are missing: run `rustup target remove wasm32-unknown-unknown && rustup target add wasm32-unknown-unknown`/);
+});
+
 test('a toolchain without rustup and without the wasm32 target: install Rust with rustup', () => {
   const sysroot = path.join(scratch, 'distro-sysroot');
   mkdirSync(sysroot, { recursive: true });
