@@ -189,7 +189,11 @@ export declare class Reranker {
   readonly recording: boolean;
   /** Records one shopper event. Returns false when it is not recorded (malformed, no consent, privacy signal). */
   record(event: SessionEvent): boolean;
-  /** With backend 'auto' and a GPU: resolves when WebGPU has been measured against the CPU (null if nothing was measured). */
+  /**
+   * With backend 'auto' and a GPU: resolves when WebGPU has been measured against the CPU and the verdict's write to
+   * storage has succeeded or failed (null if nothing was measured). Loading the WebGPU build compiles every kernel
+   * shape first: seconds on a fast GPU, tens of seconds on a software adapter.
+   */
   calibration(): Promise<Calibration | null>;
   /** Grants or withdraws consent; withdrawing erases everything stored. */
   setConsent(granted: boolean): Promise<void>;
