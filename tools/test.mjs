@@ -1,4 +1,5 @@
-// `npm test` after set-up: the native tests (`cargo test --release`) and the
+// `npm test` after set-up: the native tests (`cargo test --profile
+// native-test`: release, at opt-level 1, see Cargo.toml) and the
 // browser package build (tools/build.mjs) side by side, then the browser
 // tests on the built package. The two builds share no artifacts (native vs
 // wasm32) and each spends long stretches on one core (one big crate, one
@@ -44,11 +45,11 @@ function run(label, cmd, args) {
 }
 
 const [native, build] = await Promise.all([
-  run('native', 'cargo', ['test', '--release']),
+  run('native', 'cargo', ['test', '--profile', 'native-test']),
   run('build', process.execPath, [path.join(root, 'tools/build.mjs')]),
 ]);
 if (build !== 0) fail('the browser package did not build: the [build] lines above say why.');
-if (native !== 0) fail('native tests failed: the [native] lines above name them (rerun with `cargo test --release <name>`).');
+if (native !== 0) fail('native tests failed: the [native] lines above name them (rerun one with `cargo test --profile native-test <name>`).');
 
 const files = process.argv.slice(2);
 const t = Date.now();
