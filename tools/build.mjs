@@ -36,11 +36,12 @@ const started = Date.now();
 const optimise = process.env.SHELFRANK_WASM_OPT ?? '3';
 
 const variants = [
-  { name: 'cpu', profile: 'wasm', features: ['--no-default-features'], optimise },
-  { name: 'webgpu', profile: 'wasm-webgpu', features: [], optimise: process.env.SHELFRANK_WASM_OPT_WEBGPU === '1' ? optimise : '0' },
+  // `first`: how long a first build took on an idle 2-core machine (compiling burn for wasm, then wasm-opt).
+  { name: 'cpu', profile: 'wasm', features: ['--no-default-features'], optimise, first: '4-5 min' },
+  { name: 'webgpu', profile: 'wasm-webgpu', features: [], optimise: process.env.SHELFRANK_WASM_OPT_WEBGPU === '1' ? optimise : '0', first: '7-8 min' },
 ];
-for (const { name, profile, features, optimise } of variants) {
-  console.error(`build: the ${name} wasm build (the first on a machine takes 4-6 min on 2 cores; later ones, seconds)`);
+for (const { name, profile, features, optimise, first } of variants) {
+  console.error(`build: the ${name} wasm build (the first on a machine takes ${first} on 2 cores; later ones, seconds)`);
   run('cargo', ['build', '--profile', profile, '--lib', '--target', 'wasm32-unknown-unknown', ...features]);
   const wasm = path.join(root, `target/wasm32-unknown-unknown/${profile}/shelfrank.wasm`);
   const out = path.join(root, `www/pkg-${name}`);
