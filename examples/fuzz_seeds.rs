@@ -32,8 +32,11 @@ fn main() {
         .map(|item| serde_json::json!({ "type": "view", "id": item.id, "title": item.title }))
         .chain([serde_json::json!({ "type": "search", "query": "pipette tips" })])
         .collect();
-    for (name, fixed, explain) in [("shop.json", false, false), ("shop-explained.json", false, true), ("shop-fixed-shapes.json", true, true)] {
-        let request = serde_json::json!({ "events": history, "candidates": catalog, "options": { "explain": explain }, "fixed_shapes": fixed });
+    for (name, fixed, explain) in
+        [("shop.json", false, false), ("shop-explained.json", false, true), ("shop-fixed-shapes.json", true, true)]
+    {
+        let request =
+            serde_json::json!({ "events": history, "candidates": catalog, "options": { "explain": explain }, "fixed_shapes": fixed });
         write("rerank", name, request.to_string().as_bytes());
     }
     let unknown = serde_json::json!({ "events": [{ "type": "view", "id": "not-in-catalog", "title": "Mystery item" }], "candidates": [{ "id": "q", "title": "Q" }, { "id": "r" }] });

@@ -43,7 +43,15 @@ fn main() {
         warm.scores.into_iter().for_each(|s| drop(s.into_data()));
         let warm_up = ms(t);
         for (i, item) in data.items[..50].iter().enumerate() {
-            let event = SessionEvent { kind: EventKind::View, id: Some(item.id.clone()), title: Some(item.title.clone()), category: None, brand: None, query: None, timestamp: Some(1.7e12 + i as f64) };
+            let event = SessionEvent {
+                kind: EventKind::View,
+                id: Some(item.id.clone()),
+                title: Some(item.title.clone()),
+                category: None,
+                brand: None,
+                query: None,
+                timestamp: Some(1.7e12 + i as f64),
+            };
             ranker.record(event, 1.7e12 + 60.0).expect("event");
         }
         let list: Vec<Candidate> = data.items[100..200].iter().map(|i| i.candidate()).collect();

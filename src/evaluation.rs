@@ -7,8 +7,7 @@ use serde::Serialize;
 
 use crate::Result;
 use crate::dataset::{CatalogItem, Example};
-use crate::model::{Affinity, ItemText, SessionInput, SessionRanker, TextEncoder};
-use crate::session::EventKind;
+use crate::model::{Affinity, EventKind, ItemText, SessionInput, SessionRanker, TextEncoder};
 
 /// Token rows for every catalog item, in index order.
 pub fn catalog_text(items: &[CatalogItem], text: &TextEncoder) -> Result<ItemText> {
@@ -79,36 +78,20 @@ pub fn catalog_vectors(model: &SessionRanker, text_vectors: Tensor<2>, ids: &IdR
     model.item_vectors(Tensor::<1, Int>::from_data(TensorData::new(ids.all().to_vec(), [n]), device), text_vectors)
 }
 
-/// Session states after each history's last event, `[batch, dim]`.
-pub fn last_states(
-    model: &SessionRanker,
-    histories: &[&[u32]],
-    catalog_text_vectors: Tensor<2>,
-    ids: &IdRows,
-    device: &Device,
-) -> Tensor<2> {
-    let (input, items) = session_input(histories, ids, &|_, _| (EventKind::Purchase, true));
-    let n = items.len();
-    let text = catalog_text_vectors.select(0, Tensor::<1, Int>::from_data(TensorData::new(items, [n]), device));
-    let states = model.encode_session(&input, text, device); // [batch, len, dim]
-    let dim = model.dim();
-    states.slice([0..input.batch, input.len - 1..input.len, 0..dim]).reshape([input.batch, dim])
-}
-
 /// Anything that scores every catalog item for a batch of histories.
 pub trait Scorer {
     /// `[histories.len() * n_items]` scores, higher is better.
     fn score(&mut self, histories: &[&[u32]]) -> Result<Vec<f32>>;
 }
 
-/// The network as a [`Scorer`], with its catalog vectors computed once.
-/// The network as a [`Scorer`], with its catalog vectors computed once.
-/// Scores exactly as the page does: the transformer's score blended with
-/// the history affinity.
+/// The network as a [`Scorer`], with its catalog text vectors computed
+/// once. Scores through the same two calls as the page's `Reranker`
+/// ([`SessionRanker::session_states`], then
+/// [`SessionRanker::score_candidate_vectors`]), with every catalog item a
+/// candidate; a test checks the two agree on the shipped model.
 pub struct ModelScorer<'a> {
     model: &'a SessionRanker,
     text_vectors: Tensor<2>,
-    items: Tensor<2>,
     ids: IdRows,
     affinity: Affinity,
     device: Device,
@@ -117,22 +100,20 @@ pub struct ModelScorer<'a> {
 impl<'a> ModelScorer<'a> {
     pub fn new(model: &'a SessionRanker, catalog: &ItemText, ids: IdRows, affinity: Affinity, device: &Device) -> ModelScorer<'a> {
         let text_vectors = model.text_vectors(catalog, device);
-        let items = catalog_vectors(model, text_vectors.clone(), &ids, device);
-        ModelScorer { model, text_vectors, items, ids, affinity, device: device.clone() }
+        ModelScorer { model, text_vectors, ids, affinity, device: device.clone() }
     }
 }
 
 impl Scorer for ModelScorer<'_> {
     fn score(&mut self, histories: &[&[u32]]) -> Result<Vec<f32>> {
-        let states = last_states(self.model, histories, self.text_vectors.clone(), &self.ids, &self.device);
-        let scores = states.matmul(self.items.clone().transpose());
-        // Every history event is a catalog item here: its vector is the catalog's.
+        // Every history event is a catalog purchase here: its text vector is the catalog's.
         let (input, items) = session_input(histories, &self.ids, &|_, _| (EventKind::Purchase, true));
-        let (batch, len) = (input.batch, input.len);
-        let events = self.text_vectors.clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(items, [batch * len]), &self.device));
-        let weights = Tensor::<2>::from_data(TensorData::new(input.affinity_weights(self.affinity.decay), [batch, len]), &self.device);
-        let near = self.model.affinity(events.reshape([batch, len, self.model.dim()]), weights, self.text_vectors.clone());
-        crate::read_scores(SessionRanker::blend(scores, near, self.affinity.weight).into_data())
+        let n = items.len();
+        let events = self.text_vectors.clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(items, [n]), &self.device));
+        let state = self.model.session_states(&input, events, self.affinity, &self.device);
+        let (scores, _) =
+            self.model.score_candidate_vectors(&state, self.ids.all(), self.text_vectors.clone(), self.affinity, &self.device, false, None);
+        crate::read_scores(scores.into_data())
     }
 }
 

@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{ErrorKind, Result, err};
+use crate::model::EventKind;
 use crate::model::{ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, SessionState, TextEncoder, sha256_hex};
 use crate::rank::{Candidate, HistoryReason, RankedItem, RerankOptions, arrange, validate};
-use crate::session::{EventKind, History, HistoryLimits, SessionEvent};
+use crate::session::{History, HistoryLimits, SessionEvent};
 
 /// Token rows cached per text, so a list reranked again is not
 /// re-tokenized. Cleared whole when full: simple and bounded.
@@ -246,8 +247,16 @@ impl Reranker {
         let text_vectors = self.candidate_text_vectors(texts, rows)?;
         let cached = self.session_cache.as_ref().expect("filled by the caller");
         let real = self.fixed_shapes.then_some(n);
-        let (scores, attention) =
-            self.model.score_candidate_vectors(&cached.state, &candidate_rows, text_vectors, self.config.affinity(), &self.device, explain, real);
+        let (scores, attention) = self.model.score_candidate_vectors(
+            &cached.state,
+            &candidate_rows,
+            text_vectors,
+            self.config.affinity(),
+            &self.device,
+            explain,
+            real,
+        );
+        let scores = scores.reshape([rows]);
         let events = if explain { cached.events.clone() } else { Vec::new() };
         let layout = ScoreLayout { rows, columns: cached.padding_events + cached.events.len(), padding_events: cached.padding_events };
         Ok(PendingScores { scores: Some(scores), attention, events, layout })
@@ -444,7 +453,10 @@ impl Reranker {
         if let Some(attention) = &read.attention {
             let events = read.events.len();
             if attention.len() != layout.rows * layout.columns || layout.columns != layout.padding_events + events {
-                return err(ErrorKind::Backend, format!("the model returned {} attention weights for {n} items × {events} events", attention.len()));
+                return err(
+                    ErrorKind::Backend,
+                    format!("the model returned {} attention weights for {n} items × {events} events", attention.len()),
+                );
             }
             let real: Vec<f32> =
                 attention.chunks(layout.columns).take(n).flat_map(|row| row[layout.padding_events..].iter().copied()).collect();

@@ -238,7 +238,16 @@ fn load_model(path: &Path, tokenizer_json: &[u8], data: &Dataset, device: &Devic
     let mut affinity = file.config.affinity();
     affinity.weight = args.affinity_weight.unwrap_or(affinity.weight);
     affinity.decay = args.affinity_decay.unwrap_or(affinity.decay);
-    Ok(LoadedModel { network, catalog, ids, max_events: file.config.max_events, sha256: sha256_hex(&bytes), bytes: bytes.len(), file, affinity })
+    Ok(LoadedModel {
+        network,
+        catalog,
+        ids,
+        max_events: file.config.max_events,
+        sha256: sha256_hex(&bytes),
+        bytes: bytes.len(),
+        file,
+        affinity,
+    })
 }
 
 fn run() -> Result<(), String> {
@@ -268,7 +277,8 @@ fn run() -> Result<(), String> {
             let candidates: Vec<Candidate> = server.iter().map(|&i| data.items[i as usize].candidate()).collect();
             let scores: Vec<f32> = server.iter().map(|&i| row[i as usize]).collect();
             for (weight, sum) in [(RerankOptions::default().server_weight, &mut reranked_ndcg), (0.0, &mut model_only_ndcg)] {
-                let ranked = arrange(&candidates, Some(&scores), &RerankOptions { server_weight: weight, ..RerankOptions::default() }).expect("valid candidates");
+                let ranked = arrange(&candidates, Some(&scores), &RerankOptions { server_weight: weight, ..RerankOptions::default() })
+                    .expect("valid candidates");
                 let order: Vec<u32> = ranked.iter().map(|r| server[r.original_position]).collect();
                 *sum += ndcg10_in_list(&order, target);
             }
@@ -371,7 +381,6 @@ fn server_list(stats: &Statistics, history: &[u32], size: usize, seed: u64) -> V
     items.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     items.into_iter().take(size).map(|(_, _, i)| i).collect()
 }
-
 
 fn print_table(out: &Value) {
     let row = |name: &str, v: &Value| {

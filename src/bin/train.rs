@@ -22,8 +22,8 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use shelfrank::dataset::Dataset;
 use shelfrank::evaluation::{IdRows, catalog_text, catalog_vectors, evaluate, session_input};
+use shelfrank::model::EventKind;
 use shelfrank::model::{Affinity, ItemText, ModelFile, RankerConfig, SessionRanker, StoredAs, TextEncoder, sha256_hex};
-use shelfrank::session::EventKind;
 use shelfrank::teacher::TeacherEmbeddings;
 
 struct Args {
@@ -263,8 +263,8 @@ fn run() -> Result<(), String> {
             loss_sum += loss;
             steps += 1;
         }
-        let valid =
-            evaluate(&model.valid(), &catalog, ids.clone(), &data.valid, config.max_events, transformer_alone, &eval_device).map_err(|e| e.to_string())?;
+        let valid = evaluate(&model.valid(), &catalog, ids.clone(), &data.valid, config.max_events, transformer_alone, &eval_device)
+            .map_err(|e| e.to_string())?;
         let elapsed = started.elapsed().as_secs_f64();
         eprintln!(
             "epoch {epoch}: loss {:.4}, valid NDCG@10 {:.4} Recall@10 {:.4} ({:.0}s epoch, {:.0}s total)",

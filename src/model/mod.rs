@@ -17,11 +17,13 @@
 //! - the score is the dot product of the session state with the candidate's
 //!   item vector, like SASRec's shared item embedding.
 
+mod event;
 mod file;
 mod network;
 pub mod text;
 pub mod wordpiece;
 
+pub use event::EventKind;
 pub use file::{FORMAT_VERSION, MAGIC, ModelFile, StoredAs, TensorEntry, sha256_hex};
 pub use network::{SessionInput, SessionRanker, SessionState};
 pub use text::{ItemText, TextEncoder};

@@ -7,8 +7,7 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use super::{Affinity, ItemText, RankerConfig};
-use crate::session::EventKind;
+use super::{Affinity, EventKind, ItemText, RankerConfig};
 
 /// The ranking network. Build it with [`RankerConfig::init`].
 #[derive(Module, Debug)]
@@ -66,17 +65,17 @@ pub struct SessionInput {
     pub padding: Vec<bool>,
 }
 
-/// One session's encoder output and affinity profile (see
-/// [`SessionRanker::session_state`]).
+/// Sessions' encoder output and affinity profiles (see
+/// [`SessionRanker::session_states`]), `batch` rows each.
 #[derive(Debug, Clone)]
 pub struct SessionState {
-    /// `[1, dim]`: the encoder's state after the newest event.
+    /// `[batch, dim]`: the encoder's state after each session's newest event.
     pub state: Tensor<2>,
-    /// `[1, dim]`: the unit-length affinity profile.
+    /// `[batch, dim]`: the unit-length affinity profiles.
     pub profile: Tensor<2>,
-    /// `[events, dim]`: each event's unit text vector (for explanations).
+    /// `[batch * len, dim]`: each event's unit text vector (for explanations).
     pub event_units: Tensor<2>,
-    /// `[1, events]`: ln of each event's affinity weight.
+    /// `[batch, len]`: ln of each event's affinity weight.
     pub log_weights: Tensor<2>,
 }
 
@@ -129,22 +128,6 @@ fn standardise_masked(x: Tensor<2>, mask: Tensor<2>, count: usize) -> Tensor<2> 
 const PADDING_LOG_WEIGHT: f32 = -1e9;
 
 impl SessionRanker {
-    /// How close each candidate is to each session's history profile (the
-    /// weighted sum of its events' unit item vectors), as a cosine-like
-    /// score. `event_vectors` `[batch, len, dim]`, `weights` `[batch, len]`,
-    /// `candidates` `[n, dim]` → `[batch, n]`.
-    pub fn affinity(&self, event_vectors: Tensor<3>, weights: Tensor<2>, candidates: Tensor<2>) -> Tensor<2> {
-        let [batch, _, dim] = event_vectors.dims();
-        let profile = (unit(event_vectors) * weights.unsqueeze_dim::<3>(2)).sum_dim(1).reshape([batch, dim]);
-        unit(profile).matmul(unit(candidates).transpose())
-    }
-
-    /// The shipped score: the transformer's score plus the affinity term,
-    /// each standardised over the candidates. `[batch, n]`
-    pub fn blend(scores: Tensor<2>, affinity: Tensor<2>, affinity_weight: f32) -> Tensor<2> {
-        standardise(scores) + standardise(affinity) * affinity_weight as f64
-    }
-
     pub fn dim(&self) -> usize {
         self.dim
     }
@@ -221,34 +204,45 @@ impl SessionRanker {
         self.score_candidates(&state, candidate_rows, &candidate_text, affinity, device, explain)
     }
 
-    /// Everything about one session (`batch == 1`, no padding) that scoring
-    /// needs, computed once: the encoder's last state and the affinity
-    /// profile. A page reranks several lists between two events; they all
-    /// reuse it.
+    /// Everything about one session (`batch == 1`) that scoring needs,
+    /// from the events' token rows: [`SessionRanker::session_states`] after
+    /// the text tower.
     pub fn session_state(&self, session: &SessionInput, event_text: &ItemText, affinity: Affinity, device: &Device) -> SessionState {
+        let event_text = self.text_vectors(event_text, device); // [events, dim]
+        self.session_states(session, event_text, affinity, device)
+    }
+
+    /// The one way a session state is built, for the page (one session,
+    /// cached between reranks) and for evaluation (a batch of sessions):
+    /// the encoder's state after each session's newest event and its
+    /// affinity profile, the weighted sum of its events' unit text vectors.
+    /// `event_text` holds each event's text vector, `[batch * len, dim]`
+    /// (padding rows are ignored).
+    pub fn session_states(&self, session: &SessionInput, event_text: Tensor<2>, affinity: Affinity, device: &Device) -> SessionState {
         let (batch, len) = (session.batch, session.len);
         let events = batch * len;
-        let event_text = self.text_vectors(event_text, device); // [events, dim]
         let event_ids = Tensor::<1, Int>::from_data(TensorData::new(session.item_rows.clone(), [events]), device);
         let event_vectors = self.item_vectors(event_ids, event_text.clone()); // [events, dim]
         let kinds = Tensor::<2, Int>::from_data(TensorData::new(session.kinds.clone(), [batch, len]), device);
         let padding = Tensor::<2, Bool>::from_data(TensorData::new(session.padding.clone(), [batch, len]), device);
-        let states = self.encode(event_vectors.reshape([batch, len, self.dim]), kinds, padding); // [1, len, dim]
-        let state = states.slice([0..1, len - 1..len, 0..self.dim]).reshape([1, self.dim]);
+        let states = self.encode(event_vectors.reshape([batch, len, self.dim]), kinds, padding); // [batch, len, dim]
+        let state = states.slice([0..batch, len - 1..len, 0..self.dim]).reshape([batch, self.dim]);
         let weights = session.affinity_weights(affinity.decay);
         let log_weights: Vec<f32> =
             weights.iter().zip(&session.padding).map(|(w, &pad)| if pad { PADDING_LOG_WEIGHT } else { w.max(1e-6).ln() }).collect();
-        let log_weights = Tensor::<1>::from_data(TensorData::new(log_weights, [events]), device).reshape([1, events]);
+        let log_weights = Tensor::<1>::from_data(TensorData::new(log_weights, [events]), device).reshape([batch, len]);
         let weights = Tensor::<2>::from_data(TensorData::new(weights, [batch, len]), device);
         let event_units = unit(event_text);
-        let profile = unit((event_units.clone().reshape([batch, len, self.dim]) * weights.unsqueeze_dim::<3>(2)).sum_dim(1).reshape([batch, self.dim]));
+        let profile = unit(
+            (event_units.clone().reshape([batch, len, self.dim]) * weights.unsqueeze_dim::<3>(2)).sum_dim(1).reshape([batch, self.dim]),
+        );
         SessionState { state, profile, event_units, log_weights }
     }
 
-    /// Scores candidates against a [`SessionState`]: the transformer's
-    /// score blended with the affinity, `[n]`; with `explain`, each event's
-    /// share of each candidate's affinity, `[n, events]`:
-    /// `softmax_t(cos(text_c, text_t) / 0.1 + ln weight_t)`.
+    /// Scores candidates against a [`SessionState`] (`batch == 1`): the
+    /// transformer's score blended with the affinity, `[n]`; with
+    /// `explain`, each event's share of each candidate's affinity,
+    /// `[n, events]`: `softmax_t(cos(text_c, text_t) / 0.1 + ln weight_t)`.
     pub fn score_candidates(
         &self,
         session: &SessionState,
@@ -259,15 +253,21 @@ impl SessionRanker {
         explain: bool,
     ) -> (Tensor<1>, Option<Tensor<2>>) {
         let text_vectors = self.text_vectors(candidate_text, device); // [n, dim]
-        self.score_candidate_vectors(session, candidate_rows, text_vectors, affinity, device, explain, None)
+        let (scores, attention) = self.score_candidate_vectors(session, candidate_rows, text_vectors, affinity, device, explain, None);
+        (scores.reshape([candidate_rows.len()]), attention)
     }
 
-    /// [`SessionRanker::score_candidates`] from the candidates' text vectors
-    /// (`[n, dim]`, e.g. kept from an earlier rerank). With `real: Some(k)`
-    /// only the first `k` candidates are real and the rest padding (a fixed
-    /// shape for backends that compile kernels per shape): the blend's
-    /// standardisation ignores the padding, so the first `k` scores equal
-    /// those of an unpadded call.
+    /// The one way candidates are scored, for the page and for evaluation:
+    /// each session's state against the candidates' item vectors (ID row
+    /// plus `candidate_text`, their text vectors `[n, dim]`), blended with
+    /// the affinity of their unit text vectors to the session's profile,
+    /// each standardised over the candidates. `[batch, n]`, higher is
+    /// better. With `real: Some(k)` only the first `k` candidates are real
+    /// and the rest padding (a fixed shape for backends that compile
+    /// kernels per shape): the standardisation ignores the padding, so the
+    /// first `k` scores equal those of an unpadded call. `explain` (one
+    /// session only) also returns each event's share of each candidate's
+    /// affinity, `[n, events]`.
     #[allow(clippy::too_many_arguments)]
     pub fn score_candidate_vectors(
         &self,
@@ -278,25 +278,26 @@ impl SessionRanker {
         device: &Device,
         explain: bool,
         real: Option<usize>,
-    ) -> (Tensor<1>, Option<Tensor<2>>) {
+    ) -> (Tensor<2>, Option<Tensor<2>>) {
         let n = candidate_rows.len();
         let ids = Tensor::<1, Int>::from_data(TensorData::new(candidate_rows.to_vec(), [n]), device);
         let candidates = self.item_vectors(ids, candidate_text.clone()); // [n, dim]
         let candidate_units = unit(candidate_text);
-        let attention = explain.then(|| {
+        let [batch, _] = session.state.dims();
+        let attention = (explain && batch == 1).then(|| {
             let cosine = candidate_units.clone().matmul(session.event_units.clone().transpose()); // [n, events]
             softmax(cosine * 10.0 + session.log_weights.clone(), 1)
         });
-        let near = session.profile.clone().matmul(candidate_units.transpose()); // [1, n]
-        let model = session.state.clone().matmul(candidates.transpose()); // [1, n]
+        let near = session.profile.clone().matmul(candidate_units.transpose()); // [batch, n]
+        let model = session.state.clone().matmul(candidates.transpose()); // [batch, n]
         let scores = match real {
-            None => SessionRanker::blend(model, near, affinity.weight),
+            None => standardise(model) + standardise(near) * affinity.weight as f64,
             Some(real) => {
                 let mask: Vec<f32> = (0..n).map(|i| if i < real { 1.0 } else { 0.0 }).collect();
                 let mask = Tensor::<2>::from_data(TensorData::new(mask, [1, n]), device);
                 standardise_masked(model, mask.clone(), real) + standardise_masked(near, mask, real) * affinity.weight as f64
             }
         };
-        (scores.reshape([n]), attention)
+        (scores, attention)
     }
 }

@@ -5,8 +5,6 @@
 //! only for the tokens its training catalog used; any other token maps to
 //! row 0 ("unknown").
 
-use std::collections::HashMap;
-
 use super::wordpiece::WordPiece;
 use crate::error::Result;
 
@@ -68,7 +66,8 @@ impl ItemText {
 #[derive(Clone)]
 pub struct TextEncoder {
     tokenizer: WordPiece,
-    rows: HashMap<u32, u32>,
+    /// Embedding row of each tokenizer id (0: not kept).
+    rows: Vec<u32>,
     max_tokens: usize,
 }
 
@@ -82,14 +81,17 @@ impl TextEncoder {
     /// `vocab[i]` is the tokenizer id that owns embedding row `i + 1`.
     pub fn new(tokenizer_json: &[u8], vocab: &[u32], max_tokens: usize) -> Result<TextEncoder> {
         let tokenizer = WordPiece::from_json(tokenizer_json)?;
-        let rows = vocab.iter().enumerate().map(|(i, &id)| (id, i as u32 + 1)).collect();
+        let mut rows = vec![0; tokenizer.vocab_size().max(vocab.iter().map(|&id| id as usize + 1).max().unwrap_or(0))];
+        for (i, &id) in vocab.iter().enumerate() {
+            rows[id as usize] = i as u32 + 1;
+        }
         Ok(TextEncoder { tokenizer, rows, max_tokens })
     }
 
     /// Embedding rows of `text`'s tokens, at most `max_tokens` of them.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let ids = self.tokenizer.encode(text);
-        Ok(ids.iter().take(self.max_tokens).map(|id| self.rows.get(id).copied().unwrap_or(0)).collect())
+        let ids = self.tokenizer.encode_first(text, self.max_tokens);
+        Ok(ids.iter().map(|&id| self.rows.get(id as usize).copied().unwrap_or(0)).collect())
     }
 
     pub fn max_tokens(&self) -> usize {

@@ -10,6 +10,7 @@
 //! `tokenizers` on the whole catalog and on awkward text (native tests).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::Deserialize;
 use unicode_categories::UnicodeCategories;
@@ -17,9 +18,37 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{Error, ErrorKind, Result};
 
+/// A fast, non-cryptographic string hash for the vocabulary (its keys are
+/// the tokenizer file's, not the shopper's): a lookup per candidate piece
+/// is the tokenizer's inner loop.
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ byte as u64).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Vocabulary = HashMap<String, u32, BuildHasherDefault<WordHasher>>;
+
 #[derive(Debug, Clone)]
 pub struct WordPiece {
-    vocab: HashMap<String, u32>,
+    vocab: Vocabulary,
+    /// The longest vocabulary entry, in bytes: no longer piece can match.
+    longest: usize,
     unk: u32,
     prefix: String,
     max_chars_per_word: usize,
@@ -100,15 +129,23 @@ impl WordPiece {
         let normalizer = match file.normalizer {
             Some(n) if n.kind == "BertNormalizer" => n,
             Some(n) => return Err(unsupported(format!("normalizer '{}'", n.kind))),
-            None => Normalizer { kind: String::new(), clean_text: false, handle_chinese_chars: false, strip_accents: Some(false), lowercase: false },
+            None => Normalizer {
+                kind: String::new(),
+                clean_text: false,
+                handle_chinese_chars: false,
+                strip_accents: Some(false),
+                lowercase: false,
+            },
         };
         let unk = *file
             .model
             .vocab
             .get(&file.model.unk_token)
             .ok_or_else(|| unsupported(format!("the unknown token '{}' is not in the vocabulary", file.model.unk_token)))?;
+        let longest = file.model.vocab.keys().map(String::len).max().unwrap_or(0);
         Ok(WordPiece {
-            vocab: file.model.vocab,
+            vocab: file.model.vocab.into_iter().collect(),
+            longest,
             unk,
             prefix: file.model.continuing_subword_prefix,
             max_chars_per_word: file.model.max_input_chars_per_word,
@@ -126,15 +163,28 @@ impl WordPiece {
 
     /// The vocabulary ids of `text`'s tokens, without special tokens.
     pub fn encode(&self, text: &str) -> Vec<u32> {
+        self.encode_first(text, usize::MAX)
+    }
+
+    /// The first `max` ids of [`WordPiece::encode`], reading no further
+    /// into the text than they need.
+    pub fn encode_first(&self, text: &str, max: usize) -> Vec<u32> {
         let normalized = self.normalize(text);
         let mut ids = Vec::new();
         for word in pre_tokenize(&normalized) {
+            if ids.len() >= max {
+                break;
+            }
             self.word_pieces(word, &mut ids);
         }
+        ids.truncate(max);
         ids
     }
 
     fn normalize(&self, text: &str) -> String {
+        if text.is_ascii() {
+            return self.normalize_ascii(text);
+        }
         let mut out = String::with_capacity(text.len());
         for c in text.chars() {
             if self.clean_text {
@@ -155,10 +205,26 @@ impl WordPiece {
             }
         }
         if self.strip_accents {
-            out = out.nfd().filter(|c| !c.is_mark_nonspacing()).collect();
+            out = out.nfd().filter(|&c| c.is_ascii() || !c.is_mark_nonspacing()).collect();
         }
         if self.lowercase {
             out = out.chars().flat_map(char::to_lowercase).collect();
+        }
+        out
+    }
+
+    /// [`WordPiece::normalize`] for ASCII text, in one pass: nothing to
+    /// decompose, strip or space out.
+    fn normalize_ascii(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            let c = match c {
+                '\0' | '\x01'..='\x08' | '\x0b' | '\x0c' | '\x0e'..='\x1f' | '\x7f' if self.clean_text => continue,
+                '\t' | '\n' | '\r' if self.clean_text => ' ',
+                c if self.lowercase => c.to_ascii_lowercase(),
+                c => c,
+            };
+            out.push(c);
         }
         out
     }
@@ -174,15 +240,23 @@ impl WordPiece {
         let mut start = 0;
         let mut piece = String::new();
         while start < word.len() {
-            let mut end = word.len();
+            // No piece longer than the longest vocabulary entry can match.
+            let room = self.longest.saturating_sub(if start > 0 { self.prefix.len() } else { 0 });
+            let mut end = word.len().min(start + room);
+            while !word.is_char_boundary(end) {
+                end -= 1;
+            }
             let mut found = None;
             while start < end {
-                piece.clear();
-                if start > 0 {
+                let id = if start == 0 {
+                    self.vocab.get(&word[..end])
+                } else {
+                    piece.clear();
                     piece.push_str(&self.prefix);
-                }
-                piece.push_str(&word[start..end]);
-                if let Some(&id) = self.vocab.get(&piece) {
+                    piece.push_str(&word[start..end]);
+                    self.vocab.get(&piece)
+                };
+                if let Some(&id) = id {
                     found = Some(id);
                     break;
                 }
@@ -212,7 +286,7 @@ fn pre_tokenize(text: &str) -> impl Iterator<Item = &str> {
             if let Some(s) = start.take() {
                 words.push(&text[s..i]);
             }
-        } else if c.is_ascii_punctuation() || c.is_punctuation() {
+        } else if is_punctuation(c) {
             if let Some(s) = start.take() {
                 words.push(&text[s..i]);
             }
@@ -232,7 +306,19 @@ fn is_whitespace(c: char) -> bool {
 }
 
 fn is_control(c: char) -> bool {
-    !matches!(c, '\t' | '\n' | '\r') && c.is_other()
+    if c.is_ascii() {
+        return c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r');
+    }
+    c.is_other()
+}
+
+/// BERT's punctuation: every ASCII non-alphanumeric symbol, and Unicode's
+/// punctuation categories (the table search only for non-ASCII).
+fn is_punctuation(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_punctuation();
+    }
+    c.is_punctuation()
 }
 
 fn is_chinese_char(c: char) -> bool {

@@ -427,6 +427,54 @@ fn fixed_shapes_give_the_same_ranking_reasons_and_scores() {
     }
 }
 
+/// `eval` and the page score through the same two model calls; on the
+/// shipped model, for the same sessions and the whole catalog as the
+/// candidate list, they must give the same scores. Several users go
+/// through the evaluation scorer in one padded batch, as `eval` runs them.
+#[test]
+fn the_evaluation_scorer_and_the_page_reranker_give_the_same_scores() {
+    use shelfrank::evaluation::{IdRows, ModelScorer, Scorer, catalog_text, histories};
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shelfrank-scientific.bin")).unwrap();
+    let data = shelfrank::dataset::Dataset::load(concat!(env!("CARGO_MANIFEST_DIR"), "/data/scientific").as_ref()).unwrap();
+    let file = ModelFile::from_bytes(&bytes).unwrap();
+    assert_eq!(file.items, data.items.iter().map(|i| i.id.clone()).collect::<Vec<_>>(), "the shipped model's catalog is the dataset's");
+    let device = Device::flex();
+    let network = file.build(&device).unwrap();
+    let text = shelfrank::model::TextEncoder::new(TOKENIZER, &file.vocab, file.config.max_text_tokens).unwrap();
+    let catalog = catalog_text(&data.items, &text).unwrap();
+    let mut scorer = ModelScorer::new(&network, &catalog, IdRows::new(data.items.len(), true, &[]), file.config.affinity(), &device);
+    // Short and long histories in one batch (padding differs per row).
+    let mut by_length: Vec<_> = data.test.iter().collect();
+    by_length.sort_by_key(|e| e.history.len());
+    let examples: Vec<_> = [0, 1, by_length.len() / 2, by_length.len() - 1].map(|i| by_length[i].clone()).into();
+    assert!(examples[0].history.len() < examples[3].history.len());
+    let sessions = histories(&examples, file.config.max_events);
+    let evaluated = scorer.score(&sessions).unwrap();
+    let n = data.items.len();
+    let list: Vec<Candidate> = data.items.iter().map(|i| i.candidate()).collect();
+    for (b, session) in sessions.iter().enumerate() {
+        let mut ranker = Reranker::load(&bytes, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+        for &item in examples[b].history.iter() {
+            let item = &data.items[item as usize];
+            let event = SessionEvent {
+                kind: EventKind::Purchase,
+                id: Some(item.id.clone()),
+                title: Some(item.title.clone()),
+                category: item.category.clone(),
+                brand: item.brand.clone(),
+                query: None,
+                timestamp: None,
+            };
+            ranker.record(event, 1e12).unwrap();
+        }
+        let pending = ranker.start(&list, &RerankOptions::default(), 1e12).unwrap();
+        let page = shelfrank::read_scores(pending.scores.unwrap().into_data()).unwrap();
+        let row = &evaluated[b * n..(b + 1) * n];
+        let worst = page.iter().zip(row).map(|(p, e)| (p - e).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-4, "user {b} ({} events): scores differ by up to {worst}", session.len());
+    }
+}
+
 /// The demo shop's catalog comes from `tools/catalog.mjs` (plain Node, so
 /// `npm start` needs no native build); it must read the dataset exactly as
 /// the Rust reader that training and evaluation use.
