@@ -9,7 +9,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{ErrorKind, Result, err};
 use crate::model::EventKind;
-use crate::model::{ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, SessionState, TextEncoder, sha256_hex};
+use crate::model::{ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, SessionState, TextEncoder, TokenTable, sha256_hex};
 use crate::rank::{Candidate, HistoryReason, RankedItem, RerankOptions, arrange, validate};
 use crate::session::{History, HistoryLimits, SessionEvent};
 
@@ -38,6 +38,8 @@ pub struct Reranker {
     config: RankerConfig,
     device: Device,
     text: TextEncoder,
+    /// The text tower's token table, on the host (see [`TokenTable`]).
+    token_table: TokenTable,
     catalog: HashMap<String, i64>,
     history: History,
     text_cache: HashMap<String, Vec<u32>>,
@@ -145,6 +147,7 @@ impl Reranker {
             );
         }
         let text = TextEncoder::new(tokenizer_json, &file.vocab, file.config.max_text_tokens)?;
+        let token_table = TokenTable::from_file(&file)?;
         let model = file.build(&device)?;
         let catalog = file.items.iter().enumerate().map(|(i, id)| (id.clone(), i as i64 + 1)).collect();
         Ok(Reranker {
@@ -152,6 +155,7 @@ impl Reranker {
             config: file.config.clone(),
             device,
             text,
+            token_table,
             catalog,
             history: History::new(limits)?,
             text_cache: HashMap::new(),
@@ -268,29 +272,33 @@ impl Reranker {
         let mut session = self.session_input(events);
         let mut texts = events.iter().map(|e| self.tokens(&e.text())).collect::<Result<Vec<_>>>()?;
         let mut padding = 0;
-        let text = if self.fixed_shapes {
+        if self.fixed_shapes {
             padding = self.config.max_events.saturating_sub(events.len());
             session.len += padding;
             session.item_rows.splice(0..0, std::iter::repeat_n(0, padding));
             session.kinds.splice(0..0, std::iter::repeat_n(0, padding));
             session.padding.splice(0..0, std::iter::repeat_n(true, padding));
             texts.splice(0..0, std::iter::repeat_n(Vec::new(), padding));
-            ItemText::from_rows_min_len(&texts, self.config.max_text_tokens)
-        } else {
-            ItemText::from_rows(&texts)
-        };
-        Ok((self.model.session_state(&session, &text, self.config.affinity(), &self.device), padding))
+        }
+        let text_vectors = self.text_vectors(&texts, texts.len());
+        Ok((self.model.session_states(&session, text_vectors, self.config.affinity(), &self.device), padding))
     }
 
-    /// Token rows of `texts` as model input: with fixed shapes, padded to
-    /// `rows` texts of `max_text_tokens` tokens.
-    fn item_text(&mut self, texts: &[&str], rows: usize) -> Result<ItemText> {
-        let mut tokens = texts.iter().map(|t| self.tokens(t)).collect::<Result<Vec<_>>>()?;
-        if !self.fixed_shapes {
-            return Ok(ItemText::from_rows(&tokens));
-        }
-        tokens.resize(rows, Vec::new());
-        Ok(ItemText::from_rows_min_len(&tokens, self.config.max_text_tokens))
+    /// Text vectors `[rows, dim]` of token rows (`rows - texts.len()`
+    /// padding rows at the end): the mean token rows on the host, then the
+    /// tower's linear map on the device.
+    fn text_vectors<T: AsRef<[u32]>>(&self, texts: &[T], rows: usize) -> Tensor<2> {
+        let dim = self.token_table.dim();
+        let mut means = Vec::with_capacity(rows * dim);
+        self.token_table.means_into(texts, &mut means);
+        self.token_table.means_into(&vec![[0u32]; rows.saturating_sub(texts.len())], &mut means);
+        self.model.project_text(Tensor::<2>::from_data(TensorData::new(means, [rows, dim]), &self.device))
+    }
+
+    /// Text vectors of `texts` (tokenised through the cache), `rows` of them.
+    fn embed(&mut self, texts: &[&str], rows: usize) -> Result<Tensor<2>> {
+        let tokens = texts.iter().map(|t| self.tokens(t)).collect::<Result<Vec<_>>>()?;
+        Ok(self.text_vectors(&tokens, rows))
     }
 
     /// The candidates' text vectors `[rows, dim]` (`rows - texts.len()`
@@ -318,14 +326,12 @@ impl Reranker {
         if needed(missing.len()) > TEXT_VECTOR_ROWS {
             // More distinct texts than the cache holds: embed them directly.
             let all: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let text = self.item_text(&all, rows)?;
-            return Ok(self.model.text_vectors(&text, &self.device));
+            return self.embed(&all, rows);
         }
         let dim = self.config.dim;
         let chunk = chunk_for(missing.len());
         for part in missing.chunks(chunk) {
-            let text = self.item_text(part, chunk)?;
-            let fresh = self.model.text_vectors(&text, &self.device); // [chunk or part.len(), dim]
+            let fresh = self.embed(part, chunk.max(part.len()))?; // [chunk or part.len(), dim]
             let start = self.next_text_row;
             let end = start + fresh.dims()[0];
             let matrix = self.text_vectors.take().unwrap_or_else(|| Tensor::zeros([TEXT_VECTOR_ROWS, dim], &self.device));
@@ -433,9 +439,12 @@ impl Reranker {
         };
         let title = "warm up shelf item with a title of typical length for a storefront product listing page";
         let row = self.tokens(title)?;
-        let text = ItemText::from_rows(&vec![row; events + candidates]);
+        let affinity = self.config.affinity();
+        let state = self.model.session_states(&session, self.text_vectors(&vec![row.clone(); events], events), affinity, &self.device);
         let candidate_rows: Vec<i64> = (0..candidates as i64).map(|i| i.min(self.config.n_items as i64)).collect();
-        Ok(self.model.score(&session, &candidate_rows, &text, self.config.affinity(), &self.device))
+        let text_vectors = self.text_vectors(&vec![row; candidates], candidates);
+        let (scores, _) = self.model.score_candidate_vectors(&state, &candidate_rows, text_vectors, affinity, &self.device, false, None);
+        Ok(scores.reshape([candidates]))
     }
 
     /// Orders the candidates once the scores are read back.

@@ -140,7 +140,14 @@ impl SessionRanker {
         let embedded = self.tokens.forward(rows); // [n, len, dim]
         let summed = (embedded * mask.clone().unsqueeze_dim::<3>(2)).sum_dim(1).reshape([text.n, self.dim]); // [n, dim]
         let count = mask.sum_dim(1).clamp_min(1.0); // [n, 1]
-        self.text_proj.forward(summed / count)
+        self.project_text(summed / count)
+    }
+
+    /// The text tower's second step: mean token embeddings `[n, dim]` (from
+    /// [`super::TokenTable`] on the host, or the masked mean above) → text
+    /// vectors `[n, dim]`.
+    pub fn project_text(&self, means: Tensor<2>) -> Tensor<2> {
+        self.text_proj.forward(means)
     }
 
     /// Item vectors: ID embedding plus text vector. `[n, dim]`

@@ -6,7 +6,7 @@
 //! row 0 ("unknown").
 
 use super::wordpiece::WordPiece;
-use crate::error::Result;
+use crate::error::{ErrorKind, Result, err};
 
 /// Token rows of many texts, padded to one length, with a 0/1 mask.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -127,4 +127,58 @@ pub fn token_ids(tokenizer: &tokenizers::Tokenizer, text: &str) -> Result<Vec<u3
     use crate::error::{Error, ErrorKind};
     let encoding = tokenizer.encode(text, false).map_err(|e| Error::new(ErrorKind::Tokenizer, format!("cannot tokenize text: {e}")))?;
     Ok(encoding.get_ids().to_vec())
+}
+
+/// The text tower's token table on the host. The tower's first step, the
+/// mean of a text's token rows, is a gather and a sum: done here it builds
+/// no `[texts, tokens, dim]` tensor and costs no backend ops, and the
+/// device receives `[texts, dim]` means for the tower's linear map
+/// ([`super::SessionRanker::project_text`]). The same numbers as
+/// [`super::SessionRanker::text_vectors`], to float rounding.
+#[derive(Debug, Clone)]
+pub struct TokenTable {
+    /// `[rows, dim]`, row 0 the unknown token.
+    values: Vec<f32>,
+    dim: usize,
+}
+
+impl TokenTable {
+    /// The table of a model file (`tokens.weight`).
+    pub fn from_file(file: &super::ModelFile) -> Result<TokenTable> {
+        let entry = file.tensors.iter().find(|t| t.name == "tokens.weight");
+        match entry {
+            Some(t) if t.shape.len() == 2 && t.shape[1] == file.config.dim && t.shape[0] == file.config.n_tokens + 1 => {
+                Ok(TokenTable { values: t.values.clone(), dim: t.shape[1] })
+            }
+            _ => err(ErrorKind::ModelFile, "the model file lacks a token table of the configured shape ('tokens.weight')"),
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Each text's mean token row, `[texts.len() * dim]`, appended to `out`.
+    /// An empty text reads as one unknown token, as [`ItemText`] pads it;
+    /// a row outside the table reads as the unknown token.
+    pub fn means_into<T: AsRef<[u32]>>(&self, texts: &[T], out: &mut Vec<f32>) {
+        let dim = self.dim;
+        let rows = self.values.len() / dim.max(1);
+        for text in texts {
+            let text = text.as_ref();
+            let start = out.len();
+            out.resize(start + dim, 0.0);
+            let sum = &mut out[start..];
+            let unknown = [0u32];
+            let tokens = if text.is_empty() { &unknown[..] } else { text };
+            for &token in tokens {
+                let row = if (token as usize) < rows { token as usize } else { 0 };
+                for (s, v) in sum.iter_mut().zip(&self.values[row * dim..(row + 1) * dim]) {
+                    *s += v;
+                }
+            }
+            let scale = 1.0 / tokens.len() as f32;
+            sum.iter_mut().for_each(|s| *s *= scale);
+        }
+    }
 }

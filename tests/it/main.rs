@@ -431,6 +431,8 @@ fn fixed_shapes_give_the_same_ranking_reasons_and_scores() {
 /// shipped model, for the same sessions and the whole catalog as the
 /// candidate list, they must give the same scores. Several users go
 /// through the evaluation scorer in one padded batch, as `eval` runs them.
+/// (The page takes the text tower's token means on the host, `eval` with
+/// burn ops: this also checks the two agree.)
 #[test]
 fn the_evaluation_scorer_and_the_page_reranker_give_the_same_scores() {
     use shelfrank::evaluation::{IdRows, ModelScorer, Scorer, catalog_text, histories};
