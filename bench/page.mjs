@@ -104,6 +104,89 @@ export async function benchShelfrank({ backend, history, candidates: n, runs, wa
   };
 }
 
+/**
+ * The uncached case, what a shopper's next list costs: before every timed
+ * rerank one new event is recorded and the candidates are `n` items whose
+ * texts were never reranked before (round `round` of the catalog, each
+ * title marked with the round), so no cached session state or candidate
+ * vector can help. The timer runs from `record` to the ranked list.
+ */
+export function freshCandidates(n, round) {
+  const { candidates } = scenario(0, n);
+  return candidates.map((c, i) => ({ ...c, title: `${catalog[(i + round * 7) % catalog.length].title} ${round}` }));
+}
+
+function newEvent(round) {
+  const item = catalog[(round * 53 + 7) % catalog.length];
+  return { type: 'view', id: item.id, title: `${item.title} ${round}`, category: item.category ?? undefined, brand: item.brand ?? undefined };
+}
+
+/** shelfrank, uncached (see `freshCandidates`), through the public API. */
+export async function benchShelfrankUncached({ history, candidates: n, runs, warmup = 10, worker = true }) {
+  const { events } = scenario(history, 0);
+  const shelf = createReranker({ ...files, backend: 'cpu', worker, persist: false, budgetMs: 0, dataLayer: false, captureDom: false });
+  await shelf.ready;
+  for (const event of events) shelf.record(event);
+  const times = [];
+  let scores = null;
+  for (let round = 0; round < warmup + runs; round++) {
+    const candidates = freshCandidates(n, round);
+    const t = performance.now();
+    shelf.record(newEvent(round));
+    const result = await shelf.rerank(candidates);
+    const ms = performance.now() - t;
+    if (result.fallback) throw result.error;
+    if (round >= warmup) times.push(ms);
+    if (round === warmup + runs - 1) scores = result.ranking.slice().sort((a, b) => a.originalPosition - b.originalPosition).map((r) => r.modelScore);
+  }
+  times.sort((a, b) => a - b);
+  const memory = await memoryMb();
+  shelf.destroy();
+  return { engine: 'shelfrank', case: 'uncached', backend: 'cpu', worker, candidates: n, history, p50_ms: percentile(times, 0.5), p95_ms: percentile(times, 0.95), memory_mb: memory, runs, scores };
+}
+
+/**
+ * ONNX Runtime Web, uncached, on exactly shelfrank's inputs: inside its
+ * timer the same WordPiece (shelfrank's, in wasm, with the same token cache
+ * for past events) tokenises the new event and the fresh candidates into
+ * ready typed arrays, then ORT runs the whole network (text tower on every
+ * event and candidate, transformer, affinity, blend) and the scores are
+ * sorted.
+ */
+export async function benchOrtUncached({ history, candidates: n, runs, warmup = 10, onnxUrl }) {
+  const dist = '/node_modules/onnxruntime-web/dist/';
+  const wasmBlob = await blobUrl(dist + 'ort-wasm-simd-threaded.wasm');
+  const onnxBytes = new Uint8Array(await (await fetch(onnxUrl)).arrayBuffer());
+  if (!prepared) {
+    await initCpu({ module_or_path: files.wasmUrl });
+    prepared = true;
+  }
+  const tokenizer = await Ranker.load(modelBytes, tokenizerBytes, { backend: 'cpu' });
+  const { events } = scenario(history, 0);
+  for (const event of events) tokenizer.record(event);
+  const { createOrtRanker } = await import('/bench/ort.mjs');
+  const ranker = await createOrtRanker({ ortModuleUrl: dist + 'ort.wasm.min.mjs', modelBytes: onnxBytes, executionProvider: 'wasm', numThreads: 1, wasmPaths: { wasm: wasmBlob } });
+  const order = (scores) => Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a]);
+  const times = [];
+  let scores = null;
+  for (let round = 0; round < warmup + runs; round++) {
+    const candidates = freshCandidates(n, round);
+    const t = performance.now();
+    tokenizer.record(newEvent(round));
+    const inputs = tokenizer.scoringInputsPacked(JSON.stringify(candidates));
+    const out = await ranker.score(inputs);
+    order(out);
+    const ms = performance.now() - t;
+    if (round >= warmup) times.push(ms);
+    if (round === warmup + runs - 1) scores = Array.from(out);
+  }
+  times.sort((a, b) => a - b);
+  const memory = await memoryMb();
+  await ranker.release();
+  tokenizer.free();
+  return { engine: 'ort-web', case: 'uncached', backend: 'wasm', threads: ranker.numThreads, candidates: n, history, p50_ms: percentile(times, 0.5), p95_ms: percentile(times, 0.95), memory_mb: memory, runs, scores };
+}
+
 let prepared = null;
 /** The network's inputs for a scenario, from shelfrank's own tokenizer and history (not timed). */
 export async function inputsFor(history, n) {
@@ -185,5 +268,5 @@ export async function benchOrt({ ep, history, candidates: n, runs, warmup = 20, 
   };
 }
 
-window.bench = { benchShelfrank, benchOrt, inputsFor, scenario, files, memoryMb, percentile };
+window.bench = { benchShelfrank, benchOrt, benchShelfrankUncached, benchOrtUncached, freshCandidates, inputsFor, scenario, files, memoryMb, percentile };
 window.benchReady = true;

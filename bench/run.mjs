@@ -1,7 +1,11 @@
 // `npm run bench`: shelfrank against ONNX Runtime Web, the same model on
 // the same inputs, in headless Chromium. Prints one JSON line per case:
-//   { engine, backend, candidates, history, p50_ms, p95_ms, cold_ms, memory_mb, ... }
-// then one ratio line per case (shelfrank / ORT-web). Not a test: numbers.
+//   { engine, case, backend, candidates, history, p50_ms, p95_ms, memory_mb, ... }
+// then one ratio line per case (shelfrank / ORT-web). `case` is
+// `uncached` (the headline, like for like: a new event and never-seen
+// candidates before every rerank, tokenising inside both timers) or
+// `cached` (shelfrank reuses its state and vectors; ORT cannot). Not a
+// test: numbers.
 //
 //   node bench/run.mjs [--quick] [--no-ort] [--no-webgpu]
 //
@@ -13,6 +17,7 @@
 // here is Chromium's software adapter unless the machine has a GPU; the
 // output names the adapter.
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +31,7 @@ const withOrt = !args.has('--no-ort');
 const withWebgpu = !args.has('--no-webgpu');
 
 const onnxFile = path.join(root, 'target/bench/shelfrank.onnx');
+fs.mkdirSync(path.dirname(onnxFile), { recursive: true });
 if (withOrt) {
   execFileSync('bash', [path.join(root, 'bench/setup.sh')], { cwd: root, stdio: 'inherit' });
   execFileSync(path.join(root, 'target/bench-venv/bin/python'), [path.join(root, 'bench/onnx/export.py'), 'models/shelfrank-scientific.bin', onnxFile], {
@@ -52,6 +58,38 @@ try {
   const host = await page.evaluate(() => ({ userAgent: navigator.userAgent, cores: navigator.hardwareConcurrency, isolated: crossOriginIsolated }));
   print({ engine: 'host', ...host, machine: `${os.cpus()[0]?.model} × ${os.cpus().length}` });
 
+  // The headline: uncached, like for like (see bench/page.mjs
+  // freshCandidates). Tokenising is inside both timers, with the same
+  // WordPiece; CPU only, single-threaded on both sides; history 50.
+  const ratio = (name, against, us, them, extra = {}) =>
+    print({ engine: 'ratio', ...extra, backend: `shelfrank ${name} / ort-web ${against}`, candidates: us.candidates, history: us.history, p50: round(us.p50_ms / them.p50_ms), p95: round(us.p95_ms / them.p95_ms) });
+  const strip = ({ scores, ...line }) => Object.fromEntries(Object.entries(line).map(([k, v]) => [k, round(v)]));
+  for (const candidates of quick ? [100] : [100, 1000, 5000]) {
+    const history = 50;
+    const runs = candidates >= 5000 ? 10 : candidates >= 1000 ? 20 : 40;
+    const warmup = candidates >= 1000 ? 5 : 15;
+    const ours = {};
+    for (const worker of [false, true]) {
+      const result = await page.evaluate((c) => window.bench.benchShelfrankUncached(c), { worker, history, candidates, runs, warmup });
+      ours[worker ? 'worker' : 'page thread'] = result;
+      print(strip(result));
+    }
+    if (!withOrt) continue;
+    const ortPage = await browser.newPage();
+    ortPage.on('pageerror', (e) => console.error(`[ort page error] ${e.message}`));
+    await ortPage.goto(`${server.url}/bench/page.html`);
+    await ortPage.waitForFunction(() => window.benchReady === true, null, { timeout: 120_000 });
+    const them = await ortPage.evaluate((c) => window.bench.benchOrtUncached(c), { history, candidates, runs, warmup, onnxUrl: '/target/bench/shelfrank.onnx' });
+    await ortPage.close();
+    if (them.threads !== 1) throw new Error(`ORT-web ran ${them.threads} threads; the comparison is single-threaded on both sides`);
+    const diff = Math.max(...them.scores.map((s, i) => Math.abs(s - ours['page thread'].scores[i])));
+    print({ ...strip(them), max_score_diff: Number(diff.toExponential(2)) });
+    for (const name of ['page thread', 'worker']) ratio(`cpu ${name}`, 'wasm', ours[name], them, { case: 'uncached' });
+  }
+
+  // Cached: the same list reranked again with the same history, so
+  // shelfrank reuses its session state and candidate vectors while ORT
+  // runs the whole network. Not like for like: labelled, with its own ratio.
   const sizes = quick ? [20, 100] : [20, 100, 1000, 5000];
   const histories = quick ? [50] : [10, 50];
   const runsFor = (n, backend) => (backend === 'webgpu' ? (n >= 1000 ? 5 : 10) : n >= 1000 ? 10 : 30);
@@ -61,7 +99,7 @@ try {
       // The CPU path as a page sees it (worker) and the engine alone (page thread).
       for (const [backend, worker] of [['cpu', true], ['cpu', false], ...(withWebgpu ? [['webgpu', true]] : [])]) {
         const result = await page.evaluate((c) => window.bench.benchShelfrank(c), { backend, worker, history, candidates, runs: runsFor(candidates, backend), warmup: backend === 'webgpu' ? 3 : 20 });
-        const { scores, ...line } = result;
+        const { scores, ...line } = { case: 'cached', ...result };
         if (worker) ours[backend] = result;
         else ours[`${backend} page thread`] = result;
         print(Object.fromEntries(Object.entries(line).map(([k, v]) => [k, round(v)])));
@@ -82,7 +120,7 @@ try {
         } finally {
           await ortPage.close();
         }
-        const { scores, ...line } = result;
+        const { scores, ...line } = { case: 'cached', ...result };
         if (line.threads !== 1) throw new Error(`ORT-web ran ${line.threads} threads; the comparison is single-threaded on both sides`);
         // The same model: ORT's scores against shelfrank's on the same case.
         const mine = ours.cpu.scores;
@@ -95,6 +133,7 @@ try {
           if (!us) continue;
           print({
             engine: 'ratio',
+            case: 'cached (shelfrank reuses state and vectors; ORT computes everything)',
             backend: `shelfrank ${name} / ort-web ${ep}`,
             candidates,
             history,

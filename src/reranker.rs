@@ -3,13 +3,13 @@
 //! the wasm layer wraps it and does the one async step (reading scores back
 //! from the device).
 
-use std::collections::HashMap;
-
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{ErrorKind, Result, err};
 use crate::model::EventKind;
-use crate::model::{ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, SessionState, TextEncoder, TokenTable, sha256_hex};
+use crate::model::{
+    FastMap, ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, SessionState, TextEncoder, TokenTable, sha256_hex,
+};
 use crate::rank::{Candidate, HistoryReason, RankedItem, RerankOptions, arrange, validate};
 use crate::session::{History, HistoryLimits, SessionEvent};
 
@@ -40,16 +40,16 @@ pub struct Reranker {
     text: TextEncoder,
     /// The text tower's token table, on the host (see [`TokenTable`]).
     token_table: TokenTable,
-    catalog: HashMap<String, i64>,
+    catalog: FastMap<String, i64>,
     history: History,
-    text_cache: HashMap<String, Vec<u32>>,
+    text_cache: FastMap<String, Vec<u32>>,
     /// The session state for the history at a version: reused until the
     /// history changes.
     session_cache: Option<CachedSession>,
     /// Candidate text vectors, `[TEXT_VECTOR_ROWS, dim]`, and which row
     /// holds which text: a list reranked again is not re-embedded.
     text_vectors: Option<Tensor<2>>,
-    text_rows: HashMap<String, usize>,
+    text_rows: FastMap<String, usize>,
     /// The next free row of `text_vectors`.
     next_text_row: usize,
     /// Pad every tensor to a few fixed shapes (backends that compile
@@ -158,10 +158,10 @@ impl Reranker {
             token_table,
             catalog,
             history: History::new(limits)?,
-            text_cache: HashMap::new(),
+            text_cache: FastMap::default(),
             session_cache: None,
             text_vectors: None,
-            text_rows: HashMap::new(),
+            text_rows: FastMap::default(),
             next_text_row: 0,
             fixed_shapes: false,
             meta: file.meta,

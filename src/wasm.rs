@@ -350,6 +350,37 @@ impl Ranker {
         }))
     }
 
+    /// [`Ranker::scoring_inputs`] for a JSON candidate list, as typed arrays
+    /// in the layout of `bench/ort.mjs` (int64 as `BigInt64Array`): what
+    /// the benchmark's ONNX Runtime side times, so that it tokenises with
+    /// the same WordPiece and token cache as shelfrank and pays no
+    /// conversion. Not part of the ranking API.
+    #[wasm_bindgen(js_name = scoringInputsPacked)]
+    pub fn scoring_inputs_packed(&self, #[wasm_bindgen(js_name = candidatesJson)] candidates_json: String) -> Result<JsValue, JsValue> {
+        let candidates: Vec<Candidate> = serde_json::from_str(&candidates_json)
+            .map_err(|e| bad_input(ErrorKind::InvalidCandidate, "invalid candidate list (each needs a string 'id')", e))?;
+        let mut inner = self.inner.borrow_mut();
+        let decay = inner.config().affinity_decay;
+        let inputs = inner.scoring_inputs(&candidates).map_err(js_error)?;
+        let (events, t) = (inputs.session.len, inputs.text.len);
+        let packed = js_sys::Object::new();
+        let set = |key: &str, value: &JsValue| js_sys::Reflect::set(&packed, &JsValue::from_str(key), value).map(|_| ());
+        let big = |values: &[i64]| JsValue::from(js_sys::BigInt64Array::from(values));
+        set("L", &JsValue::from(events as u32))?;
+        set("N", &JsValue::from(inputs.candidate_rows.len() as u32))?;
+        set("T", &JsValue::from(t as u32))?;
+        set("T2", &JsValue::from(t as u32))?;
+        set("eventRows", &big(&inputs.session.item_rows))?;
+        set("eventKinds", &big(&inputs.session.kinds))?;
+        set("eventTokens", &big(&inputs.text.rows[..events * t]))?;
+        set("eventMask", &js_sys::Float32Array::from(&inputs.text.mask[..events * t]).into())?;
+        set("candidateRows", &big(&inputs.candidate_rows))?;
+        set("candidateTokens", &big(&inputs.text.rows[events * t..]))?;
+        set("candidateMask", &js_sys::Float32Array::from(&inputs.text.mask[events * t..]).into())?;
+        set("affinityWeights", &js_sys::Float32Array::from(inputs.session.affinity_weights(decay).as_slice()).into())?;
+        Ok(packed.into())
+    }
+
     /// Bytes of linear memory the module holds (wasm memory only grows):
     /// for watching that memory stays flat under load.
     #[wasm_bindgen(getter, js_name = memoryBytes)]

@@ -1,7 +1,7 @@
 //! The burn module and its forward pass. Shapes are noted as `[batch, seq, dim]`.
 
 use burn::module::Module;
-use burn::nn::attention::generate_autoregressive_mask;
+use burn::nn::attention::{MhaInput, generate_autoregressive_mask};
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
@@ -172,6 +172,37 @@ impl SessionRanker {
         self.norm.forward(x) * present
     }
 
+    /// [`SessionRanker::encode`]'s state after each session's newest event
+    /// (the last column, which must not be padding), `[batch, dim]`, for a
+    /// fraction of the work: scoring reads no other state, so the last
+    /// layer runs its query, feed-forward and norm for that one position
+    /// (its keys and values still cover every event). The same numbers, to
+    /// float rounding; a test holds it to `encode`.
+    pub fn encode_last(&self, events: Tensor<3>, kinds: Tensor<2, Int>, padding: Tensor<2, Bool>) -> Tensor<2> {
+        let [batch, seq, dim] = events.dims();
+        let newest = |x: Tensor<3>| x.slice([0..batch, seq - 1..seq, 0..dim]);
+        let Some((last, earlier)) = self.encoder.layers.split_last().filter(|(last, _)| last.norm_first) else {
+            return newest(self.encode(events, kinds, padding)).reshape([batch, dim]);
+        };
+        let device = events.device();
+        let recency: Vec<i64> = (0..seq).rev().map(|p| p as i64).collect();
+        let positions = self.positions.forward(Tensor::<2, Int>::from_data(TensorData::new(recency, [1, seq]), &device)); // [1, seq, dim]
+        let present = padding.clone().bool_not().float().reshape([batch, seq, 1]); // [batch, seq, 1]
+        let x = events * (dim as f64).sqrt() + self.event_kinds.forward(kinds) + positions;
+        let mut x = self.dropout.forward(x) * present;
+        let causal = generate_autoregressive_mask(batch, seq, &device);
+        for layer in earlier {
+            x = layer.forward(x, Some(padding.clone()), Some(causal.clone()));
+        }
+        // The last layer (pre-norm) for the newest position; it attends to
+        // every event, so no causal mask is needed.
+        let normed = last.norm_2.forward(x.clone());
+        let attention = last.mha.forward(MhaInput::new(newest(normed.clone()), normed.clone(), normed).mask_pad(padding)).context;
+        let x = newest(x) + last.dropout.forward(attention); // [batch, 1, dim]
+        let x = x.clone() + last.dropout.forward(last.pwff.forward(last.norm_1.forward(x)));
+        self.norm.forward(x).reshape([batch, dim])
+    }
+
     /// Event vectors for a [`SessionInput`] whose text vectors are given,
     /// `[batch * len, dim]` → `[batch, len, dim]`, then encoded.
     pub fn encode_session(&self, session: &SessionInput, text_vectors: Tensor<2>, device: &Device) -> Tensor<3> {
@@ -232,8 +263,7 @@ impl SessionRanker {
         let event_vectors = self.item_vectors(event_ids, event_text.clone()); // [events, dim]
         let kinds = Tensor::<2, Int>::from_data(TensorData::new(session.kinds.clone(), [batch, len]), device);
         let padding = Tensor::<2, Bool>::from_data(TensorData::new(session.padding.clone(), [batch, len]), device);
-        let states = self.encode(event_vectors.reshape([batch, len, self.dim]), kinds, padding); // [batch, len, dim]
-        let state = states.slice([0..batch, len - 1..len, 0..self.dim]).reshape([batch, self.dim]);
+        let state = self.encode_last(event_vectors.reshape([batch, len, self.dim]), kinds, padding); // [batch, dim]
         let weights = session.affinity_weights(affinity.decay);
         let log_weights: Vec<f32> =
             weights.iter().zip(&session.padding).map(|(w, &pad)| if pad { PADDING_LOG_WEIGHT } else { w.max(1e-6).ln() }).collect();

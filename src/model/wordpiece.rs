@@ -18,11 +18,15 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// A fast, non-cryptographic string hash for the vocabulary (its keys are
-/// the tokenizer file's, not the shopper's): a lookup per candidate piece
-/// is the tokenizer's inner loop.
+/// A fast, non-cryptographic string hash: a vocabulary lookup per
+/// candidate piece is the tokenizer's inner loop, and the reranker's text
+/// caches hash every candidate's text. (Keys come from the page's own
+/// lists, so there is no one to flood the tables but the page itself.)
 #[derive(Default)]
-struct WordHasher(u64);
+pub(crate) struct WordHasher(u64);
+
+/// A `HashMap` with [`WordHasher`].
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
 
 impl Hasher for WordHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -42,7 +46,7 @@ impl Hasher for WordHasher {
     }
 }
 
-type Vocabulary = HashMap<String, u32, BuildHasherDefault<WordHasher>>;
+type Vocabulary = FastMap<String, u32>;
 
 #[derive(Debug, Clone)]
 pub struct WordPiece {

@@ -109,6 +109,51 @@ fn the_encoder_is_causal() {
 }
 
 #[test]
+fn the_newest_state_alone_equals_the_full_encoders_last_column() {
+    // `encode_last` (what scoring uses) runs the last layer for one
+    // position only; it must give `encode`'s last column, with padding and
+    // on a trained model's weights too.
+    let shipped = ModelFile::from_bytes(include_bytes!("../../models/shelfrank-scientific.bin")).unwrap();
+    for file in [tiny_model_file(12), shipped] {
+        let device = Device::flex();
+        let model = file.build(&device).unwrap();
+        let (batch, len, dim) = (3, 7, file.config.dim);
+        let input = SessionInput {
+            batch,
+            len,
+            item_rows: (0..batch * len).map(|i| (i % 5) as i64).collect(),
+            kinds: (0..batch * len).map(|i| (i % 5) as i64).collect(),
+            // Row 0 full, row 1 with three padding events, row 2 one event.
+            padding: (0..batch * len).map(|i| (i / len == 1 && i % len < 3) || (i / len == 2 && i % len < len - 1)).collect(),
+        };
+        let text =
+            model.text_vectors(&ItemText::from_rows(&(0..batch * len).map(|i| vec![(i % 4) as u32 + 1]).collect::<Vec<_>>()), &device);
+        let full = model.encode_session(&input, text.clone(), &device).into_data().try_into_vec_as::<f32>().unwrap();
+        let ids = burn::tensor::Tensor::<1, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(input.item_rows.clone(), [batch * len]),
+            &device,
+        );
+        let events = model.item_vectors(ids, text).reshape([batch, len, dim]);
+        let kinds = burn::tensor::Tensor::<2, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(input.kinds.clone(), [batch, len]),
+            &device,
+        );
+        let padding = burn::tensor::Tensor::<2, burn::tensor::Bool>::from_data(
+            burn::tensor::TensorData::new(input.padding.clone(), [batch, len]),
+            &device,
+        );
+        let last = model.encode_last(events, kinds, padding).into_data().try_into_vec_as::<f32>().unwrap();
+        assert_eq!(last.len(), batch * dim);
+        for b in 0..batch {
+            for d in 0..dim {
+                let (x, y) = (full[(b * len + len - 1) * dim + d], last[b * dim + d]);
+                assert!((x - y).abs() < 1e-4 * (1.0 + x.abs()), "session {b}, dim {d}: {x} vs {y}");
+            }
+        }
+    }
+}
+
+#[test]
 fn model_file_round_trips_exactly_in_f32_and_closely_in_int8() {
     let file = tiny_model_file(3);
     let bytes = file.to_bytes();
