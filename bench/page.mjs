@@ -109,7 +109,10 @@ export async function benchShelfrank({ backend, history, candidates: n, runs, wa
  * rerank one new event is recorded and the candidates are `n` items whose
  * texts were never reranked before (round `round` of the catalog, each
  * title marked with the round), so no cached session state or candidate
- * vector can help. The timer runs from `record` to the ranked list.
+ * vector can help. The timer runs from `record` to the ranked list. Both
+ * sides warm up for `warmup` rounds and at least `warmupMs` (V8 first runs
+ * wasm with its baseline compiler and optimises hot functions in the
+ * background), so steady state is compared with steady state.
  */
 export function freshCandidates(n, round) {
   const { candidates } = scenario(0, n);
@@ -121,70 +124,103 @@ function newEvent(round) {
   return { type: 'view', id: item.id, title: `${item.title} ${round}`, category: item.category ?? undefined, brand: item.brand ?? undefined };
 }
 
-/** shelfrank, uncached (see `freshCandidates`), through the public API. */
-export async function benchShelfrankUncached({ history, candidates: n, runs, warmup = 10, worker = true }) {
+/**
+ * The uncached case for both engines in one page, interleaved round by
+ * round (alternating which goes first), so that both see the same machine
+ * noise and exactly the same inputs:
+ * - shelfrank through the public API (`worker` or the page thread), timed
+ *   from `record` to the ranked list;
+ * - ONNX Runtime Web (wasm EP, one thread), timed from the same `record`
+ *   through the same WordPiece (shelfrank's, in wasm, with the same token
+ *   cache for past events) turning the new event and the candidates into
+ *   ready typed arrays, the whole network (text tower on every event and
+ *   candidate, transformer, affinity, blend), to the sorted scores.
+ * Both warm up for `warmup` rounds and at least `warmupMs`. The last
+ * round's scores are compared.
+ */
+export async function benchUncached({ history, candidates: n, runs, warmup = 10, warmupMs = 3000, worker = true, onnxUrl }) {
   const { events } = scenario(history, 0);
   const shelf = createReranker({ ...files, backend: 'cpu', worker, persist: false, budgetMs: 0, dataLayer: false, captureDom: false });
   await shelf.ready;
   for (const event of events) shelf.record(event);
-  const times = [];
-  let scores = null;
-  for (let round = 0; round < warmup + runs; round++) {
-    const candidates = freshCandidates(n, round);
+  let ort = null;
+  if (onnxUrl) {
+    const dist = '/node_modules/onnxruntime-web/dist/';
+    const wasmBlob = await blobUrl(dist + 'ort-wasm-simd-threaded.wasm');
+    const onnxBytes = new Uint8Array(await (await fetch(onnxUrl)).arrayBuffer());
+    if (!prepared) {
+      await initCpu({ module_or_path: files.wasmUrl });
+      prepared = true;
+    }
+    const tokenizer = await Ranker.load(modelBytes, tokenizerBytes, { backend: 'cpu' });
+    for (const event of events) tokenizer.record(event);
+    const { createOrtRanker } = await import('/bench/ort.mjs');
+    const ranker = await createOrtRanker({ ortModuleUrl: dist + 'ort.wasm.min.mjs', modelBytes: onnxBytes, executionProvider: 'wasm', numThreads: 1, wasmPaths: { wasm: wasmBlob } });
+    ort = { tokenizer, ranker };
+  }
+  const order = (scores) => Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a]);
+  const ours = async (event, candidates) => {
     const t = performance.now();
-    shelf.record(newEvent(round));
+    shelf.record(event);
     const result = await shelf.rerank(candidates);
     const ms = performance.now() - t;
     if (result.fallback) throw result.error;
-    if (round >= warmup) times.push(ms);
-    if (round === warmup + runs - 1) scores = result.ranking.slice().sort((a, b) => a.originalPosition - b.originalPosition).map((r) => r.modelScore);
-  }
-  times.sort((a, b) => a - b);
-  const memory = await memoryMb();
-  shelf.destroy();
-  return { engine: 'shelfrank', case: 'uncached', backend: 'cpu', worker, candidates: n, history, p50_ms: percentile(times, 0.5), p95_ms: percentile(times, 0.95), memory_mb: memory, runs, scores };
-}
-
-/**
- * ONNX Runtime Web, uncached, on exactly shelfrank's inputs: inside its
- * timer the same WordPiece (shelfrank's, in wasm, with the same token cache
- * for past events) tokenises the new event and the fresh candidates into
- * ready typed arrays, then ORT runs the whole network (text tower on every
- * event and candidate, transformer, affinity, blend) and the scores are
- * sorted.
- */
-export async function benchOrtUncached({ history, candidates: n, runs, warmup = 10, onnxUrl }) {
-  const dist = '/node_modules/onnxruntime-web/dist/';
-  const wasmBlob = await blobUrl(dist + 'ort-wasm-simd-threaded.wasm');
-  const onnxBytes = new Uint8Array(await (await fetch(onnxUrl)).arrayBuffer());
-  if (!prepared) {
-    await initCpu({ module_or_path: files.wasmUrl });
-    prepared = true;
-  }
-  const tokenizer = await Ranker.load(modelBytes, tokenizerBytes, { backend: 'cpu' });
-  const { events } = scenario(history, 0);
-  for (const event of events) tokenizer.record(event);
-  const { createOrtRanker } = await import('/bench/ort.mjs');
-  const ranker = await createOrtRanker({ ortModuleUrl: dist + 'ort.wasm.min.mjs', modelBytes: onnxBytes, executionProvider: 'wasm', numThreads: 1, wasmPaths: { wasm: wasmBlob } });
-  const order = (scores) => Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a]);
-  const times = [];
-  let scores = null;
-  for (let round = 0; round < warmup + runs; round++) {
-    const candidates = freshCandidates(n, round);
+    return { ms, scores: () => result.ranking.slice().sort((a, b) => a.originalPosition - b.originalPosition).map((r) => r.modelScore) };
+  };
+  const theirs = async (event, candidates) => {
     const t = performance.now();
-    tokenizer.record(newEvent(round));
-    const inputs = tokenizer.scoringInputsPacked(JSON.stringify(candidates));
-    const out = await ranker.score(inputs);
+    ort.tokenizer.record(event);
+    const inputs = ort.tokenizer.scoringInputsPacked(JSON.stringify(candidates));
+    const prepared = performance.now();
+    const out = await ort.ranker.score(inputs);
     order(out);
-    const ms = performance.now() - t;
-    if (round >= warmup) times.push(ms);
-    if (round === warmup + runs - 1) scores = Array.from(out);
+    return { ms: performance.now() - t, prepMs: prepared - t, scores: () => Array.from(out) };
+  };
+  const times = { ours: [], theirs: [], prep: [] };
+  let last = null;
+  const warmUntil = performance.now() + warmupMs;
+  for (let round = 0, timed = 0; timed < runs; round++) {
+    const candidates = freshCandidates(n, round);
+    const event = newEvent(round);
+    const warm = round < warmup || performance.now() < warmUntil;
+    const a = round % 2 === 0 || !ort ? await ours(event, candidates) : null;
+    const b = ort ? await theirs(event, candidates) : null;
+    const c = a ?? (await ours(event, candidates));
+    if (warm) continue;
+    times.ours.push(c.ms);
+    if (b) times.theirs.push(b.ms);
+    if (b) times.prep.push(b.prepMs);
+    last = { ours: c, theirs: b };
+    timed++;
   }
-  times.sort((a, b) => a - b);
+  const stats = (list) => {
+    list.sort((x, y) => x - y);
+    return { p50_ms: percentile(list, 0.5), p95_ms: percentile(list, 0.95), runs: list.length };
+  };
   const memory = await memoryMb();
-  await ranker.release();
-  tokenizer.free();
-  return { engine: 'ort-web', case: 'uncached', backend: 'wasm', threads: ranker.numThreads, candidates: n, history, p50_ms: percentile(times, 0.5), p95_ms: percentile(times, 0.95), memory_mb: memory, runs, scores };
+  const oursScores = last.ours.scores();
+  const result = {
+    shelfrank: { engine: 'shelfrank', case: 'uncached', backend: 'cpu', worker, candidates: n, history, ...stats(times.ours), memory_mb: memory },
+  };
+  if (ort) {
+    const theirScores = last.theirs.scores();
+    result.ort = {
+      engine: 'ort-web',
+      case: 'uncached',
+      backend: 'wasm',
+      threads: ort.ranker.numThreads,
+      candidates: n,
+      history,
+      ...stats(times.theirs),
+      // Of which: recording the event and tokenising into typed arrays (the same work shelfrank does).
+      p50_tokenise_ms: stats(times.prep).p50_ms,
+      max_score_diff: Number(Math.max(...theirScores.map((x, i) => Math.abs(x - oursScores[i]))).toExponential(2)),
+    };
+    await ort.ranker.release();
+    ort.tokenizer.free();
+  }
+  shelf.destroy();
+  return result;
 }
 
 let prepared = null;
@@ -268,5 +304,5 @@ export async function benchOrt({ ep, history, candidates: n, runs, warmup = 20, 
   };
 }
 
-window.bench = { benchShelfrank, benchOrt, benchShelfrankUncached, benchOrtUncached, freshCandidates, inputsFor, scenario, files, memoryMb, percentile };
+window.bench = { benchShelfrank, benchOrt, benchUncached, freshCandidates, inputsFor, scenario, files, memoryMb, percentile };
 window.benchReady = true;

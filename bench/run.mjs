@@ -7,7 +7,7 @@
 // `cached` (shelfrank reuses its state and vectors; ORT cannot). Not a
 // test: numbers.
 //
-//   node bench/run.mjs [--quick] [--no-ort] [--no-webgpu]
+//   node bench/run.mjs [--quick] [--no-ort] [--no-webgpu] [--uncached-only]
 //
 // The page is served cross-origin isolated so the browser reports memory
 // (performance.measureUserAgentSpecificMemory, which counts workers and
@@ -63,34 +63,31 @@ try {
   // WordPiece; CPU only, single-threaded on both sides; history 50.
   const ratio = (name, against, us, them, extra = {}) =>
     print({ engine: 'ratio', ...extra, backend: `shelfrank ${name} / ort-web ${against}`, candidates: us.candidates, history: us.history, p50: round(us.p50_ms / them.p50_ms), p95: round(us.p95_ms / them.p95_ms) });
-  const strip = ({ scores, ...line }) => Object.fromEntries(Object.entries(line).map(([k, v]) => [k, round(v)]));
+  const strip = ({ scores, ...line }) => Object.fromEntries(Object.entries(line).map(([k, v]) => [k, k === 'max_score_diff' ? v : round(v)]));
   for (const candidates of quick ? [100] : [100, 1000, 5000]) {
     const history = 50;
-    const runs = candidates >= 5000 ? 10 : candidates >= 1000 ? 20 : 40;
-    const warmup = candidates >= 1000 ? 5 : 15;
-    const ours = {};
+    const runs = candidates >= 5000 ? 10 : candidates >= 1000 ? 30 : 150;
+    const warmup = candidates >= 1000 ? 5 : 30;
+    // Each in a fresh page: onnxruntime-web's settings are global.
     for (const worker of [false, true]) {
-      const result = await page.evaluate((c) => window.bench.benchShelfrankUncached(c), { worker, history, candidates, runs, warmup });
-      ours[worker ? 'worker' : 'page thread'] = result;
-      print(strip(result));
+      const pair = await browser.newPage();
+      pair.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+      await pair.goto(`${server.url}/bench/page.html`);
+      await pair.waitForFunction(() => window.benchReady === true, null, { timeout: 120_000 });
+      const result = await pair.evaluate((c) => window.bench.benchUncached(c), { worker, history, candidates, runs, warmup, onnxUrl: withOrt ? '/target/bench/shelfrank.onnx' : null });
+      await pair.close();
+      print(strip(result.shelfrank));
+      if (!result.ort) continue;
+      if (result.ort.threads !== 1) throw new Error(`ORT-web ran ${result.ort.threads} threads; the comparison is single-threaded on both sides`);
+      print(strip(result.ort));
+      ratio(`cpu ${worker ? 'worker' : 'page thread'}`, 'wasm', result.shelfrank, result.ort, { case: 'uncached' });
     }
-    if (!withOrt) continue;
-    const ortPage = await browser.newPage();
-    ortPage.on('pageerror', (e) => console.error(`[ort page error] ${e.message}`));
-    await ortPage.goto(`${server.url}/bench/page.html`);
-    await ortPage.waitForFunction(() => window.benchReady === true, null, { timeout: 120_000 });
-    const them = await ortPage.evaluate((c) => window.bench.benchOrtUncached(c), { history, candidates, runs, warmup, onnxUrl: '/target/bench/shelfrank.onnx' });
-    await ortPage.close();
-    if (them.threads !== 1) throw new Error(`ORT-web ran ${them.threads} threads; the comparison is single-threaded on both sides`);
-    const diff = Math.max(...them.scores.map((s, i) => Math.abs(s - ours['page thread'].scores[i])));
-    print({ ...strip(them), max_score_diff: Number(diff.toExponential(2)) });
-    for (const name of ['page thread', 'worker']) ratio(`cpu ${name}`, 'wasm', ours[name], them, { case: 'uncached' });
   }
 
   // Cached: the same list reranked again with the same history, so
   // shelfrank reuses its session state and candidate vectors while ORT
   // runs the whole network. Not like for like: labelled, with its own ratio.
-  const sizes = quick ? [20, 100] : [20, 100, 1000, 5000];
+  const sizes = args.has('--uncached-only') ? [] : quick ? [20, 100] : [20, 100, 1000, 5000];
   const histories = quick ? [50] : [10, 50];
   const runsFor = (n, backend) => (backend === 'webgpu' ? (n >= 1000 ? 5 : 10) : n >= 1000 ? 10 : 30);
   for (const history of histories) {
