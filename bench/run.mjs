@@ -7,7 +7,10 @@
 // `cached` (shelfrank reuses its state and vectors; ORT cannot). Not a
 // test: numbers.
 //
-//   node bench/run.mjs [--quick] [--no-ort] [--no-webgpu] [--uncached-only]
+//   node bench/run.mjs [--quick] [--no-ort] [--no-webgpu] [--uncached-only] [--no-pages]
+//
+// Last, the `page-view` case (bench/pages.mjs): ten product pages of a
+// multi-page shop, each a full navigation, per page and summarised.
 //
 // The page is served cross-origin isolated so the browser reports memory
 // (performance.measureUserAgentSpecificMemory, which counts workers and
@@ -23,6 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchChromium } from '../tests/browser/harness.mjs';
 import { serve } from '../tools/static-server.mjs';
+import { runPageViews } from './pages.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
@@ -146,3 +150,4 @@ try {
   await chrome.close();
   await server.close();
 }
+if (!args.has('--no-pages')) await runPageViews({ pages: quick ? 5 : 10, print });

@@ -365,13 +365,22 @@ export class Engine {
     if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
       throw namedError('InvalidOptionError', `unknown backend '${backend}'; use 'auto', 'webgpu' or 'cpu'`);
     }
+    // Where a load's time goes, for the load metric: ms from the start of
+    // load to each step's end (the first four run side by side).
+    const started = performance.now();
+    const stages = {};
+    const timed = (name, promise) =>
+      promise.then((value) => {
+        stages[name] = Math.round(performance.now() - started);
+        return value;
+      });
     const probe = backend === 'auto' ? hardwareAdapter(allowFallbackAdapter) : Promise.resolve({ adapter: null, why: '' });
     const first = backend === 'webgpu' ? 'webgpu' : 'cpu';
     const [RankerClass, modelBytes, tokenizerBytes, { adapter, why }] = await Promise.all([
-      rankerClass(first, first === 'cpu' ? wasmUrl : webgpuWasmUrl),
-      fetchBytes(modelUrl, 'model'),
-      fetchBytes(tokenizerUrl, 'tokenizer'),
-      probe,
+      timed('wasm', rankerClass(first, first === 'cpu' ? wasmUrl : webgpuWasmUrl)),
+      timed('model', fetchBytes(modelUrl, 'model')),
+      timed('tokenizer', fetchBytes(tokenizerUrl, 'tokenizer')),
+      timed('adapter', probe),
     ]);
     const options = { backend: first };
     if (history !== undefined) options.history = history;
@@ -386,12 +395,14 @@ export class Engine {
       options.backend = 'cpu';
       this.#ranker = await loadCpu({ modelBytes, tokenizerBytes, options, wasmUrl });
     }
+    stages.ranker = Math.round(performance.now() - started);
     // Kept to rebuild on the CPU if the GPU fails later (device lost).
     this.#rebuild = { modelBytes, tokenizerBytes, options, wasmUrl };
     this.#backend = this.#ranker.backend;
     this.#persist = persist;
     this.#storeName = storageName;
     const restored = await this.setStorage(storage);
+    stages.storage = Math.round(performance.now() - started);
     if (backend === 'auto') {
       if (adapter) {
         this.#backend = { ...this.#backend, reason: 'a WebGPU adapter exists: the CPU serves while WebGPU is measured against it' };
@@ -404,7 +415,7 @@ export class Engine {
     }
     if (fallback) this.#backend = { ...this.#backend, reason: `the CPU: WebGPU was requested but failed (${fallback.message})` };
     // The ranker's own request limits: the page bounds its copies by them.
-    return { backend: this.#backend, modelInfo: this.#ranker.modelInfo, limits: RankerClass.limits(), ...restored, fallback };
+    return { backend: this.#backend, modelInfo: this.#ranker.modelInfo, limits: RankerClass.limits(), ...restored, fallback, stages };
   }
 
   /**

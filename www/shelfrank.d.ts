@@ -142,6 +142,14 @@ export interface AttachOptions extends Omit<RerankOptions, 'surface'> {
   itemSelector?: string;
   /** Called after every reorder (or fallback). */
   onRerank?: (result: RerankResult<Candidate & { element: Element }>) => void;
+  /**
+   * For a list marked `data-shelfrank-hold` (kept hidden by the page's CSS,
+   * its space reserved): how long from `attach` loading and the first
+   * rerank may take before the list is shown in the server's order
+   * (default 250 ms). It is shown as soon as its order is settled and never
+   * moves on its own after that.
+   */
+  holdMs?: number;
 }
 
 export interface AttachedList {

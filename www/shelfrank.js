@@ -250,6 +250,10 @@ export class Reranker {
         ok: true,
         worker: this.#transport instanceof WorkerTransport,
         restoredEvents: loaded.restoredEvents,
+        // Where the time went, in ms from the start of the engine's load to the end of each step (the
+        // wasm, model, tokenizer and adapter probe run side by side; then the ranker, then the stored
+        // history); `ms` minus the last is the worker's start-up and messaging.
+        stages: loaded.stages ?? {},
         ...(afterCrash ? { afterCrash: true } : {}),
       });
       return loaded.backend;
@@ -565,6 +569,8 @@ class AttachedList {
   #serverOrder;
   #generation = 0;
   #detached = false;
+  /** The list came with `data-shelfrank-hold`: its first order is settled before it is shown. */
+  #holding;
   lastResult = null;
 
   constructor(reranker, element, options, loadWaitMs) {
@@ -579,7 +585,14 @@ class AttachedList {
       reranker.record({ type: 'search', query: query.trim() });
     }
     element.setAttribute('data-state', 'server');
+    this.#holding = element.hasAttribute('data-shelfrank-hold');
     this.refresh();
+  }
+
+  /** Shows a held list (whatever its order now); it never moves on its own after that. */
+  #release() {
+    this.#holding = false;
+    this.element.removeAttribute('data-shelfrank-hold');
   }
 
   #items() {
@@ -594,14 +607,26 @@ class AttachedList {
     const known = new Set(this.#serverOrder);
     if (current.length !== known.size || current.some((el) => !known.has(el))) this.#serverOrder = current;
     const candidates = this.#serverOrder.map((element) => ({ ...itemFromElement(element), element }));
-    const { explain, budgetMs, serverWeight, surface, onRerank } = this.#options;
+    const { explain, serverWeight, surface, onRerank } = this.#options;
+    let { budgetMs } = this.#options;
+    // A held list (data-shelfrank-hold: hidden, its space reserved) gets
+    // holdMs from attach for loading and its first rerank together, then
+    // shows in whatever order it has: no reshuffle after it is seen.
+    const holding = this.#holding;
+    const holdUntil = performance.now() + (Number.isFinite(this.#options.holdMs) ? Math.max(0, this.#options.holdMs) : 250);
+    const left = () => Math.max(1, holdUntil - performance.now());
     // The first rerank may wait for the model to load, up to loadWaitMs;
     // after that the list stays as the server sent it.
     if (this.#reranker.status === 'loading') {
-      await withTimeout(this.#reranker.ready, this.#loadWaitMs, () => namedError('NotReadyError', 'still loading')).catch(() => {});
+      const wait = holding ? left() : this.#loadWaitMs;
+      await withTimeout(this.#reranker.ready, wait, () => namedError('NotReadyError', 'still loading')).catch(() => {});
     }
+    if (holding) budgetMs = Math.min(Number.isFinite(budgetMs) && budgetMs > 0 ? budgetMs : Infinity, left());
     const result = await this.#reranker.rerank(candidates, { explain, budgetMs, serverWeight, surface });
-    if (generation !== this.#generation || this.#detached) return result;
+    if (generation !== this.#generation || this.#detached) {
+      if (holding) this.#release();
+      return result;
+    }
     if (!result.fallback) {
       this.#apply(result.items.map((c) => c.element));
       if (explain) {
@@ -609,6 +634,7 @@ class AttachedList {
       }
       this.element.setAttribute('data-state', 'reranked');
     }
+    if (holding) this.#release();
     this.lastResult = result;
     if (onRerank) {
       try {
@@ -647,6 +673,7 @@ class AttachedList {
   /** Puts the nodes back in the server's order. */
   restore() {
     this.#generation++;
+    if (this.#holding) this.#release();
     this.#apply(this.#serverOrder);
     for (const el of this.#serverOrder) this.#writeReason(el, null);
     this.element.setAttribute('data-state', 'server');

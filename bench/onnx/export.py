@@ -28,7 +28,9 @@ The layer structure follows burn-nn 0.22.1's TransformerEncoder with
 norm_first = true: per layer
     x = x + MHA(LayerNorm_2(x), causal mask)     (masked scores set to -1e4)
     x = x + Linear_outer(GELU_erf(Linear_inner(LayerNorm_1(x))))
-then the model's final LayerNorm. Note the names: burn's norm_2 is the one
+then the model's final LayerNorm. Only the newest event's state is
+scored, so the last layer computes that row alone (keys and values over
+all events), as SessionRanker::encode_last does. Note the names: burn's norm_2 is the one
 *before* attention and norm_1 the one before the feed-forward block.
 Burn's Linear weights are stored [d_in, d_out] (y = x W + b), so they are
 used as is by MatMul.
@@ -262,25 +264,38 @@ def build(header, tensors, int8=False):
     scale = g.const(math.sqrt(d_k), np.float32)
     fill = g.const(MASK_FILL, np.float32)
 
+    def newest(t):
+        return g.op("Slice", [t, g.const([-1], np.int64), g.const([2**62], np.int64), g.const([0], np.int64)])  # [1, ...]
+
     for layer in range(layers):
         p = f"encoder.layers.{layer}"
+        # Scoring reads only the newest event's state, so the last layer
+        # runs its query, residual, feed-forward and norm for that row
+        # alone (its keys and values still cover every event), as
+        # SessionRanker::encode_last does: the same numbers, less work.
+        last_layer = layer == layers - 1
         h = g.layer_norm(x, p + ".norm_2")
 
-        def project(name):
-            y = g.linear(h, f"{p}.mha.{name}")  # [L, dim]
-            y = g.op("Reshape", [y, split_heads])  # [L, H, d_k]
-            return g.op("Transpose", [y], f"{p}.{name}_heads", perm=[1, 0, 2])  # [H, L, d_k]
+        def project(name, source):
+            y = g.linear(source, f"{p}.mha.{name}")  # [rows, dim]
+            y = g.op("Reshape", [y, split_heads])  # [rows, H, d_k]
+            return g.op("Transpose", [y], f"{p}.{name}_heads", perm=[1, 0, 2])  # [H, rows, d_k]
 
-        q, k, v = project("query"), project("key"), project("value")
+        q = project("query", newest(h) if last_layer else h)
+        k, v = project("key", h), project("value", h)
         kt = g.op("Transpose", [k], perm=[0, 2, 1])  # [H, d_k, L]
-        scores = g.op("Div", [g.op("MatMul", [q, kt]), scale], f"{p}.scores")  # [H, L, L]
-        scores = g.op("Where", [future, fill, scores], f"{p}.masked")
+        scores = g.op("Div", [g.op("MatMul", [q, kt]), scale], f"{p}.scores")  # [H, rows, L]
+        if not last_layer:  # the newest event sees every event
+            scores = g.op("Where", [future, fill, scores], f"{p}.masked")
+            x_rows = x
+        else:
+            x_rows = newest(x)
         weights = g.op("Softmax", [scores], f"{p}.attention", axis=-1)
         context = g.op("MatMul", [weights, v])  # [H, L, d_k]
         context = g.op("Transpose", [context], perm=[1, 0, 2])  # [L, H, d_k]
         context = g.op("Reshape", [context, merge_heads])  # [L, dim]
         context = g.linear(context, f"{p}.mha.output")
-        x = g.op("Add", [x, context], f"{p}.after_attention")
+        x = g.op("Add", [x_rows, context], f"{p}.after_attention")
 
         h = g.layer_norm(x, p + ".norm_1")
         h = g.linear(h, p + ".pwff.linear_inner")
@@ -288,10 +303,7 @@ def build(header, tensors, int8=False):
         h = g.linear(h, p + ".pwff.linear_outer")
         x = g.op("Add", [x, h], f"{p}.out")
 
-    states = g.layer_norm(x, "norm")  # [L, dim]
-    state = g.op(
-        "Slice", [states, g.const([-1], np.int64), g.const([2**62], np.int64), g.const([0], np.int64)], "state"
-    )  # [1, dim]: the newest event's state
+    state = g.layer_norm(x, "norm")  # [1, dim]: the newest event's state
 
     # Transformer score: state · candidate item vector.
     transformer = g.op("MatMul", [state, g.op("Transpose", [candidates], perm=[1, 0])], "transformer_scores")  # [1, N]

@@ -97,7 +97,7 @@ fn yes() -> bool {
 struct Model {
     #[serde(rename = "type")]
     kind: String,
-    vocab: HashMap<String, u32>,
+    vocab: Vocabulary,
     unk_token: String,
     #[serde(default = "default_prefix")]
     continuing_subword_prefix: String,
@@ -148,7 +148,7 @@ impl WordPiece {
             .ok_or_else(|| unsupported(format!("the unknown token '{}' is not in the vocabulary", file.model.unk_token)))?;
         let longest = file.model.vocab.keys().map(String::len).max().unwrap_or(0);
         Ok(WordPiece {
-            vocab: file.model.vocab.into_iter().collect(),
+            vocab: file.model.vocab,
             longest,
             unk,
             prefix: file.model.continuing_subword_prefix,

@@ -290,6 +290,79 @@ test('a result later than its budget is dropped and the list keeps the server or
   await page.close();
 });
 
+test('a held list (data-shelfrank-hold) is reordered before it is shown, or shown in server order when holdMs runs out, and never moves after', async () => {
+  const page = await site.openPage('shop.html');
+  const outcome = await page.evaluate(async (scenario) => {
+    const { viewed, list } = scenario;
+    const ids = (ul) => [...ul.children].map((li) => li.dataset.shelfrankId);
+    /** Watches a held list: its order when it was released, and whether it moved after. */
+    const watch = (ul) => {
+      const seen = { releasedOrder: null, movedAfter: 0, status: null };
+      new MutationObserver((records) => {
+        if (seen.releasedOrder) {
+          seen.movedAfter += records.filter((r) => r.type === 'childList').length;
+        } else if (!ul.hasAttribute('data-shelfrank-hold')) {
+          seen.releasedOrder = ids(ul);
+        }
+      }).observe(ul, { attributes: true, childList: true });
+      return seen;
+    };
+    const record = (shelf) => {
+      for (const item of viewed) shelf.record({ type: 'view', id: item.id, title: item.title, category: item.category, brand: item.brand });
+    };
+    // A ready ranker: the list is reordered while held, then shown.
+    const ready = window.renderList(list);
+    ready.setAttribute('data-shelfrank-hold', '');
+    const serverIds = ids(ready);
+    const shelf = window.shelfrank.createReranker({ persist: false, dataLayer: false });
+    await shelf.ready;
+    record(shelf);
+    const readyWatch = watch(ready);
+    const first = await new Promise((resolve) => shelf.attach(ready, { surface: 'popular', holdMs: 10_000, onRerank: resolve }));
+    await new Promise((r) => setTimeout(r, 300));
+    const readyFinal = ids(ready);
+    // A ranker still loading when holdMs runs out: shown in server order, and it stays so once the ranker is ready.
+    const late = document.createElement('ul');
+    late.append(...serverIds.map((id) => ready.querySelector(`[data-shelfrank-id="${id}"]`).cloneNode(true)));
+    late.setAttribute('data-shelfrank-hold', '');
+    document.body.append(late);
+    const slow = window.shelfrank.createReranker({ persist: false, dataLayer: false });
+    record(slow);
+    const lateWatch = watch(late);
+    const second = await new Promise((resolve) => slow.attach(late, { surface: 'popular', holdMs: 20, onRerank: resolve }));
+    const statusAtRelease = slow.status;
+    await slow.ready;
+    await new Promise((r) => setTimeout(r, 500));
+    return {
+      first: { fallback: first.fallback, error: first.error?.message },
+      readyHeld: ready.hasAttribute('data-shelfrank-hold'),
+      readyReleasedReordered: readyWatch.releasedOrder !== null && readyWatch.releasedOrder.join() !== serverIds.join(),
+      readyReleasedFinal: readyWatch.releasedOrder?.join() === readyFinal.join(),
+      readyMovedAfter: readyWatch.movedAfter,
+      second: { fallback: second.fallback, name: second.error?.name },
+      statusAtRelease,
+      lateHeld: late.hasAttribute('data-shelfrank-hold'),
+      lateServerOrder: ids(late).join() === serverIds.join(),
+      lateReleasedInServerOrder: lateWatch.releasedOrder?.join() === serverIds.join(),
+      lateMovedAfter: lateWatch.movedAfter,
+      slowStatus: slow.status,
+    };
+  }, scenario());
+  assert.equal(outcome.first.fallback, false, outcome.first.error);
+  assert.equal(outcome.readyHeld, false, 'the held list is shown after its first rerank');
+  assert.ok(outcome.readyReleasedReordered, 'it was shown already reordered');
+  assert.ok(outcome.readyReleasedFinal, 'in the order it keeps');
+  assert.equal(outcome.readyMovedAfter, 0, 'no node moved after it was shown');
+  assert.equal(outcome.second.fallback, true);
+  assert.equal(outcome.statusAtRelease, 'loading', 'the list was shown while the ranker was still loading');
+  assert.equal(outcome.lateHeld, false);
+  assert.ok(outcome.lateReleasedInServerOrder && outcome.lateServerOrder, 'shown and kept in the server order');
+  assert.equal(outcome.lateMovedAfter, 0, 'no reshuffle once the ranker was ready');
+  assert.equal(outcome.slowStatus, 'ready');
+  assert.deepEqual(site.pageErrors, []);
+  await page.close();
+});
+
 test('reranking 1,000 candidates in the worker does not block the page thread (no long tasks), and metrics carry no ids, titles or queries', async () => {
   const page = await site.openPage('shop.html');
   const outcome = await page.evaluate(async () => {
