@@ -6,7 +6,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{ErrorKind, Result, err};
-use crate::model::EventKind;
+use crate::model::{EventKind, FastSet};
 use crate::model::{
     FastMap, ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, SessionState, TextEncoder, TokenTable, sha256_hex,
 };
@@ -306,7 +306,7 @@ impl Reranker {
     /// cache last started over.
     fn candidate_text_vectors(&mut self, texts: &[String], rows: usize) -> Result<Tensor<2>> {
         let mut missing: Vec<&str> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = FastSet::default();
         for text in texts {
             if !self.text_rows.contains_key(text) && seen.insert(text.as_str()) {
                 missing.push(text);
@@ -320,7 +320,7 @@ impl Reranker {
             // Full: start over, with every distinct text of this list missing.
             self.text_rows.clear();
             self.next_text_row = 0;
-            let mut distinct = std::collections::HashSet::new();
+            let mut distinct = FastSet::default();
             missing = texts.iter().map(String::as_str).filter(|t| distinct.insert(*t)).collect();
         }
         if needed(missing.len()) > TEXT_VECTOR_ROWS {

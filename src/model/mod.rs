@@ -27,7 +27,7 @@ pub use event::EventKind;
 pub use file::{FORMAT_VERSION, MAGIC, ModelFile, StoredAs, TensorEntry, sha256_hex};
 pub use network::{SessionInput, SessionRanker, SessionState};
 pub use text::{ItemText, TextEncoder, TokenTable};
-pub(crate) use wordpiece::FastMap;
+pub(crate) use wordpiece::{FastMap, FastSet};
 
 use serde::{Deserialize, Serialize};
 

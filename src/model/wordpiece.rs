@@ -28,6 +28,9 @@ pub(crate) struct WordHasher(u64);
 /// A `HashMap` with [`WordHasher`].
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
 
+/// A `HashSet` with [`WordHasher`].
+pub(crate) type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<WordHasher>>;
+
 impl Hasher for WordHasher {
     fn write(&mut self, bytes: &[u8]) {
         const K: u64 = 0x517c_c1b7_2722_0a95;
@@ -173,6 +176,9 @@ impl WordPiece {
     /// The first `max` ids of [`WordPiece::encode`], reading no further
     /// into the text than they need.
     pub fn encode_first(&self, text: &str, max: usize) -> Vec<u32> {
+        if text.is_ascii() {
+            return self.encode_ascii(text, max);
+        }
         let normalized = self.normalize(text);
         let mut ids = Vec::new();
         for word in pre_tokenize(&normalized) {
@@ -185,10 +191,45 @@ impl WordPiece {
         ids
     }
 
-    fn normalize(&self, text: &str) -> String {
-        if text.is_ascii() {
-            return self.normalize_ascii(text);
+    /// [`WordPiece::encode_first`] for ASCII text (most product titles),
+    /// in one pass over the bytes: the normalizer (drop control characters,
+    /// tabs and newlines to spaces, lowercase), the pre-tokenizer (split on
+    /// whitespace, punctuation on its own) and the word pieces of each word
+    /// as it ends, with no normalised copy of the text.
+    fn encode_ascii(&self, text: &str, max: usize) -> Vec<u32> {
+        let mut ids = Vec::new();
+        let mut word = String::new();
+        let flush = |word: &mut String, ids: &mut Vec<u32>| {
+            if !word.is_empty() && ids.len() < max {
+                self.word_pieces(word, ids);
+            }
+            word.clear();
+        };
+        for &byte in text.as_bytes() {
+            if ids.len() >= max {
+                break;
+            }
+            let c = match byte {
+                b'\t' | b'\n' | b'\r' if self.clean_text => ' ',
+                b if self.clean_text && (b == 0 || (b as char).is_ascii_control()) => continue,
+                b => b as char,
+            };
+            if c.is_whitespace() {
+                flush(&mut word, &mut ids);
+            } else if c.is_ascii_punctuation() {
+                flush(&mut word, &mut ids);
+                word.push(c);
+                flush(&mut word, &mut ids);
+            } else {
+                word.push(if self.lowercase { c.to_ascii_lowercase() } else { c });
+            }
         }
+        flush(&mut word, &mut ids);
+        ids.truncate(max);
+        ids
+    }
+
+    fn normalize(&self, text: &str) -> String {
         let mut out = String::with_capacity(text.len());
         for c in text.chars() {
             if self.clean_text {
@@ -213,22 +254,6 @@ impl WordPiece {
         }
         if self.lowercase {
             out = out.chars().flat_map(char::to_lowercase).collect();
-        }
-        out
-    }
-
-    /// [`WordPiece::normalize`] for ASCII text, in one pass: nothing to
-    /// decompose, strip or space out.
-    fn normalize_ascii(&self, text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
-        for c in text.chars() {
-            let c = match c {
-                '\0' | '\x01'..='\x08' | '\x0b' | '\x0c' | '\x0e'..='\x1f' | '\x7f' if self.clean_text => continue,
-                '\t' | '\n' | '\r' if self.clean_text => ' ',
-                c if self.lowercase => c.to_ascii_lowercase(),
-                c => c,
-            };
-            out.push(c);
         }
         out
     }
