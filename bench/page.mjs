@@ -224,7 +224,7 @@ export async function benchUncached({ history, candidates: n, runs, warmup = 10,
 }
 
 let prepared = null;
-/** The network's inputs for a scenario, from shelfrank's own tokenizer and history (not timed). */
+/** The network's inputs for a scenario, from shelfrank's own tokenizer and history, in bench/ort.mjs's layout (not timed). */
 export async function inputsFor(history, n) {
   if (!prepared) {
     await initCpu({ module_or_path: files.wasmUrl });
@@ -234,29 +234,9 @@ export async function inputsFor(history, n) {
   const ranker = await Ranker.load(modelBytes, tokenizerBytes, { backend: 'cpu' });
   const now = Date.now();
   for (const [i, event] of events.entries()) ranker.record({ ...event, timestamp: now - (events.length - i) });
-  const inputs = ranker.scoringInputs(candidates);
+  const inputs = ranker.scoringInputsPacked(JSON.stringify(candidates));
   ranker.free();
   return inputs;
-}
-
-/** The same inputs in the layout bench/ort.mjs takes. */
-function ortInputs(inputs) {
-  const { events: L, candidates: N, tokensPerText: T } = inputs;
-  const big = (values) => BigInt64Array.from(values, (v) => BigInt(v));
-  return {
-    L,
-    N,
-    T,
-    T2: T,
-    eventRows: big(inputs.eventRows),
-    eventKinds: big(inputs.eventKinds),
-    eventTokens: big(inputs.tokens.slice(0, L * T)),
-    eventMask: Float32Array.from(inputs.mask.slice(0, L * T)),
-    candidateRows: big(inputs.candidateRows),
-    candidateTokens: big(inputs.tokens.slice(L * T)),
-    candidateMask: Float32Array.from(inputs.mask.slice(L * T)),
-    affinityWeights: Float32Array.from(inputs.affinityWeights),
-  };
 }
 
 /**
@@ -271,7 +251,7 @@ export async function benchOrt({ ep, history, candidates: n, runs, warmup = 20, 
   const wasmFile = ep === 'webgpu' ? 'ort-wasm-simd-threaded.asyncify.wasm' : 'ort-wasm-simd-threaded.wasm';
   const wasmBlob = await blobUrl(dist + wasmFile);
   const modelBytes = new Uint8Array(await (await fetch(onnxUrl)).arrayBuffer());
-  const inputs = ortInputs(await inputsFor(history, n));
+  const inputs = await inputsFor(history, n);
   const { createOrtRanker } = await import('/bench/ort.mjs');
   const order = (scores) => Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a]);
   const t0 = performance.now();

@@ -327,34 +327,12 @@ impl Ranker {
         Ok(())
     }
 
-    /// The network's inputs for `candidates` against the live history, as
-    /// plain arrays: for running the same model in another runtime (the
-    /// ONNX Runtime Web comparison in `bench/`). Not part of the ranking API.
-    #[wasm_bindgen(js_name = scoringInputs)]
-    pub fn scoring_inputs(&self, #[wasm_bindgen(unchecked_param_type = "Candidate[]")] candidates: JsValue) -> Result<JsValue, JsValue> {
-        let candidates: Vec<Candidate> = serde_wasm_bindgen::from_value(candidates)
-            .map_err(|e| bad_input(ErrorKind::InvalidCandidate, "invalid candidate list (each needs a string 'id')", e))?;
-        let mut inner = self.inner.borrow_mut();
-        let decay = inner.config().affinity_decay;
-        let inputs = inner.scoring_inputs(&candidates).map_err(js_error)?;
-        to_js(&serde_json::json!({
-            "events": inputs.session.len,
-            "candidates": inputs.candidate_rows.len(),
-            "tokensPerText": inputs.text.len,
-            "eventRows": inputs.session.item_rows,
-            "eventKinds": inputs.session.kinds,
-            "candidateRows": inputs.candidate_rows,
-            "tokens": inputs.text.rows,
-            "mask": inputs.text.mask,
-            "affinityWeights": inputs.session.affinity_weights(decay),
-        }))
-    }
-
-    /// [`Ranker::scoring_inputs`] for a JSON candidate list, as typed arrays
-    /// in the layout of `bench/ort.mjs` (int64 as `BigInt64Array`): what
-    /// the benchmark's ONNX Runtime side times, so that it tokenises with
-    /// the same WordPiece and token cache as shelfrank and pays no
-    /// conversion. Not part of the ranking API.
+    /// The network's inputs for a JSON candidate list against the live
+    /// history, as typed arrays in the layout of `bench/ort.mjs` (int64 as
+    /// `BigInt64Array`): for running the same model in another runtime (the
+    /// ONNX Runtime Web comparison in `bench/`, which times this call so
+    /// that it tokenises with the same WordPiece and token cache as
+    /// shelfrank and pays no conversion). Not part of the ranking API.
     #[wasm_bindgen(js_name = scoringInputsPacked)]
     pub fn scoring_inputs_packed(&self, #[wasm_bindgen(js_name = candidatesJson)] candidates_json: String) -> Result<JsValue, JsValue> {
         let candidates: Vec<Candidate> = serde_json::from_str(&candidates_json)

@@ -160,16 +160,23 @@ impl SessionRanker {
     /// `[batch, seq, dim]` → session states `[batch, seq, dim]`, where state
     /// `t` has seen events `..=t` only.
     pub fn encode(&self, events: Tensor<3>, kinds: Tensor<2, Int>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let (x, present, causal) = self.encoder_input(events, kinds, padding.clone());
+        let x = self.encoder.forward(TransformerEncoderInput::new(x).mask_pad(padding).mask_attn(causal));
+        self.norm.forward(x) * present
+    }
+
+    /// What the encoder layers read: event vectors scaled, plus kind and
+    /// recency embeddings, zero under padding; with the padding as a
+    /// `[batch, seq, 1]` 0/1 factor and the causal mask.
+    fn encoder_input(&self, events: Tensor<3>, kinds: Tensor<2, Int>, padding: Tensor<2, Bool>) -> (Tensor<3>, Tensor<3>, Tensor<3, Bool>) {
         let [batch, seq, dim] = events.dims();
         let device = events.device();
         let recency: Vec<i64> = (0..seq).rev().map(|p| p as i64).collect();
         let positions = self.positions.forward(Tensor::<2, Int>::from_data(TensorData::new(recency, [1, seq]), &device)); // [1, seq, dim]
-        let present = padding.clone().bool_not().float().reshape([batch, seq, 1]); // [batch, seq, 1]
+        let present = padding.bool_not().float().reshape([batch, seq, 1]); // [batch, seq, 1]
         let x = events * (dim as f64).sqrt() + self.event_kinds.forward(kinds) + positions;
         let x = self.dropout.forward(x) * present.clone();
-        let causal = generate_autoregressive_mask(batch, seq, &device);
-        let x = self.encoder.forward(TransformerEncoderInput::new(x).mask_pad(padding).mask_attn(causal));
-        self.norm.forward(x) * present
+        (x, present, generate_autoregressive_mask(batch, seq, &device))
     }
 
     /// [`SessionRanker::encode`]'s state after each session's newest event
@@ -184,13 +191,7 @@ impl SessionRanker {
         let Some((last, earlier)) = self.encoder.layers.split_last().filter(|(last, _)| last.norm_first) else {
             return newest(self.encode(events, kinds, padding)).reshape([batch, dim]);
         };
-        let device = events.device();
-        let recency: Vec<i64> = (0..seq).rev().map(|p| p as i64).collect();
-        let positions = self.positions.forward(Tensor::<2, Int>::from_data(TensorData::new(recency, [1, seq]), &device)); // [1, seq, dim]
-        let present = padding.clone().bool_not().float().reshape([batch, seq, 1]); // [batch, seq, 1]
-        let x = events * (dim as f64).sqrt() + self.event_kinds.forward(kinds) + positions;
-        let mut x = self.dropout.forward(x) * present;
-        let causal = generate_autoregressive_mask(batch, seq, &device);
+        let (mut x, _, causal) = self.encoder_input(events, kinds, padding.clone());
         for layer in earlier {
             x = layer.forward(x, Some(padding.clone()), Some(causal.clone()));
         }
