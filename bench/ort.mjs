@@ -108,6 +108,8 @@ export async function createOrtRanker({
       const data = scores.location === 'cpu' ? scores.data : await scores.getData(true);
       const out = new Float32Array(data);
       scores.dispose?.();
+      // The repeat prior's offsets, added on the host as shelfrank adds them.
+      if (inputs.repeatOffsets) for (let i = 0; i < N; i++) out[i] += inputs.repeatOffsets[i];
       return out;
     },
 

@@ -6,8 +6,13 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::Result;
-use crate::dataset::{CatalogItem, Example};
-use crate::model::{Affinity, EventKind, ItemText, SessionInput, SessionRanker, TextEncoder};
+use std::path::Path;
+
+use crate::dataset::{CatalogItem, Dataset, Example};
+use crate::model::{
+    Affinity, EventKind, FastMap, ItemText, ModelFile, RECENCY_BUCKETS, RepeatPrior, SessionInput, SessionRanker, TextEncoder,
+    recency_bucket, sha256_hex,
+};
 
 /// Token rows for every catalog item, in index order.
 pub fn catalog_text(items: &[CatalogItem], text: &TextEncoder) -> Result<ItemText> {
@@ -27,6 +32,17 @@ impl IdRows {
     pub fn new(n_items: usize, with_ids: bool, held_out: &[u32]) -> IdRows {
         let mut rows: Vec<i64> = if with_ids { (1..=n_items as i64).collect() } else { vec![0; n_items] };
         for &item in held_out {
+            if let Some(row) = rows.get_mut(item as usize) {
+                *row = 0;
+            }
+        }
+        IdRows { rows }
+    }
+
+    /// The same rows with `items` also mapped to row 0 (text only).
+    pub fn without(&self, items: &[u32]) -> IdRows {
+        let mut rows = self.rows.clone();
+        for &item in items {
             if let Some(row) = rows.get_mut(item as usize) {
                 *row = 0;
             }
@@ -78,6 +94,58 @@ pub fn catalog_vectors(model: &SessionRanker, text_vectors: Tensor<2>, ids: &IdR
     model.item_vectors(Tensor::<1, Int>::from_data(TensorData::new(ids.all().to_vec(), [n]), device), text_vectors)
 }
 
+/// A model file loaded for evaluation on a dataset: the network, its
+/// catalog's token rows and ID rows, and where it came from.
+pub struct LoadedModel {
+    pub network: SessionRanker,
+    pub catalog: ItemText,
+    pub ids: IdRows,
+    pub max_events: usize,
+    pub file: ModelFile,
+    pub bytes: usize,
+    pub sha256: String,
+    pub affinity: Affinity,
+}
+
+impl LoadedModel {
+    /// Reads `path` and matches its catalog to `data`'s items by shop id
+    /// (items it held out of training get ID row 0).
+    pub fn load(path: &Path, tokenizer_json: &[u8], data: &Dataset, device: &Device) -> std::result::Result<LoadedModel, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let file = ModelFile::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = TextEncoder::new(tokenizer_json, &file.vocab, file.config.max_text_tokens).map_err(|e| e.to_string())?;
+        let catalog = catalog_text(&data.items, &text).map_err(|e| e.to_string())?;
+        let known: std::collections::HashMap<&str, usize> = file.items.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        let held_out: Vec<String> = file.meta["heldOutItems"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let with_ids = !file.items.is_empty();
+        if with_ids && data.items.iter().enumerate().any(|(i, item)| known.get(item.id.as_str()) != Some(&i)) {
+            return Err(format!("{} was trained on another catalog than {}", path.display(), data.name));
+        }
+        let held: Vec<u32> = data.items.iter().enumerate().filter(|(_, item)| held_out.contains(&item.id)).map(|(i, _)| i as u32).collect();
+        let ids = IdRows::new(data.items.len(), with_ids, &held);
+        let network = file.build(device).map_err(|e| e.to_string())?;
+        Ok(LoadedModel {
+            network,
+            catalog,
+            ids,
+            max_events: file.config.max_events,
+            sha256: sha256_hex(&bytes),
+            bytes: bytes.len(),
+            affinity: file.config.affinity(),
+            file,
+        })
+    }
+
+    /// A scorer with `affinity` and, when `repeats` is set, the file's repeat prior.
+    pub fn scorer(&self, affinity: Affinity, repeats: bool, device: &Device) -> ModelScorer<'_> {
+        let scorer = ModelScorer::new(&self.network, &self.catalog, self.ids.clone(), affinity, device);
+        if repeats { scorer.with_repeat_prior(&self.file.config.repeat_prior) } else { scorer }
+    }
+}
+
 /// Anything that scores every catalog item for a batch of histories.
 pub trait Scorer {
     /// `[histories.len() * n_items]` scores, higher is better.
@@ -85,27 +153,35 @@ pub trait Scorer {
 }
 
 /// The network as a [`Scorer`], with its catalog text vectors computed
-/// once. Scores through the same two calls as the page's `Reranker`
+/// once. Scores through the same calls as the page's `Reranker`
 /// ([`SessionRanker::session_states`], then
-/// [`SessionRanker::score_candidate_vectors`]), with every catalog item a
-/// candidate; a test checks the two agree on the shipped model.
+/// [`SessionRanker::score_candidate_vectors`], then
+/// [`RepeatPrior::adjust`]), with every catalog item a candidate; a test
+/// checks the two agree on the shipped model.
 pub struct ModelScorer<'a> {
     model: &'a SessionRanker,
     text_vectors: Tensor<2>,
     ids: IdRows,
     affinity: Affinity,
+    repeat_prior: Vec<f32>,
     device: Device,
 }
 
 impl<'a> ModelScorer<'a> {
+    /// Scores with no repeat prior; see [`ModelScorer::with_repeat_prior`].
     pub fn new(model: &'a SessionRanker, catalog: &ItemText, ids: IdRows, affinity: Affinity, device: &Device) -> ModelScorer<'a> {
         let text_vectors = model.text_vectors(catalog, device);
-        ModelScorer { model, text_vectors, ids, affinity, device: device.clone() }
+        ModelScorer { model, text_vectors, ids, affinity, repeat_prior: Vec::new(), device: device.clone() }
     }
-}
 
-impl Scorer for ModelScorer<'_> {
-    fn score(&mut self, histories: &[&[u32]]) -> Result<Vec<f32>> {
+    /// Applies a repeat prior table (a model config's `repeat_prior`).
+    pub fn with_repeat_prior(mut self, table: &[f32]) -> ModelScorer<'a> {
+        self.repeat_prior = table.to_vec();
+        self
+    }
+
+    /// The blended scores before the repeat prior, `[histories.len() * n_items]`.
+    pub fn blended(&mut self, histories: &[&[u32]]) -> Result<Vec<f32>> {
         // Every history event is a catalog purchase here: its text vector is the catalog's.
         let (input, items) = session_input(histories, &self.ids, &|_, _| (EventKind::Purchase, true));
         let n = items.len();
@@ -115,6 +191,135 @@ impl Scorer for ModelScorer<'_> {
             self.model.score_candidate_vectors(&state, self.ids.all(), self.text_vectors.clone(), self.affinity, &self.device, false, None);
         crate::read_scores(scores.into_data())
     }
+}
+
+/// A dataset history as the repeat prior reads a session: every event a
+/// purchase of a catalog item.
+pub fn purchases(history: &[u32]) -> Vec<(Option<u32>, EventKind)> {
+    history.iter().map(|&item| (Some(item), EventKind::Purchase)).collect()
+}
+
+impl Scorer for ModelScorer<'_> {
+    fn score(&mut self, histories: &[&[u32]]) -> Result<Vec<f32>> {
+        let mut scores = self.blended(histories)?;
+        let n_items = self.ids.all().len();
+        let prior = RepeatPrior::new(&self.repeat_prior);
+        for (row, history) in scores.chunks_mut(n_items).zip(histories) {
+            prior.adjust(row, 0..n_items as u32, &purchases(history));
+        }
+        Ok(scores)
+    }
+}
+
+/// How the repeat prior was fitted (see [`fit_repeat_prior`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepeatFit {
+    /// Training examples (every next item of every training sequence).
+    pub examples: usize,
+    /// Of those, how many next items were already in the history, per
+    /// recency bucket.
+    pub repeats_by_bucket: Vec<usize>,
+    /// The fitted offset per recency bucket (standardised score units).
+    pub offsets: Vec<f32>,
+    /// Training MRR (ranks past [`FIT_DEPTH`] count 0) without and with the offsets.
+    pub train_mrr_before: f64,
+    pub train_mrr_after: f64,
+}
+
+/// Ranks past this depth add nothing to the fit's objective.
+pub const FIT_DEPTH: usize = 64;
+
+/// One training example as the fit reads it.
+struct RepeatCase {
+    target: f32,
+    target_bucket: Option<usize>,
+    /// Every other history item: (recency bucket, score).
+    seen: Vec<(usize, f32)>,
+    /// The best [`FIT_DEPTH`] scores of the items not in the history, descending.
+    unseen: Vec<f32>,
+}
+
+impl RepeatCase {
+    fn reciprocal_rank(&self, offsets: &[f32]) -> f64 {
+        let target = self.target + self.target_bucket.map_or(0.0, |b| offsets[b]);
+        let above = self.unseen.partition_point(|&s| s >= target) + self.seen.iter().filter(|&&(b, s)| s + offsets[b] >= target).count();
+        if above < FIT_DEPTH { 1.0 / (above as f64 + 1.0) } else { 0.0 }
+    }
+}
+
+/// Fits the repeat prior's offsets on training data: every next item of
+/// every sequence in `sequences` (histories capped at `max_events`) is
+/// scored by `scorer` (blended, before any prior), and each recency
+/// bucket's offset is the one on a grid from -12 to +3 that maximises the
+/// training MRR, coordinate by coordinate, three rounds. The training data
+/// here has one event kind (purchases, i.e. reviews), so the table's rows
+/// for views, clicks and carts take the same offsets; search events carry
+/// no item and get none. Returns the table for
+/// [`crate::model::RankerConfig::repeat_prior`] and a report.
+pub fn fit_repeat_prior(scorer: &mut ModelScorer, sequences: &[&[u32]], max_events: usize) -> Result<(Vec<f32>, RepeatFit)> {
+    let mut examples: Vec<(&[u32], u32)> = Vec::new();
+    for sequence in sequences {
+        for t in 1..sequence.len() {
+            examples.push((&sequence[t.saturating_sub(max_events)..t], sequence[t]));
+        }
+    }
+    let n_items = scorer.ids.all().len();
+    let mut cases = Vec::with_capacity(examples.len());
+    let mut repeats = vec![0usize; RECENCY_BUCKETS];
+    for chunk in examples.chunks(256) {
+        let histories: Vec<&[u32]> = chunk.iter().map(|(h, _)| *h).collect();
+        let scores = scorer.blended(&histories)?;
+        for ((history, target), row) in chunk.iter().zip(scores.chunks(n_items)) {
+            let mut bucket_of: FastMap<u32, usize> = FastMap::default();
+            for (back, &item) in history.iter().rev().enumerate() {
+                bucket_of.entry(item).or_insert(recency_bucket(back));
+            }
+            let target_bucket = bucket_of.get(target).copied();
+            if let Some(b) = target_bucket {
+                repeats[b] += 1;
+            }
+            let seen = bucket_of.iter().filter(|(item, _)| *item != target).map(|(&item, &b)| (b, row[item as usize])).collect();
+            let mut unseen: Vec<f32> = row
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != *target as usize && !bucket_of.contains_key(&(i as u32)))
+                .map(|(_, &s)| s)
+                .collect();
+            if unseen.len() > FIT_DEPTH {
+                unseen.select_nth_unstable_by(FIT_DEPTH, |a, b| b.total_cmp(a));
+                unseen.truncate(FIT_DEPTH);
+            }
+            unseen.sort_by(|a, b| b.total_cmp(a));
+            cases.push(RepeatCase { target: row[*target as usize], target_bucket, seen, unseen });
+        }
+    }
+    let mrr = |offsets: &[f32]| cases.iter().map(|c| c.reciprocal_rank(offsets)).sum::<f64>() / cases.len().max(1) as f64;
+    // Grid points nearest 0 first, so ties keep the smaller offset.
+    let mut grid: Vec<f32> = (-48..=12).map(|i| i as f32 * 0.25).collect();
+    grid.sort_by(|a, b| a.abs().total_cmp(&b.abs()));
+    let mut offsets = vec![0f32; RECENCY_BUCKETS];
+    let before = mrr(&offsets);
+    let mut best = before;
+    for _round in 0..3 {
+        for b in 0..RECENCY_BUCKETS {
+            for &value in &grid {
+                let mut trial = offsets.clone();
+                trial[b] = value;
+                let score = mrr(&trial);
+                if score > best {
+                    best = score;
+                    offsets = trial;
+                }
+            }
+        }
+    }
+    let mut table = vec![0f32; RepeatPrior::LEN];
+    for kind in EventKind::ALL.iter().filter(|k| **k != EventKind::Search) {
+        table[kind.index() * RECENCY_BUCKETS..(kind.index() + 1) * RECENCY_BUCKETS].copy_from_slice(&offsets);
+    }
+    let fit = RepeatFit { examples: cases.len(), repeats_by_bucket: repeats, offsets, train_mrr_before: before, train_mrr_after: best };
+    Ok((table, fit))
 }
 
 /// Ranking metrics averaged over users.
@@ -163,11 +368,14 @@ impl MetricsAccumulator {
     }
 }
 
-/// The 0-based rank of `target` among all items by `scores`, after masking
-/// the user's history (the RecBole full-sort protocol: items already in the
-/// history are not recommended again). Ties count against the target.
-pub fn target_rank(scores: &[f32], target: usize, history: &[u32]) -> usize {
-    let masked = |i: usize| history.iter().any(|&h| h as usize == i);
+/// The 0-based rank of `target` among all items by `scores`. With
+/// `mask_history` the user's history items are taken out of the ranking
+/// first (and a target in the history counts as missed); without it every
+/// item competes, which is RecBole's full-sort protocol for sequential
+/// models and so the published numbers' protocol. Ties count against the
+/// target.
+pub fn target_rank(scores: &[f32], target: usize, history: &[u32], mask_history: bool) -> usize {
+    let masked = |i: usize| mask_history && history.iter().any(|&h| h as usize == i);
     if masked(target) {
         return scores.len();
     }
@@ -180,6 +388,16 @@ pub fn histories(examples: &[Example], max_events: usize) -> Vec<&[u32]> {
     examples.iter().map(|e| &e.history[e.history.len().saturating_sub(max_events)..]).collect()
 }
 
+/// Full-ranking metrics on both protocols.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Ranked {
+    /// Every catalog item competes, history items included: the
+    /// published protocol (RecBole's full sort for sequential models).
+    pub published: RankingMetrics,
+    /// The user's history items taken out first (a friendlier variant).
+    pub history_masked: RankingMetrics,
+}
+
 /// Full-ranking metrics of any scorer on `examples`; every catalog item
 /// competes. `visit` sees each user's full score row (for the other views).
 pub fn evaluate_with(
@@ -188,19 +406,21 @@ pub fn evaluate_with(
     n_items: usize,
     max_events: usize,
     visit: &mut dyn FnMut(usize, &[f32]),
-) -> Result<RankingMetrics> {
-    let mut metrics = MetricsAccumulator::default();
+) -> Result<Ranked> {
+    let (mut published, mut masked) = (MetricsAccumulator::default(), MetricsAccumulator::default());
     let all = histories(examples, max_events);
     for (chunk_index, chunk) in all.chunks(256).enumerate() {
         let scores = scorer.score(chunk)?;
         for (b, history) in chunk.iter().enumerate() {
             let user = chunk_index * 256 + b;
             let row = &scores[b * n_items..(b + 1) * n_items];
-            metrics.add(target_rank(row, examples[user].target as usize, history));
+            let target = examples[user].target as usize;
+            published.add(target_rank(row, target, history, false));
+            masked.add(target_rank(row, target, history, true));
             visit(user, row);
         }
     }
-    Ok(metrics.finish())
+    Ok(Ranked { published: published.finish(), history_masked: masked.finish() })
 }
 
 /// Full-ranking metrics of the network on `examples`.
@@ -212,7 +432,7 @@ pub fn evaluate(
     max_events: usize,
     affinity: Affinity,
     device: &Device,
-) -> Result<RankingMetrics> {
+) -> Result<Ranked> {
     let mut scorer = ModelScorer::new(model, catalog, ids, affinity, device);
     evaluate_with(&mut scorer, examples, catalog.n, max_events, &mut |_, _| {})
 }
@@ -287,9 +507,12 @@ mod tests {
     #[test]
     fn ranks_and_metrics_follow_the_definitions() {
         let scores = [0.1, 0.9, 0.5, 0.7];
-        assert_eq!(target_rank(&scores, 2, &[]), 2);
-        assert_eq!(target_rank(&scores, 2, &[1]), 1);
-        assert_eq!(target_rank(&scores, 2, &[2]), 4);
+        assert_eq!(target_rank(&scores, 2, &[], true), 2);
+        assert_eq!(target_rank(&scores, 2, &[1], true), 1);
+        assert_eq!(target_rank(&scores, 2, &[2], true), 4);
+        // The published protocol leaves history items in.
+        assert_eq!(target_rank(&scores, 2, &[1], false), 2);
+        assert_eq!(target_rank(&scores, 2, &[2], false), 2);
         let mut acc = MetricsAccumulator::default();
         acc.add(0);
         acc.add(20);

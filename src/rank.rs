@@ -79,6 +79,24 @@ pub struct RerankOptions {
     pub server_weight: f32,
     /// Also say, per item, which history event drew it ([`HistoryReason`]).
     pub explain: bool,
+    /// What to do with candidates the shopper has already met.
+    pub repeats: Repeats,
+}
+
+/// What a rerank does with candidates already in the shopper's history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Repeats {
+    /// The model's learned repeat prior: an item the shopper has met moves
+    /// by an offset learned from data for the kind and recency of their
+    /// newest event with it (on the shipped model, down: shoppers rarely
+    /// come back for what they just viewed or bought).
+    #[default]
+    Learned,
+    /// No offset: seen items compete on their score alone, where their
+    /// likeness to the history lifts them ("buy it again", "recently
+    /// viewed" surfaces).
+    Allow,
 }
 
 impl Default for RerankOptions {
@@ -86,7 +104,7 @@ impl Default for RerankOptions {
         // The server knows the query and the stock; the model knows the
         // shopper. A quarter on the server keeps its strongest picks near the
         // top while letting the session reorder the rest.
-        RerankOptions { server_weight: 0.25, explain: false }
+        RerankOptions { server_weight: 0.25, explain: false, repeats: Repeats::Learned }
     }
 }
 

@@ -10,7 +10,7 @@ use crate::model::{EventKind, FastSet};
 use crate::model::{
     FastMap, ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, SessionState, TextEncoder, TokenTable, sha256_hex,
 };
-use crate::rank::{Candidate, HistoryReason, RankedItem, RerankOptions, arrange, validate};
+use crate::rank::{Candidate, HistoryReason, RankedItem, Repeats, RerankOptions, arrange, validate};
 use crate::session::{History, HistoryLimits, SessionEvent};
 
 /// Token rows cached per text, so a list reranked again is not
@@ -75,6 +75,9 @@ pub struct PendingScores {
     pub attention: Option<Tensor<2>>,
     /// The events the scores were computed from, oldest first.
     pub events: Vec<SessionEvent>,
+    /// Per candidate, the repeat prior's offset ([`RepeatPrior::adjust`]),
+    /// added to its score in [`Reranker::finish`].
+    pub repeat_offsets: Vec<f32>,
     pub layout: ScoreLayout,
 }
 
@@ -92,7 +95,7 @@ pub struct ScoreLayout {
 
 impl PendingScores {
     fn none() -> PendingScores {
-        PendingScores { scores: None, attention: None, events: Vec::new(), layout: ScoreLayout::default() }
+        PendingScores { scores: None, attention: None, events: Vec::new(), repeat_offsets: Vec::new(), layout: ScoreLayout::default() }
     }
 }
 
@@ -107,6 +110,9 @@ pub struct ScoringInputs {
     pub text: ItemText,
     /// The events themselves, oldest first.
     pub events: Vec<SessionEvent>,
+    /// The repeat prior's offset per candidate (learned, as a default
+    /// rerank adds them after scoring).
+    pub repeat_offsets: Vec<f32>,
 }
 
 /// The outputs of [`Reranker::warm_up`], still on the device.
@@ -121,6 +127,8 @@ pub struct ReadScores {
     pub scores: Option<Vec<f32>>,
     pub attention: Option<Vec<f32>>,
     pub events: Vec<SessionEvent>,
+    /// [`PendingScores::repeat_offsets`], passed through.
+    pub repeat_offsets: Vec<f32>,
     pub layout: ScoreLayout,
 }
 
@@ -238,7 +246,14 @@ impl Reranker {
             self.session_cache = Some(CachedSession { version, state, events, padding_events });
         }
         let texts: Vec<String> = candidates.iter().map(Candidate::text).collect();
-        self.score_texts(candidates.iter().map(|c| c.id.as_str()), &texts, options.explain)
+        let mut pending = self.score_texts(candidates.iter().map(|c| c.id.as_str()), &texts, options.explain)?;
+        pending.repeat_offsets = vec![0.0; candidates.len()];
+        if options.repeats == Repeats::Learned {
+            let cached = self.session_cache.as_ref().expect("filled above");
+            let events: Vec<(Option<&str>, EventKind)> = cached.events.iter().map(|e| (e.id.as_deref(), e.kind)).collect();
+            self.config.repeat_prior().adjust(&mut pending.repeat_offsets, candidates.iter().map(|c| c.id.as_str()), &events);
+        }
+        Ok(pending)
     }
 
     /// Scores candidates (ids and texts) against the cached session state,
@@ -263,7 +278,7 @@ impl Reranker {
         let scores = scores.reshape([rows]);
         let events = if explain { cached.events.clone() } else { Vec::new() };
         let layout = ScoreLayout { rows, columns: cached.padding_events + cached.events.len(), padding_events: cached.padding_events };
-        Ok(PendingScores { scores: Some(scores), attention, events, layout })
+        Ok(PendingScores { scores: Some(scores), attention, events, repeat_offsets: Vec::new(), layout })
     }
 
     /// The session state for `events` (oldest first) and how many padding
@@ -377,7 +392,10 @@ impl Reranker {
             candidate_rows.push(self.catalog.get(&candidate.id).copied().unwrap_or(0));
             texts.push(self.tokens(&candidate.text())?);
         }
-        Ok(ScoringInputs { session, candidate_rows, text: ItemText::from_rows(&texts), events })
+        let mut repeat_offsets = vec![0.0; candidates.len()];
+        let seen: Vec<(Option<&str>, EventKind)> = events.iter().map(|e| (e.id.as_deref(), e.kind)).collect();
+        self.config.repeat_prior().adjust(&mut repeat_offsets, candidates.iter().map(|c| c.id.as_str()), &seen);
+        Ok(ScoringInputs { session, candidate_rows, text: ItemText::from_rows(&texts), events, repeat_offsets })
     }
 
     /// Runs the model on made-up input at every shape a rerank will use,
@@ -455,10 +473,13 @@ impl Reranker {
             Some(scores) if scores.len() != layout.rows || layout.rows < n => {
                 return err(ErrorKind::Backend, format!("the model returned {} scores for {n} candidates", scores.len()));
             }
-            Some(scores) => Some(&scores[..n]),
+            Some(scores) if read.repeat_offsets.len() == n => {
+                Some(scores[..n].iter().zip(&read.repeat_offsets).map(|(s, o)| s + o).collect())
+            }
+            Some(scores) => Some(scores[..n].to_vec()),
             None => None,
         };
-        let mut ranked = arrange(candidates, scores, options)?;
+        let mut ranked = arrange(candidates, scores.as_deref(), options)?;
         if let Some(attention) = &read.attention {
             let events = read.events.len();
             if attention.len() != layout.rows * layout.columns || layout.columns != layout.padding_events + events {
@@ -482,6 +503,7 @@ impl Reranker {
             scores: pending.scores.map(|t| read_scores(t.into_data())).transpose()?,
             attention: pending.attention.map(|t| read_scores(t.into_data())).transpose()?,
             events: pending.events,
+            repeat_offsets: pending.repeat_offsets,
             layout: pending.layout,
         };
         self.finish(candidates, &read, options)

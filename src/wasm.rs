@@ -58,6 +58,12 @@ export interface RerankOptions {
   serverWeight?: number;
   /** Give each item the history event that drew it (`reason`). */
   explain?: boolean;
+  /**
+   * Items the shopper has already met: 'learned' (default) moves them by the model's learned offset for the kind
+   * and recency of their newest event (the shipped model sinks them: shoppers rarely come back for what they just
+   * viewed or bought); 'allow' lets them compete on their score ("buy it again", "recently viewed").
+   */
+  repeats?: 'learned' | 'allow';
 }
 /** The history event an item is most like in the model's item space, and its attention share (0–1). */
 export interface HistoryReason {
@@ -356,6 +362,7 @@ impl Ranker {
         set("candidateTokens", &big(&inputs.text.rows[events * t..]))?;
         set("candidateMask", &js_sys::Float32Array::from(&inputs.text.mask[events * t..]).into())?;
         set("affinityWeights", &js_sys::Float32Array::from(inputs.session.affinity_weights(decay).as_slice()).into())?;
+        set("repeatOffsets", &js_sys::Float32Array::from(inputs.repeat_offsets.as_slice()).into())?;
         Ok(packed.into())
     }
 
@@ -432,6 +439,7 @@ async fn run_rerank(
             None => None,
         },
         events: pending.events,
+        repeat_offsets: pending.repeat_offsets,
         layout: pending.layout,
     };
     let ranked = inner.borrow().finish(candidates, &read, options).map_err(js_error)?;

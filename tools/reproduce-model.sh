@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Reproduces the shipped model and every figure in models/README.md:
 # the teacher embeddings (only if missing), the shipped model, the
-# ablations, the cold-start model, and eval's JSON report.
-# About 30 minutes on 2 cores. Run from the repository root.
+# ablations, the cold-start model, the scoring settings (validation sweep
+# and repeat priors), and eval's JSON report.
+# About 45 minutes on 2 cores. Run from the repository root.
 set -euo pipefail
-cargo build --release --bin train --bin eval --bin teacher
+cargo build --release --bin train --bin eval --bin teacher --bin tune
 mkdir -p target/models
 
 if [ ! -f data/scientific/minilm-teacher.bin ]; then
@@ -23,16 +24,30 @@ teacher=(--teacher data/scientific/minilm-teacher.bin)
 ./target/release/train "${teacher[@]}" --variant text --out target/models/text-only.bin --no-manifest
 # Cold start: 10% of items never seen in training.
 ./target/release/train "${teacher[@]}" --holdout-items 0.1 --out target/models/cold-start.bin --no-manifest
+# A catalog the model has not seen: 10% of the items, by whole categories.
+./target/release/train "${teacher[@]}" --holdout-categories 0.1 --out target/models/category-split.bin --no-manifest
+
+# Scoring settings, on validation only: the shipped model's affinity weight
+# and decay by sweep, each model's repeat prior fitted on training sequences.
+bash tools/sweep.sh models/shelfrank-scientific.bin
+chosen=$(./target/release/eval --model models/shelfrank-scientific.bin --data data/scientific --valid-only)
+weight=$(node -p "JSON.parse(process.argv[1]).affinityWeight" "$chosen")
+decay=$(node -p "JSON.parse(process.argv[1]).affinityDecay" "$chosen")
+./target/release/tune --model target/models/f32.bin --data data/scientific --tokenizer models/minilm-tokenizer.json \
+  --weights "$weight" --decays "$decay" --write
+for m in no-teacher id-only text-only cold-start category-split; do
+  ./target/release/tune --model target/models/$m.bin --data data/scientific --tokenizer models/minilm-tokenizer.json --write
+done
 
 ./target/release/eval --model models/shelfrank-scientific.bin --data data/scientific --json \
   --ablation f32=target/models/f32.bin \
   --ablation no-teacher=target/models/no-teacher.bin \
   --ablation id-only=target/models/id-only.bin \
   --ablation text-only=target/models/text-only.bin \
-  --cold-start target/models/cold-start.bin > models/eval.json
+  --cold-start target/models/cold-start.bin --category-split target/models/category-split.bin > models/eval.json
 ./target/release/eval --model models/shelfrank-scientific.bin --data data/scientific \
   --ablation f32=target/models/f32.bin \
   --ablation no-teacher=target/models/no-teacher.bin \
   --ablation id-only=target/models/id-only.bin \
   --ablation text-only=target/models/text-only.bin \
-  --cold-start target/models/cold-start.bin
+  --cold-start target/models/cold-start.bin --category-split target/models/category-split.bin

@@ -409,7 +409,7 @@ export class Reranker {
    */
   async rerank(candidates, options = {}) {
     const started = performance.now();
-    const { budgetMs = this.#budgetMs, surface, serverWeight, explain } = options ?? {};
+    const { budgetMs = this.#budgetMs, surface, serverWeight, explain, repeats } = options ?? {};
     const serverOrder = Array.isArray(candidates) ? [...candidates] : [];
     let historyEvents = 0;
     const done = (result) => {
@@ -434,6 +434,7 @@ export class Reranker {
       const rankOptions = {};
       if (serverWeight !== undefined) rankOptions.serverWeight = serverWeight;
       if (explain) rankOptions.explain = true;
+      if (repeats !== undefined) rankOptions.repeats = repeats;
       let plain = null;
       const work = this.#rerankWhenReady(candidates, rankOptions, deadline, (p) => {
         plain = p;
@@ -488,10 +489,11 @@ export class Reranker {
 
   /** Like rerank, but rejects on error and has no budget. */
   async rerankStrict(candidates, options = {}) {
-    const { serverWeight, explain } = options ?? {};
+    const { serverWeight, explain, repeats } = options ?? {};
     const rankOptions = {};
     if (serverWeight !== undefined) rankOptions.serverWeight = serverWeight;
     if (explain) rankOptions.explain = true;
+    if (repeats !== undefined) rankOptions.repeats = repeats;
     let plain = null;
     const value = await this.#rerankWhenReady(candidates, rankOptions, 0, (p) => {
       plain = p;
@@ -607,7 +609,7 @@ class AttachedList {
     const known = new Set(this.#serverOrder);
     if (current.length !== known.size || current.some((el) => !known.has(el))) this.#serverOrder = current;
     const candidates = this.#serverOrder.map((element) => ({ ...itemFromElement(element), element }));
-    const { explain, serverWeight, surface, onRerank } = this.#options;
+    const { explain, serverWeight, repeats, surface, onRerank } = this.#options;
     let { budgetMs } = this.#options;
     // A held list (data-shelfrank-hold: hidden, its space reserved) gets
     // holdMs from attach for loading and its first rerank together, then
@@ -622,7 +624,7 @@ class AttachedList {
       await withTimeout(this.#reranker.ready, wait, () => namedError('NotReadyError', 'still loading')).catch(() => {});
     }
     if (holding) budgetMs = Math.min(Number.isFinite(budgetMs) && budgetMs > 0 ? budgetMs : Infinity, left());
-    const result = await this.#reranker.rerank(candidates, { explain, budgetMs, serverWeight, surface });
+    const result = await this.#reranker.rerank(candidates, { explain, budgetMs, serverWeight, repeats, surface });
     if (generation !== this.#generation || this.#detached) {
       if (holding) this.#release();
       return result;

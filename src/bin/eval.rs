@@ -3,12 +3,15 @@
 //!
 //! ```text
 //! cargo run --release --bin eval -- --model models/shelfrank-scientific.bin --data data/scientific \
-//!     [--ablation id-only=FILE] [--ablation text-only=FILE] [--ablation f32=FILE] [--cold-start FILE] [--json]
+//!     [--ablation id-only=FILE] [--ablation text-only=FILE] [--ablation f32=FILE] [--cold-start FILE] [--category-split FILE] [--json]
 //! ```
 //!
 //! Full ranking: leave-one-out, history capped at the model's window (50),
-//! the target ranked against every item (history items masked, as RecBole's
-//! full-sort evaluation does), averaged over all users; validation and test.
+//! the target ranked against every item, history items included (RecBole's
+//! full-sort evaluation of sequential models, which the published numbers
+//! use), averaged over all users; validation and test. A second, labelled
+//! row masks the user's history items first. `--valid-only` prints the
+//! validation figures alone (for choosing settings; see `tune`).
 //! Classification view: per user the target and 99 sampled untouched items
 //! (fixed seed), labelled 1/0, thresholded at the best-F1 score on
 //! validation. Reranking view: a 100-item server list per test user
@@ -24,10 +27,9 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 use shelfrank::dataset::{Dataset, Example};
 use shelfrank::evaluation::{
-    Classification, IdRows, ModelScorer, RankingMetrics, Scorer, best_threshold, catalog_text, classify, evaluate_with, histories,
-    ndcg10_in_list,
+    Classification, LoadedModel, Ranked, Scorer, best_threshold, classify, evaluate_with, histories, ndcg10_in_list,
 };
-use shelfrank::model::{Affinity, ModelFile, SessionRanker, TextEncoder, sha256_hex};
+use shelfrank::model::Affinity;
 use shelfrank::rank::{Candidate, RerankOptions, arrange};
 
 struct Args {
@@ -36,6 +38,7 @@ struct Args {
     tokenizer: Option<PathBuf>,
     ablations: Vec<(String, PathBuf)>,
     cold_start: Option<PathBuf>,
+    category_split: Option<PathBuf>,
     json: bool,
     seed: u64,
     negatives: usize,
@@ -43,6 +46,7 @@ struct Args {
     max_users: Option<usize>,
     affinity_weight: Option<f32>,
     affinity_decay: Option<f32>,
+    valid_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -52,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         tokenizer: None,
         ablations: Vec::new(),
         cold_start: None,
+        category_split: None,
         json: false,
         seed: 2024,
         negatives: 99,
@@ -59,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
         max_users: None,
         affinity_weight: None,
         affinity_decay: None,
+        valid_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,12 +74,14 @@ fn parse_args() -> Result<Args, String> {
             "--data" => args.data = value()?.into(),
             "--tokenizer" => args.tokenizer = Some(value()?.into()),
             "--cold-start" => args.cold_start = Some(value()?.into()),
+            "--category-split" => args.category_split = Some(value()?.into()),
             "--ablation" => {
                 let v = value()?;
                 let (name, path) = v.split_once('=').ok_or("--ablation takes NAME=FILE")?;
                 args.ablations.push((name.to_owned(), path.into()));
             }
             "--json" => args.json = true,
+            "--valid-only" => args.valid_only = true,
             "--max-users" => args.max_users = Some(value()?.parse().map_err(|_| "--max-users needs an integer")?),
             "--seed" => args.seed = value()?.parse().map_err(|_| "--seed needs an integer")?,
             "--negatives" => args.negatives = value()?.parse().map_err(|_| "--negatives needs an integer")?,
@@ -81,7 +89,7 @@ fn parse_args() -> Result<Args, String> {
             "--affinity-weight" => args.affinity_weight = Some(value()?.parse().map_err(|_| "--affinity-weight needs a number")?),
             "--affinity-decay" => args.affinity_decay = Some(value()?.parse().map_err(|_| "--affinity-decay needs a number")?),
             "--help" | "-h" => {
-                return Err("usage: eval --model FILE --data DIR [--tokenizer FILE] [--ablation NAME=FILE]... [--cold-start FILE] [--json] [--seed N] [--negatives N] [--list-size N] [--max-users N] [--affinity-weight W] [--affinity-decay D]".into());
+                return Err("usage: eval --model FILE --data DIR [--tokenizer FILE] [--ablation NAME=FILE]... [--cold-start FILE] [--category-split FILE] [--json] [--seed N] [--negatives N] [--list-size N] [--max-users N] [--affinity-weight W] [--affinity-decay D] [--valid-only]".into());
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
@@ -126,9 +134,18 @@ struct Statistics {
 
 impl Statistics {
     fn new(data: &Dataset) -> Statistics {
+        Statistics::without(data, &Default::default())
+    }
+
+    /// The statistics of a log in which the `unseen` items never occur
+    /// (removed from every training sequence), for baselines on items
+    /// new to the catalog.
+    fn without(data: &Dataset, unseen: &std::collections::HashSet<u32>) -> Statistics {
         let mut popularity = vec![0f32; data.items.len()];
         let mut transitions: HashMap<u32, HashMap<u32, f32>> = HashMap::new();
-        for sequence in data.train_sequences() {
+        let sequences: Vec<Vec<u32>> =
+            data.train_sequences().iter().map(|s| s.iter().copied().filter(|i| !unseen.contains(i)).collect()).collect();
+        for sequence in &sequences {
             for &item in sequence {
                 popularity[item as usize] += 1.0;
             }
@@ -170,14 +187,20 @@ impl Scorer for Cooccurrence<'_> {
 
 /// Ranking metrics on both splits plus the classification view.
 struct Report {
-    valid: RankingMetrics,
-    test: RankingMetrics,
+    valid: Ranked,
+    test: Ranked,
     classification: Classification,
 }
 
 impl Report {
+    /// The published protocol as `valid`/`test`, the masked variant labelled.
     fn json(&self) -> Value {
-        json!({ "valid": self.valid, "test": self.test, "classification": self.classification })
+        json!({
+            "valid": self.valid.published,
+            "test": self.test.published,
+            "historyMasked": { "valid": self.valid.history_masked, "test": self.test.history_masked },
+            "classification": self.classification,
+        })
     }
 }
 
@@ -208,48 +231,6 @@ fn report(
     Ok(Report { valid, test, classification })
 }
 
-struct LoadedModel {
-    network: SessionRanker,
-    catalog: shelfrank::model::ItemText,
-    ids: IdRows,
-    max_events: usize,
-    file: ModelFile,
-    bytes: usize,
-    sha256: String,
-    affinity: Affinity,
-}
-
-fn load_model(path: &Path, tokenizer_json: &[u8], data: &Dataset, device: &Device, args: &Args) -> Result<LoadedModel, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let file = ModelFile::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let text = TextEncoder::new(tokenizer_json, &file.vocab, file.config.max_text_tokens).map_err(|e| e.to_string())?;
-    let catalog = catalog_text(&data.items, &text).map_err(|e| e.to_string())?;
-    // The model's catalog ids, matched to the dataset by shop id.
-    let known: HashMap<&str, usize> = file.items.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-    let held_out: Vec<String> =
-        file.meta["heldOutItems"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
-    let with_ids = !file.items.is_empty();
-    if with_ids && data.items.iter().enumerate().any(|(i, item)| known.get(item.id.as_str()) != Some(&i)) {
-        return Err(format!("{} was trained on another catalog than {}", path.display(), data.name));
-    }
-    let held: Vec<u32> = data.items.iter().enumerate().filter(|(_, item)| held_out.contains(&item.id)).map(|(i, _)| i as u32).collect();
-    let ids = IdRows::new(data.items.len(), with_ids, &held);
-    let network = file.build(device).map_err(|e| e.to_string())?;
-    let mut affinity = file.config.affinity();
-    affinity.weight = args.affinity_weight.unwrap_or(affinity.weight);
-    affinity.decay = args.affinity_decay.unwrap_or(affinity.decay);
-    Ok(LoadedModel {
-        network,
-        catalog,
-        ids,
-        max_events: file.config.max_events,
-        sha256: sha256_hex(&bytes),
-        bytes: bytes.len(),
-        file,
-        affinity,
-    })
-}
-
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let started = Instant::now();
@@ -261,73 +242,106 @@ fn run() -> Result<(), String> {
     let stats = Statistics::new(&data);
     let n = data.items.len();
 
-    let main = load_model(&args.model, &tokenizer_json, &data, &device, &args)?;
+    let load = |path: &Path| -> Result<LoadedModel, String> {
+        let mut model = LoadedModel::load(path, &tokenizer_json, &data, &device)?;
+        model.affinity.weight = args.affinity_weight.unwrap_or(model.affinity.weight);
+        model.affinity.decay = args.affinity_decay.unwrap_or(model.affinity.decay);
+        Ok(model)
+    };
+    let main = load(&args.model)?;
+    if args.valid_only {
+        let mut scorer = main.scorer(main.affinity, true, &device);
+        let valid = evaluate_with(&mut scorer, &data.valid, n, main.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
+        let out = json!({
+            "affinityWeight": main.affinity.weight,
+            "affinityDecay": main.affinity.decay,
+            "valid": valid.published,
+            "historyMasked": { "valid": valid.history_masked },
+        });
+        println!("{}", if args.json { serde_json::to_string_pretty(&out).expect("json") } else { out.to_string() });
+        return Ok(());
+    }
     // The reranking view: a server list per test user, and where the
-    // target lands in server order and after shelfrank.
-    let (mut server_ndcg, mut reranked_ndcg, mut model_only_ndcg, mut in_list) = (0.0, 0.0, 0.0, 0usize);
+    // target lands in server order and after shelfrank; the server list
+    // either may hold history items (as a real one does) or leaves them out.
+    let mut views = [RerankView::new(true), RerankView::new(false)];
     let test_histories = histories(&data.test, main.max_events);
     let ours = {
-        let mut scorer = ModelScorer::new(&main.network, &main.catalog, main.ids.clone(), main.affinity, &device);
+        let mut scorer = main.scorer(main.affinity, true, &device);
         report(&mut scorer, &data, main.max_events, &args, &mut |user, row| {
             let history = test_histories[user];
             let target = data.test[user].target;
-            let server = server_list(&stats, history, args.list_size, args.seed ^ user as u64);
-            server_ndcg += ndcg10_in_list(&server, target);
-            in_list += server.contains(&target) as usize;
-            let candidates: Vec<Candidate> = server.iter().map(|&i| data.items[i as usize].candidate()).collect();
-            let scores: Vec<f32> = server.iter().map(|&i| row[i as usize]).collect();
-            for (weight, sum) in [(RerankOptions::default().server_weight, &mut reranked_ndcg), (0.0, &mut model_only_ndcg)] {
-                let ranked = arrange(&candidates, Some(&scores), &RerankOptions { server_weight: weight, ..RerankOptions::default() })
-                    .expect("valid candidates");
-                let order: Vec<u32> = ranked.iter().map(|r| server[r.original_position]).collect();
-                *sum += ndcg10_in_list(&order, target);
+            for view in &mut views {
+                let server = server_list(&stats, history, args.list_size, args.seed ^ user as u64, view.with_history);
+                view.add(&data, &server, history, target, row);
             }
         })
         .map_err(|e| e.to_string())?
     };
     let users = data.test.len().max(1) as f64;
+    // The fixed sample `npm test` holds the shipped model to.
+    let sample: Vec<Example> = data.test.iter().step_by(QUALITY_SAMPLE_STEP).cloned().collect();
+    let sampled = evaluate_with(&mut main.scorer(main.affinity, true, &device), &sample, n, main.max_events, &mut |_, _| {})
+        .map_err(|e| e.to_string())?;
 
     let mut baselines = serde_json::Map::new();
     let popularity = report(&mut Popularity(&stats), &data, main.max_events, &args, &mut |_, _| {}).map_err(|e| e.to_string())?;
     baselines.insert("popularity".into(), popularity.json());
     let cooccurrence = report(&mut Cooccurrence(&stats), &data, main.max_events, &args, &mut |_, _| {}).map_err(|e| e.to_string())?;
     baselines.insert("cooccurrence".into(), cooccurrence.json());
-    // The same model without the history-affinity term: the transformer alone.
+    // The same model without its learned repeat prior.
+    let mut scorer = main.scorer(main.affinity, false, &device);
+    let no_prior = report(&mut scorer, &data, main.max_events, &args, &mut |_, _| {}).map_err(|e| e.to_string())?;
+    baselines.insert("no-repeat-prior".into(), no_prior.json());
+    // The same model without the history-affinity term: the transformer (and the prior).
     let transformer_only = Affinity { weight: 0.0, ..main.affinity };
-    let mut scorer = ModelScorer::new(&main.network, &main.catalog, main.ids.clone(), transformer_only, &device);
+    let mut scorer = main.scorer(transformer_only, true, &device);
     let no_affinity = report(&mut scorer, &data, main.max_events, &args, &mut |_, _| {}).map_err(|e| e.to_string())?;
     baselines.insert("no-affinity".into(), no_affinity.json());
     for (name, path) in &args.ablations {
-        let model = load_model(path, &tokenizer_json, &data, &device, &args)?;
-        let mut scorer = ModelScorer::new(&model.network, &model.catalog, model.ids.clone(), model.affinity, &device);
+        let model = load(path)?;
+        let mut scorer = model.scorer(model.affinity, true, &device);
         let r = report(&mut scorer, &data, model.max_events, &args, &mut |_, _| {}).map_err(|e| e.to_string())?;
         let mut entry = r.json();
         entry["model"] = json!({ "file": path.display().to_string(), "sha256": model.sha256, "bytes": model.bytes });
         baselines.insert(name.clone(), entry);
     }
 
-    let cold_start = match &args.cold_start {
-        None => Value::Null,
-        Some(path) => {
-            let model = load_model(path, &tokenizer_json, &data, &device, &args)?;
-            let held: std::collections::HashSet<u32> = (0..n as u32).filter(|&i| model.ids.row(i) == 0).collect();
-            let cold_users: Vec<Example> = data.test.iter().filter(|e| held.contains(&e.target)).cloned().collect();
-            let mut scorer = ModelScorer::new(&model.network, &model.catalog, model.ids.clone(), model.affinity, &device);
-            let metrics = evaluate_with(&mut scorer, &cold_users, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
-            let warm_users: Vec<Example> = data.test.iter().filter(|e| !held.contains(&e.target)).cloned().collect();
-            let warm = evaluate_with(&mut scorer, &warm_users, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
-            let mut pop = Popularity(&stats);
-            let pop_cold = evaluate_with(&mut pop, &cold_users, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
-            json!({
-                "model": { "file": path.display().to_string(), "sha256": model.sha256, "bytes": model.bytes },
-                "heldOutItems": held.len(),
-                "coldTargetUsers": cold_users.len(),
-                "test": metrics,
-                "warmTargetTest": warm,
-                "popularityOnColdUsers": pop_cold,
-            })
-        }
+    // Items the model never saw in training (its file lists them): the
+    // users whose test target is one of them, and the rest.
+    let held_out_report = |path: &Path| -> Result<Value, String> {
+        let model = load(path)?;
+        let held: std::collections::HashSet<u32> = (0..n as u32).filter(|&i| model.ids.row(i) == 0).collect();
+        let cold_users: Vec<Example> = data.test.iter().filter(|e| held.contains(&e.target)).cloned().collect();
+        let mut scorer = model.scorer(model.affinity, true, &device);
+        let metrics = evaluate_with(&mut scorer, &cold_users, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
+        let warm_users: Vec<Example> = data.test.iter().filter(|e| !held.contains(&e.target)).cloned().collect();
+        let warm = evaluate_with(&mut scorer, &warm_users, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
+        // The shipped model on the same users, for reference (it saw these items).
+        let mut shipped = main.scorer(main.affinity, true, &device);
+        let shipped_cold = evaluate_with(&mut shipped, &cold_users, n, main.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
+        // The baselines learn from a log without the held-out items, as the model did.
+        let stats = Statistics::without(&data, &held);
+        let mut pop = Popularity(&stats);
+        let pop_cold = evaluate_with(&mut pop, &cold_users, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
+        let mut co = Cooccurrence(&stats);
+        let co_cold = evaluate_with(&mut co, &cold_users, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
+        Ok(json!({
+            "model": { "file": path.display().to_string(), "sha256": model.sha256, "bytes": model.bytes },
+            "heldOutItems": held.len(),
+            "heldOutCategories": model.file.meta["heldOutCategories"],
+            "idDropout": model.file.meta["idDropout"],
+            "coldTargetUsers": cold_users.len(),
+            "test": metrics.published,
+            "warmTargetTest": warm.published,
+            "shippedOnColdUsers": shipped_cold.published,
+            "popularityOnColdUsers": pop_cold.published,
+            "cooccurrenceOnColdUsers": co_cold.published,
+            "historyMasked": { "test": metrics.history_masked, "warmTargetTest": warm.history_masked },
+        }))
     };
+    let cold_start = args.cold_start.as_deref().map(held_out_report).transpose()?.unwrap_or(Value::Null);
+    let category_split = args.category_split.as_deref().map(held_out_report).transpose()?.unwrap_or(Value::Null);
 
     let out = json!({
         "dataset": data.name,
@@ -341,23 +355,25 @@ fn run() -> Result<(), String> {
         "protocol": {
             "split": "leave-one-out (valid = second-to-last, test = last item)",
             "maxHistory": main.max_events,
-            "ranking": format!("full: target against all {n} items, history items masked"),
+            "ranking": format!("full: target against all {n} items, history items included (RecBole's full sort for sequential models, as published); historyMasked: the user's history items removed first"),
             "users": data.test.len(),
             "classification": format!("target + {} sampled untouched items per user (seed {}), threshold = best F1 on validation", args.negatives, args.seed),
         },
-        "valid": ours.valid,
-        "test": ours.test,
+        "valid": ours.valid.published,
+        "test": ours.test.published,
+        "historyMasked": { "valid": ours.valid.history_masked, "test": ours.test.history_masked },
         "classification": ours.classification,
-        "rerank": {
-            "listSize": args.list_size,
-            "serverList": "top items by co-occurrence with the last item, then popularity (history excluded)",
-            "targetInList": in_list as f64 / users,
-            "serverNdcg10": server_ndcg / users,
-            "shelfrankNdcg10": reranked_ndcg / users,
-            "shelfrankServerWeight": RerankOptions::default().server_weight,
-            "modelOnlyNdcg10": model_only_ndcg / users,
+        "rerank": views[0].json(args.list_size, users),
+        "rerankHistoryExcluded": views[1].json(args.list_size, users),
+        "qualitySample": {
+            "rule": format!("every {QUALITY_SAMPLE_STEP}th test user, from the first"),
+            "step": QUALITY_SAMPLE_STEP,
+            "users": sample.len(),
+            "ndcg@10": sampled.published.ndcg_10,
+            "recall@10": sampled.published.recall_10,
         },
         "coldStart": cold_start,
+        "categorySplit": category_split,
         "baselines": baselines,
         "seconds": started.elapsed().as_secs_f64().round(),
     });
@@ -369,13 +385,72 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// A candidate list the way a simple server would build it.
-fn server_list(stats: &Statistics, history: &[u32], size: usize, seed: u64) -> Vec<u32> {
+/// Every this-many test users form the quality sample `npm test` checks.
+const QUALITY_SAMPLE_STEP: usize = 16;
+
+/// The reranking view's sums over test users for one kind of server list.
+struct RerankView {
+    with_history: bool,
+    server: f64,
+    reranked: f64,
+    model_only: f64,
+    in_list: usize,
+    /// History items in the top 10 after reranking, summed.
+    history_in_top: usize,
+    /// History items in the server list, summed.
+    history_in_list: usize,
+}
+
+impl RerankView {
+    fn new(with_history: bool) -> RerankView {
+        RerankView { with_history, server: 0.0, reranked: 0.0, model_only: 0.0, in_list: 0, history_in_top: 0, history_in_list: 0 }
+    }
+
+    fn add(&mut self, data: &Dataset, server: &[u32], history: &[u32], target: u32, row: &[f32]) {
+        self.server += ndcg10_in_list(server, target);
+        self.in_list += server.contains(&target) as usize;
+        self.history_in_list += server.iter().filter(|i| history.contains(i)).count();
+        let candidates: Vec<Candidate> = server.iter().map(|&i| data.items[i as usize].candidate()).collect();
+        let scores: Vec<f32> = server.iter().map(|&i| row[i as usize]).collect();
+        let default = RerankOptions::default();
+        for (weight, sum) in [(default.server_weight, &mut self.reranked), (0.0, &mut self.model_only)] {
+            let ranked = arrange(&candidates, Some(&scores), &RerankOptions { server_weight: weight, ..RerankOptions::default() })
+                .expect("valid candidates");
+            let order: Vec<u32> = ranked.iter().map(|r| server[r.original_position]).collect();
+            *sum += ndcg10_in_list(&order, target);
+            if weight == default.server_weight {
+                self.history_in_top += order.iter().take(10).filter(|i| history.contains(i)).count();
+            }
+        }
+    }
+
+    fn json(&self, list_size: usize, users: f64) -> Value {
+        json!({
+            "listSize": list_size,
+            "serverList": if self.with_history {
+                "top items by co-occurrence with the last item, then popularity (history items allowed)"
+            } else {
+                "top items by co-occurrence with the last item, then popularity (history items excluded)"
+            },
+            "targetInList": self.in_list as f64 / users,
+            "historyItemsInList": self.history_in_list as f64 / users,
+            "historyItemsInTop10": self.history_in_top as f64 / users,
+            "serverNdcg10": self.server / users,
+            "shelfrankNdcg10": self.reranked / users,
+            "shelfrankServerWeight": RerankOptions::default().server_weight,
+            "modelOnlyNdcg10": self.model_only / users,
+        })
+    }
+}
+
+/// A candidate list the way a simple server would build it, with or
+/// without the user's history items.
+fn server_list(stats: &Statistics, history: &[u32], size: usize, seed: u64, with_history: bool) -> Vec<u32> {
     let row = stats.cooccurrence_row(history);
     let mut items: Vec<(f32, u64, u32)> = row
         .iter()
         .enumerate()
-        .filter(|(i, _)| !history.contains(&(*i as u32)))
+        .filter(|(i, _)| with_history || !history.contains(&(*i as u32)))
         .map(|(i, &s)| (s, mix(seed ^ i as u64), i as u32))
         .collect();
     items.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -386,7 +461,7 @@ fn print_table(out: &Value) {
     let row = |name: &str, v: &Value| {
         let t = &v["test"];
         println!(
-            "{name:<14} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4}   valid N@10 {:.4}",
+            "{name:<16} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4}   valid N@10 {:.4}",
             t["recall@10"].as_f64().unwrap_or(0.0),
             t["recall@50"].as_f64().unwrap_or(0.0),
             t["ndcg@10"].as_f64().unwrap_or(0.0),
@@ -395,24 +470,30 @@ fn print_table(out: &Value) {
             v["valid"]["ndcg@10"].as_f64().unwrap_or(0.0),
         );
     };
-    println!("{} test, full ranking over all items ({} users)", out["dataset"], out["protocol"]["users"]);
-    println!("{:<14} {:>8} {:>8} {:>8} {:>8} {:>8}", "model", "R@10", "R@50", "N@10", "N@50", "MRR");
+    println!(
+        "{} test, full ranking over all items, history items included (published protocol; {} users)",
+        out["dataset"], out["protocol"]["users"]
+    );
+    println!("{:<16} {:>8} {:>8} {:>8} {:>8} {:>8}", "model", "R@10", "R@50", "N@10", "N@50", "MRR");
     row("shelfrank", out);
     if let Some(baselines) = out["baselines"].as_object() {
         for (name, v) in baselines {
             row(name, v);
         }
     }
+    println!("history items masked (not the published protocol):");
+    row("shelfrank", &out["historyMasked"]);
     let c = &out["classification"];
     println!(
         "classification (test): accuracy {:.4} precision {:.4} recall {:.4} F1 {:.4}",
         c["accuracy"], c["precision"], c["recall"], c["f1"]
     );
-    let r = &out["rerank"];
-    println!(
-        "rerank view: server NDCG@10 {:.4} → shelfrank {:.4} (model only {:.4})",
-        r["serverNdcg10"], r["shelfrankNdcg10"], r["modelOnlyNdcg10"]
-    );
+    for (label, r) in [("history allowed", &out["rerank"]), ("history excluded", &out["rerankHistoryExcluded"])] {
+        println!(
+            "rerank view ({label}): server NDCG@10 {:.4} → shelfrank {:.4} (model only {:.4}); history items in the top 10 {:.2}",
+            r["serverNdcg10"], r["shelfrankNdcg10"], r["modelOnlyNdcg10"], r["historyItemsInTop10"]
+        );
+    }
     if !out["coldStart"].is_null() {
         println!(
             "cold start: NDCG@10 {:.4} on {} users whose target was held out",

@@ -40,6 +40,9 @@ struct Args {
     dim: usize,
     variant: Variant,
     holdout_items: f64,
+    id_dropout: f64,
+    layers: usize,
+    holdout_categories: f64,
     also_f32: Option<PathBuf>,
     manifest: bool,
     teacher: Option<PathBuf>,
@@ -74,6 +77,9 @@ fn parse_args() -> Result<Args, String> {
         dim: 64,
         variant: Variant::Both,
         holdout_items: 0.0,
+        id_dropout: 0.0,
+        layers: 2,
+        holdout_categories: 0.0,
         also_f32: None,
         manifest: true,
         teacher: None,
@@ -105,6 +111,9 @@ fn parse_args() -> Result<Args, String> {
             "--weight-decay" => args.weight_decay = number(value()?)?,
             "--also-f32" => args.also_f32 = Some(value()?.into()),
             "--holdout-items" => args.holdout_items = number(value()?)?,
+            "--id-dropout" => args.id_dropout = number(value()?)?,
+            "--layers" => args.layers = number(value()?)? as usize,
+            "--holdout-categories" => args.holdout_categories = number(value()?)?,
             "--variant" => {
                 args.variant = match value()?.as_str() {
                     "both" => Variant::Both,
@@ -114,7 +123,7 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--help" | "-h" => {
-                return Err("usage: train [--data DIR] [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--seed N] [--max-users N] [--dim N] [--f32] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--teacher FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--no-manifest]".into());
+                return Err("usage: train [--data DIR] [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--seed N] [--max-users N] [--dim N] [--f32] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--no-manifest]".into());
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
@@ -168,6 +177,29 @@ fn run() -> Result<(), String> {
         held_out = all[..(args.holdout_items.clamp(0.0, 0.9) * all.len() as f64) as usize].to_vec();
         held_out.sort_unstable();
     }
+    // A catalog the model has not seen: whole (leaf) categories, in seeded
+    // order, until they hold the given fraction of the items.
+    let mut held_out_categories: Vec<String> = Vec::new();
+    if args.holdout_categories > 0.0 {
+        let mut categories: Vec<&str> = data.items.iter().filter_map(|i| i.category.as_deref()).collect();
+        categories.sort_unstable();
+        categories.dedup();
+        rng.shuffle(&mut categories);
+        let want = (args.holdout_categories.clamp(0.0, 0.9) * data.items.len() as f64) as usize;
+        let mut chosen = std::collections::HashSet::new();
+        for category in categories {
+            if held_out.len() >= want {
+                break;
+            }
+            chosen.insert(category);
+            held_out.extend((0..data.items.len() as u32).filter(|&i| data.items[i as usize].category.as_deref() == Some(category)));
+        }
+        held_out.sort_unstable();
+        held_out.dedup();
+        eprintln!("train: holding out {} categories ({} items)", chosen.len(), held_out.len());
+        held_out_categories = chosen.into_iter().map(str::to_owned).collect();
+        held_out_categories.sort();
+    }
     let is_held_out = |item: u32| held_out.binary_search(&item).is_ok();
 
     // Keep embedding rows only for tokens the catalog uses.
@@ -183,6 +215,7 @@ fn run() -> Result<(), String> {
     let mut config = RankerConfig::new(catalog_ids.len(), vocab.len());
     config.dim = args.dim;
     config.ff_dim = 2 * args.dim;
+    config.layers = args.layers;
     config.dropout = args.dropout;
     let text = TextEncoder::new(&tokenizer_json, &vocab, config.max_text_tokens).map_err(|e| e.to_string())?;
     let catalog = catalog_text(&data.items, &text).map_err(|e| e.to_string())?;
@@ -240,8 +273,9 @@ fn run() -> Result<(), String> {
 
     let eval_device = Device::flex();
     // Early stopping looks at the transformer alone; the affinity term's
-    // weight and decay (stored in the config) are chosen afterwards, on
-    // validation, with `eval --affinity-weight W --affinity-decay D`.
+    // weight and decay and the repeat prior (stored in the config) are
+    // chosen afterwards by `tune` (affinity on validation, the prior fitted
+    // on training sequences).
     let transformer_alone = Affinity { weight: 0.0, ..config.affinity() };
     let mut best: Option<(f64, usize, SessionRanker)> = None;
     let mut history_log = Vec::new();
@@ -258,13 +292,17 @@ fn run() -> Result<(), String> {
         for chunk in batches {
             let cut = config.max_events + 1;
             let seqs: Vec<&[u32]> = chunk.iter().map(|&i| &sequences[i][sequences[i].len().saturating_sub(cut)..]).collect();
-            let (loss, new_model) = step(model, &mut optim, &mut rng, &seqs, &batch_context, args.lr, with_ids);
+            let (loss, new_model) = step(model, &mut optim, &mut rng, &seqs, &batch_context, args.lr, with_ids, args.id_dropout);
             model = new_model;
             loss_sum += loss;
             steps += 1;
         }
+        // The transformer alone has no repeat prior yet (`tune` fits it
+        // afterwards), so it is judged with history items masked, the
+        // closest stand-in for the prior it will get.
         let valid = evaluate(&model.valid(), &catalog, ids.clone(), &data.valid, config.max_events, transformer_alone, &eval_device)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .history_masked;
         let elapsed = started.elapsed().as_secs_f64();
         eprintln!(
             "epoch {epoch}: loss {:.4}, valid NDCG@10 {:.4} Recall@10 {:.4} ({:.0}s epoch, {:.0}s total)",
@@ -298,6 +336,8 @@ fn run() -> Result<(), String> {
             "variant": format!("{:?}", args.variant).to_lowercase(),
             "teacher": args.teacher.as_ref().map(|p| p.display().to_string()),
             "distill": args.teacher.as_ref().map(|_| args.distill),
+            "idDropout": args.id_dropout,
+            "heldOutCategories": held_out_categories,
             "heldOutItems": held_out.iter().map(|&i| data.items[i as usize].id.clone()).collect::<Vec<_>>(),
             "trainedUsers": data.valid.len(),
             "bestEpoch": best_epoch,
@@ -368,6 +408,7 @@ struct BatchContext<'a> {
 
 /// One optimiser step on a batch of sequences (each predicts its own next
 /// items); returns the mean loss.
+#[allow(clippy::too_many_arguments)]
 fn step(
     model: SessionRanker,
     optim: &mut burn::optim::ModuleOptimizer,
@@ -376,6 +417,7 @@ fn step(
     context: &BatchContext,
     lr: f64,
     with_ids: bool,
+    id_dropout: f64,
 ) -> (f64, SessionRanker) {
     let device = context.device;
     let inputs: Vec<&[u32]> = sequences.iter().map(|s| &s[..s.len() - 1]).collect();
@@ -406,7 +448,17 @@ fn step(
     let states = model.encode_session(&input, history_text, device).reshape([n, model.dim()]); // [batch*len, dim]
     let states = states.select(0, Tensor::<1, Int>::from_data(TensorData::new(positions, [m]), device)); // [m, dim]
     let text_vectors_for_distillation = text_vectors.clone();
-    let all_items = catalog_vectors(&model, text_vectors, context.ids, device); // [n_items, dim]
+    // ID dropout: a random share of the catalog is scored from its text
+    // alone in this step, as items the model has no ID row for (new to the
+    // catalog) always are.
+    let ids = if id_dropout > 0.0 {
+        let cut = (id_dropout * 1_000_000.0) as usize;
+        let dropped: Vec<u32> = context.seen.iter().copied().filter(|_| rng.below(1_000_000) < cut).collect();
+        context.ids.without(&dropped)
+    } else {
+        context.ids.clone()
+    };
+    let all_items = catalog_vectors(&model, text_vectors, &ids, device); // [n_items, dim]
     let seen: Vec<i64> = context.seen.iter().map(|&i| i as i64).collect();
     let softmax_items = all_items.select(0, Tensor::<1, Int>::from_data(TensorData::new(seen, [context.seen.len()]), device)); // [n_seen, dim]
     let logits = states.matmul(softmax_items.transpose()); // [m, n_seen]

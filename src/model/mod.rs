@@ -20,12 +20,14 @@
 mod event;
 mod file;
 mod network;
+mod repeat;
 pub mod text;
 pub mod wordpiece;
 
 pub use event::EventKind;
 pub use file::{FORMAT_VERSION, MAGIC, ModelFile, StoredAs, TensorEntry, sha256_hex};
 pub use network::{SessionInput, SessionRanker, SessionState};
+pub use repeat::{RECENCY_BUCKETS, RepeatPrior, recency_bucket};
 pub use text::{ItemText, TextEncoder, TokenTable};
 pub(crate) use wordpiece::{FastMap, FastSet};
 
@@ -67,6 +69,12 @@ pub struct RankerConfig {
     /// Per-event decay of that profile, newest event first.
     #[serde(default = "default_affinity_decay")]
     pub affinity_decay: f32,
+    /// Learned offsets for candidates already in the session, by the kind
+    /// and recency of their newest event (see [`RepeatPrior`]),
+    /// `[kinds × recency buckets]`; empty in files written before it.
+    /// Fitted on training sequences by `tune`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repeat_prior: Vec<f32>,
 }
 
 /// The history-affinity settings of a [`RankerConfig`], for scoring.
@@ -79,6 +87,10 @@ pub struct Affinity {
 impl RankerConfig {
     pub fn affinity(&self) -> Affinity {
         Affinity { weight: self.affinity_weight, decay: self.affinity_decay }
+    }
+
+    pub fn repeat_prior(&self) -> RepeatPrior<'_> {
+        RepeatPrior::new(&self.repeat_prior)
     }
 }
 
@@ -105,6 +117,7 @@ impl RankerConfig {
             dropout: 0.2,
             affinity_weight: default_affinity_weight(),
             affinity_decay: default_affinity_decay(),
+            repeat_prior: Vec::new(),
         }
     }
 
@@ -122,7 +135,9 @@ impl RankerConfig {
             && (0.0..1.0).contains(&self.dropout)
             && (0.0..=10.0).contains(&self.affinity_weight)
             && self.affinity_decay > 0.0
-            && self.affinity_decay <= 1.0)
+            && self.affinity_decay <= 1.0
+            && (self.repeat_prior.is_empty() || self.repeat_prior.len() == RepeatPrior::LEN)
+            && self.repeat_prior.iter().all(|v| v.is_finite() && v.abs() <= 100.0))
         {
             return err(ErrorKind::ModelFile, format!("the model configuration is out of range: {self:?}"));
         }

@@ -36,6 +36,48 @@ export function categoryScenario(perOther) {
   return { focus, focusItems, others };
 }
 
+/**
+ * Sessions where the sequence, not the category, must decide: the
+ * training sequences' most frequent item → next-item pairs whose two items
+ * lie in different categories. Each session is the first item alone; its
+ * 20-item list holds 19 other items of that item's category, then the
+ * real next item last. Text likeness to the session favours the 19; only
+ * what the model learned about sequences can lift the next item.
+ */
+export function sequenceScenarios(count) {
+  const catalog = loadCatalog();
+  // The validation file's histories are the training sequences.
+  const lines = readFileSync(path.join(root, 'data/scientific/Scientific.valid.inter'), 'utf8').trim().split('\n').slice(1);
+  const pairs = new Map();
+  for (const line of lines) {
+    const sequence = line.split('\t')[1].split(' ').map(Number);
+    for (let t = 1; t < sequence.length; t++) {
+      const [a, b] = [sequence[t - 1], sequence[t]];
+      if (a === b || !catalog[a].category || catalog[a].category === catalog[b].category) continue;
+      const key = `${a} ${b}`;
+      pairs.set(key, (pairs.get(key) ?? 0) + 1);
+    }
+  }
+  const byCategory = new Map();
+  for (const [i, item] of catalog.entries()) {
+    if (!byCategory.has(item.category)) byCategory.set(item.category, []);
+    byCategory.get(item.category).push(i);
+  }
+  const frequent = [...pairs.entries()].sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : 1));
+  const scenarios = [];
+  const used = new Set();
+  for (const [key] of frequent) {
+    const [a, b] = key.split(' ').map(Number);
+    if (used.has(a)) continue;
+    const others = byCategory.get(catalog[a].category).filter((i) => i !== a && i !== b).slice(0, 19);
+    if (others.length < 19) continue;
+    used.add(a);
+    scenarios.push({ history: [catalog[a]], list: [...others, b].map((i) => catalog[i]), target: catalog[b].id });
+    if (scenarios.length === count) break;
+  }
+  return scenarios;
+}
+
 /** Packs the package with `npm pack` and unpacks it under a fresh folder. */
 export function packedPackage() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'shelfrank-site-'));

@@ -5,12 +5,17 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { categoryScenario, startSite } from './harness.mjs';
+import { categoryScenario, sequenceScenarios, startSite } from './harness.mjs';
 
 // WebGPU (SwiftShader here) and the CPU backend sum in different orders;
 // scores are dot products of 64-wide unit-scale vectors, so agreement to
 // 1e-3 absolute is far tighter than the gaps that decide an order.
 const SCORE_TOLERANCE = 1e-3;
+// The sequence scenario: the next item must beat chance (mean slot 9.5 of
+// 0-19; 10 of 40 in the top 5 by chance, 15 required), where text
+// likeness alone would put it last.
+const SEQUENCE_MEAN_SLOT = 9.5;
+const SEQUENCE_TOP5 = 15;
 
 let site;
 before(async () => {
@@ -113,6 +118,65 @@ test('viewing items of one category moves that category up versus an empty histo
     const now = meanPosition(run.after.items, run.focus);
     assert.ok(now < was - 10, `${run.backendInfo.name}: mean position of '${run.focus}' went ${was} → ${now}`);
   }
+});
+
+test('items the shopper already bought sink by the learned repeat prior, and compete with repeats: "allow"', async () => {
+  const { focusItems, others } = categoryScenario(10);
+  const bought = focusItems.slice(0, 3);
+  // The bought items sit in the middle of the server's list, among others of their category.
+  const candidates = [...others.slice(0, 20), ...bought, ...focusItems.slice(3, 10), ...others.slice(20, 40)];
+  const page = await site.openPage();
+  const outcome = await page.evaluate(async ({ bought, candidates }) => {
+    const ranker = await window.shelfrank.loadReranker({ backend: 'cpu', persist: false, budgetMs: 0 });
+    for (const item of bought) {
+      ranker.record({ type: 'purchase', id: item.id, title: item.title, category: item.category, brand: item.brand });
+    }
+    const slots = (result) => bought.map((b) => result.items.findIndex((i) => i.id === b.id));
+    const learned = await ranker.rerank(candidates);
+    const allowed = await ranker.rerank(candidates, { repeats: 'allow' });
+    const invalid = await ranker.rerank(candidates, { repeats: 'sometimes' });
+    return {
+      learned: slots(learned),
+      allowed: slots(allowed),
+      fallbacks: [learned.fallback, allowed.fallback],
+      invalid: { fallback: invalid.fallback, name: invalid.error?.name, message: invalid.error?.message },
+    };
+  }, { bought, candidates });
+  await page.close();
+  assert.deepEqual(outcome.fallbacks, [false, false]);
+  const mean = (slots) => slots.reduce((a, b) => a + b, 0) / slots.length;
+  // Allowed, what was just bought is most like the history: it rises to the top.
+  assert.ok(outcome.allowed.every((slot) => slot < 10), `with repeats: 'allow' the bought items sit at ${outcome.allowed}`);
+  // By default the learned prior (shoppers rarely buy the same item again) sinks each of them.
+  assert.ok(outcome.learned.every((slot, i) => slot > outcome.allowed[i]), `learned ${outcome.learned} vs allowed ${outcome.allowed}`);
+  assert.ok(mean(outcome.learned) > mean(outcome.allowed) + 5, `learned ${outcome.learned} vs allowed ${outcome.allowed}`);
+  assert.equal(outcome.invalid.fallback, true);
+  assert.equal(outcome.invalid.name, 'InvalidOptionError');
+  assert.match(outcome.invalid.message, /repeats|learned|allow/);
+});
+
+test('the sequence, not the category, decides: an item’s frequent next item from another category rises above 19 look-alikes of the item', async () => {
+  const scenarios = sequenceScenarios(40);
+  assert.equal(scenarios.length, 40);
+  const page = await site.openPage();
+  const slots = await page.evaluate(async (scenarios) => {
+    const ranker = await window.shelfrank.loadReranker({ backend: 'cpu', persist: false, budgetMs: 0 });
+    const out = [];
+    for (const { history, list, target } of scenarios) {
+      await ranker.forget();
+      for (const item of history) ranker.record({ type: 'purchase', id: item.id, title: item.title, category: item.category, brand: item.brand });
+      const result = await ranker.rerank(list, { serverWeight: 0 });
+      out.push(result.fallback ? -1 : result.items.findIndex((i) => i.id === target));
+    }
+    return out;
+  }, scenarios);
+  await page.close();
+  assert.ok(!slots.includes(-1), `a rerank fell back: ${slots}`);
+  // Text likeness alone ranks the odd one out last, slot 19; chance gives 9.5 on average.
+  const mean = slots.reduce((a, b) => a + b, 0) / slots.length;
+  const top5 = slots.filter((s) => s < 5).length;
+  assert.ok(mean < SEQUENCE_MEAN_SLOT, `mean slot of the next item ${mean.toFixed(2)} (slots ${slots})`);
+  assert.ok(top5 >= SEQUENCE_TOP5, `the next item was in the top 5 for ${top5} of 40 users`);
 });
 
 test('a corrupted model file is rejected with a clear error', async () => {

@@ -450,7 +450,7 @@ fn fixed_shapes_give_the_same_ranking_reasons_and_scores() {
         ranker
     };
     let (mut plain, mut fixed) = (load(false), load(true));
-    let options = RerankOptions { explain: true, server_weight: 0.0 };
+    let options = RerankOptions { explain: true, server_weight: 0.0, ..RerankOptions::default() };
     // 70 candidates pad to 128; 300 more new texts fill two chunks.
     for list in [&data.items[100..170], &data.items[100..400], &data.items[390..395]] {
         let mut list: Vec<Candidate> = list.iter().map(|i| i.candidate()).collect();
@@ -489,7 +489,8 @@ fn the_evaluation_scorer_and_the_page_reranker_give_the_same_scores() {
     let network = file.build(&device).unwrap();
     let text = shelfrank::model::TextEncoder::new(TOKENIZER, &file.vocab, file.config.max_text_tokens).unwrap();
     let catalog = catalog_text(&data.items, &text).unwrap();
-    let mut scorer = ModelScorer::new(&network, &catalog, IdRows::new(data.items.len(), true, &[]), file.config.affinity(), &device);
+    let mut scorer = ModelScorer::new(&network, &catalog, IdRows::new(data.items.len(), true, &[]), file.config.affinity(), &device)
+        .with_repeat_prior(&file.config.repeat_prior);
     // Short and long histories in one batch (padding differs per row).
     let mut by_length: Vec<_> = data.test.iter().collect();
     by_length.sort_by_key(|e| e.history.len());
@@ -514,11 +515,49 @@ fn the_evaluation_scorer_and_the_page_reranker_give_the_same_scores() {
             };
             ranker.record(event, 1e12).unwrap();
         }
+        // The page adds the repeat prior's offsets after reading back (`finish`).
         let pending = ranker.start(&list, &RerankOptions::default(), 1e12).unwrap();
-        let page = shelfrank::read_scores(pending.scores.unwrap().into_data()).unwrap();
+        let offsets = pending.repeat_offsets.clone();
+        assert_eq!(offsets.len(), n);
+        let sunk = examples[b].history.iter().filter(|&&item| offsets[item as usize] < 0.0).count();
+        assert!(file.config.repeat_prior.is_empty() || sunk > 0, "the shipped prior moves the history's items");
+        let raw = shelfrank::read_scores(pending.scores.unwrap().into_data()).unwrap();
+        let page: Vec<f32> = raw.iter().zip(&offsets).map(|(s, o)| s + o).collect();
         let row = &evaluated[b * n..(b + 1) * n];
         let worst = page.iter().zip(row).map(|(p, e)| (p - e).abs()).fold(0f32, f32::max);
         assert!(worst < 1e-4, "user {b} ({} events): scores differ by up to {worst}", session.len());
+    }
+}
+
+/// The quality test: the shipped model, scored as `eval` scores it (the
+/// published protocol, every catalog item competing), on the fixed sample
+/// of test users that `models/eval.json` records (`qualitySample`), must
+/// keep its NDCG@10 and Recall@10 within the stated tolerance. A change to
+/// the scoring path, the model file or the tokenizer that moves ranking
+/// quality fails here.
+#[test]
+fn the_shipped_model_keeps_its_measured_quality_on_a_fixed_sample_of_users() {
+    use shelfrank::evaluation::{LoadedModel, evaluate_with};
+    const TOLERANCE: f64 = 0.002;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("models/eval.json")).unwrap()).unwrap();
+    let sample = &report["qualitySample"];
+    let step = sample["step"].as_u64().expect("eval.json records the sample's step") as usize;
+    let data = shelfrank::dataset::Dataset::load(&root.join("data/scientific")).unwrap();
+    let users: Vec<_> = data.test.iter().step_by(step).cloned().collect();
+    assert!(users.len() >= 500, "the sample holds at least 500 users");
+    assert_eq!(users.len() as u64, sample["users"].as_u64().unwrap());
+    let device = Device::flex();
+    let model = LoadedModel::load(&root.join("models/shelfrank-scientific.bin"), TOKENIZER, &data, &device).unwrap();
+    assert_eq!(report["model"]["sha256"], model.sha256.as_str(), "eval.json describes the shipped model file");
+    let mut scorer = model.scorer(model.affinity, true, &device);
+    let measured = evaluate_with(&mut scorer, &users, data.items.len(), model.max_events, &mut |_, _| {}).unwrap().published;
+    for (key, value) in [("ndcg@10", measured.ndcg_10), ("recall@10", measured.recall_10)] {
+        let recorded = sample[key].as_f64().unwrap();
+        assert!(
+            (value - recorded).abs() <= TOLERANCE,
+            "{key} on the sample is {value:.4}, eval.json says {recorded:.4} (tolerance {TOLERANCE})"
+        );
     }
 }
 

@@ -42,7 +42,11 @@ fn candidates(max: usize) -> impl Strategy<Value = Vec<Candidate>> {
 }
 
 fn options() -> impl Strategy<Value = RerankOptions> {
-    (prop_oneof![0.0..=1.0f32, any::<f32>()], any::<bool>()).prop_map(|(server_weight, explain)| RerankOptions { server_weight, explain })
+    (prop_oneof![0.0..=1.0f32, any::<f32>()], any::<bool>()).prop_map(|(server_weight, explain)| RerankOptions {
+        server_weight,
+        explain,
+        ..RerankOptions::default()
+    })
 }
 
 proptest! {

@@ -51,7 +51,7 @@ export async function storefront(list: HTMLElement): Promise<void> {
   shelf.record({ type: 'search', query: 'epoxy' });
 
   const items: ShopItem[] = [{ id: 'a', title: 'A', sku: 'x', serverScore: 2 }, { id: 'b', pinned: true, sku: 'y' }];
-  const result: RerankResult<ShopItem> = await shelf.rerank(items, { surface: 'search', budgetMs: 30, serverWeight: 0.3, explain: true });
+  const result: RerankResult<ShopItem> = await shelf.rerank(items, { surface: 'search', budgetMs: 30, serverWeight: 0.3, explain: true, repeats: 'allow' });
   const skus: string[] = result.items.map((i) => i.sku);
   const ranking: RankedItem[] | null = result.ranking;
   const why: string | null = ranking ? shelf.explain(ranking[0]) : null;
@@ -89,6 +89,8 @@ export async function storefront(list: HTMLElement): Promise<void> {
   shelf.record({ type: 'teleport', id: 'x' });
   // @ts-expect-error: a surface is required
   shelf.attach(list, {});
+  // @ts-expect-error: repeats is 'learned' or 'allow'
+  shelf.attach(list, { surface: 'recommendations', repeats: 'never' });
   // @ts-expect-error: consent is 'required' or 'not-required'
   createReranker({ consent: 'maybe' });
   // @ts-expect-error: packageUrl is a URL, not a flag
