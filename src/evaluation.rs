@@ -94,6 +94,13 @@ pub fn catalog_vectors(model: &SessionRanker, text_vectors: Tensor<2>, ids: &IdR
     model.item_vectors(Tensor::<1, Int>::from_data(TensorData::new(ids.all().to_vec(), [n]), device), text_vectors)
 }
 
+/// The tokenizer the native tools read: `explicit` when given, else
+/// `minilm-tokenizer.json` beside the model file.
+pub fn read_tokenizer(model: &Path, explicit: Option<&Path>) -> std::result::Result<Vec<u8>, String> {
+    let path = explicit.map(Path::to_path_buf).unwrap_or_else(|| model.with_file_name("minilm-tokenizer.json"));
+    std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
 /// A model file loaded for evaluation on a dataset: the network, its
 /// catalog's token rows and ID rows, and where it came from.
 pub struct LoadedModel {

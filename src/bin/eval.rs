@@ -27,7 +27,7 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 use shelfrank::dataset::{Dataset, Example};
 use shelfrank::evaluation::{
-    Classification, LoadedModel, Ranked, Scorer, best_threshold, classify, evaluate_with, histories, ndcg10_in_list,
+    Classification, LoadedModel, Ranked, Scorer, best_threshold, classify, evaluate_with, histories, ndcg10_in_list, read_tokenizer,
 };
 use shelfrank::model::Affinity;
 use shelfrank::rank::{Candidate, RerankOptions, arrange};
@@ -236,8 +236,7 @@ fn run() -> Result<(), String> {
     let started = Instant::now();
     let mut data = Dataset::load(&args.data).map_err(|e| e.to_string())?;
     data.keep_users(args.max_users);
-    let tokenizer_path = args.tokenizer.clone().unwrap_or_else(|| args.model.with_file_name("minilm-tokenizer.json"));
-    let tokenizer_json = std::fs::read(&tokenizer_path).map_err(|e| format!("cannot read {}: {e}", tokenizer_path.display()))?;
+    let tokenizer_json = read_tokenizer(&args.model, args.tokenizer.as_deref())?;
     let device = Device::flex();
     let stats = Statistics::new(&data);
     let n = data.items.len();

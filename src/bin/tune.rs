@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use serde_json::json;
 use shelfrank::dataset::Dataset;
-use shelfrank::evaluation::{LoadedModel, evaluate_with, fit_repeat_prior};
+use shelfrank::evaluation::{LoadedModel, evaluate_with, fit_repeat_prior, read_tokenizer};
 use shelfrank::model::{Affinity, sha256_hex};
 
 struct Args {
@@ -71,8 +71,7 @@ fn main() {
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let data = Dataset::load(&args.data).map_err(|e| e.to_string())?;
-    let tokenizer_path = args.tokenizer.clone().unwrap_or_else(|| args.model.with_file_name("minilm-tokenizer.json"));
-    let tokenizer_json = std::fs::read(&tokenizer_path).map_err(|e| format!("cannot read {}: {e}", tokenizer_path.display()))?;
+    let tokenizer_json = read_tokenizer(&args.model, args.tokenizer.as_deref())?;
     let device = Device::flex();
     let model = LoadedModel::load(&args.model, &tokenizer_json, &data, &device)?;
     let weights = if args.weights.is_empty() { vec![model.affinity.weight] } else { args.weights.clone() };
