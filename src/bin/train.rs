@@ -467,8 +467,11 @@ fn step(
     let mut loss = picked.mean().neg();
     if let Some((teacher, weight)) = context.teacher {
         // Relational distillation: the cosine similarities between sampled
-        // items' text vectors should match the teacher's.
-        let sample: Vec<i64> = (0..256).map(|_| context.seen[rng.below(context.seen.len())] as i64).collect();
+        // items' text vectors should match the teacher's. Every catalog
+        // item's text is known, held-out items' too (a shop has the text of
+        // items no one has bought yet), so the sample covers the catalog.
+        let n_items = context.ids.all().len();
+        let sample: Vec<i64> = (0..256).map(|_| rng.below(n_items) as i64).collect();
         let sample = Tensor::<1, Int>::from_data(TensorData::new(sample, [256]), device);
         let student = text_vectors_for_distillation.select(0, sample.clone());
         let student = student.clone() / (student.clone() * student).sum_dim(1).sqrt().clamp_min(1e-6);
