@@ -98,15 +98,7 @@ fn candidates(data: &Dataset, n: usize, start: usize) -> Vec<Candidate> {
 /// `len` events, oldest first, one second apart, of mixed kinds: catalog
 /// items, an item outside the catalog (title only), and searches.
 fn history(data: &Dataset, len: usize) -> Vec<SessionEvent> {
-    let item_event = |kind: EventKind, item: &CatalogItem, at: f64| SessionEvent {
-        kind,
-        id: Some(item.id.clone()),
-        title: Some(item.title.clone()),
-        category: item.category.clone(),
-        brand: item.brand.clone(),
-        query: None,
-        timestamp: Some(at),
-    };
+    let item_event = |kind: EventKind, item: &CatalogItem, at: f64| item.event(kind, Some(at));
     let queries = ["nitrile gloves", "lab glassware beaker set", "3d printer filament pla", "usb microscope"];
     (0..len)
         .map(|i| {

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use shelfrank::dataset::Dataset;
 use shelfrank::rank::{Candidate, RerankOptions};
-use shelfrank::session::{EventKind, HistoryLimits, SessionEvent};
+use shelfrank::session::{EventKind, HistoryLimits};
 use shelfrank::{Reranker, cpu_device};
 
 fn main() {
@@ -39,16 +39,7 @@ fn main() {
     let record = |ranker: &mut Reranker, events: usize| {
         ranker.forget();
         for i in 0..events {
-            let item = &data.items[(i * 37) % data.items.len()];
-            let event = SessionEvent {
-                kind: EventKind::View,
-                id: Some(item.id.clone()),
-                title: Some(item.title.clone()),
-                category: item.category.clone(),
-                brand: item.brand.clone(),
-                query: None,
-                timestamp: Some(now),
-            };
+            let event = data.items[(i * 37) % data.items.len()].event(EventKind::View, Some(now));
             ranker.record(event, now).expect("record");
         }
     };

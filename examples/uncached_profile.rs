@@ -10,7 +10,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use shelfrank::dataset::Dataset;
 use shelfrank::model::{EventKind, ItemText, ModelFile, TextEncoder};
 use shelfrank::rank::{Candidate, RerankOptions};
-use shelfrank::session::{HistoryLimits, SessionEvent};
+use shelfrank::session::HistoryLimits;
 use shelfrank::{Reranker, cpu_device, read_scores};
 
 fn main() {
@@ -20,18 +20,7 @@ fn main() {
     let sizes: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("a candidate count")).collect();
     let sizes = if sizes.is_empty() { vec![100, 1000] } else { sizes };
     let now = 1.7e12;
-    let event = |i: usize| {
-        let item = &data.items[(i * 131 + 17) % data.items.len()];
-        SessionEvent {
-            kind: EventKind::ALL[i % 4],
-            id: Some(item.id.clone()),
-            title: Some(item.title.clone()),
-            category: item.category.clone(),
-            brand: item.brand.clone(),
-            query: None,
-            timestamp: Some(now),
-        }
-    };
+    let event = |i: usize| data.items[(i * 131 + 17) % data.items.len()].event(EventKind::ALL[i % 4], Some(now));
     let mut fresh = 0usize;
     let mut candidates = |n: usize| -> Vec<Candidate> {
         fresh += 1;

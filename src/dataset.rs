@@ -21,6 +21,19 @@ pub struct CatalogItem {
 }
 
 impl CatalogItem {
+    /// An event of `kind` on this item, as the page records it.
+    pub fn event(&self, kind: crate::model::EventKind, timestamp: Option<f64>) -> crate::session::SessionEvent {
+        crate::session::SessionEvent {
+            kind,
+            id: Some(self.id.clone()),
+            title: Some(self.title.clone()),
+            category: self.category.clone(),
+            brand: self.brand.clone(),
+            query: None,
+            timestamp,
+        }
+    }
+
     /// The item as a server would list it.
     pub fn candidate(&self) -> crate::rank::Candidate {
         crate::rank::Candidate {

@@ -3,6 +3,8 @@
 //! the wasm layer wraps it and does the one async step (reading scores back
 //! from the device).
 
+use std::borrow::Cow;
+
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{ErrorKind, Result, err};
@@ -76,7 +78,7 @@ pub struct PendingScores {
     /// The events the scores were computed from, oldest first.
     pub events: Vec<SessionEvent>,
     /// Per candidate, the repeat prior's offset ([`RepeatPrior::adjust`]),
-    /// added to its score in [`Reranker::finish`].
+    /// added to its score in [`Reranker::finish`]; empty when none applies.
     pub repeat_offsets: Vec<f32>,
     pub layout: ScoreLayout,
 }
@@ -247,13 +249,24 @@ impl Reranker {
         }
         let texts: Vec<String> = candidates.iter().map(Candidate::text).collect();
         let mut pending = self.score_texts(candidates.iter().map(|c| c.id.as_str()), &texts, options.explain)?;
-        pending.repeat_offsets = vec![0.0; candidates.len()];
         if options.repeats == Repeats::Learned {
             let cached = self.session_cache.as_ref().expect("filled above");
-            let events: Vec<(Option<&str>, EventKind)> = cached.events.iter().map(|e| (e.id.as_deref(), e.kind)).collect();
-            self.config.repeat_prior().adjust(&mut pending.repeat_offsets, candidates.iter().map(|c| c.id.as_str()), &events);
+            pending.repeat_offsets = self.repeat_offsets(candidates, &cached.events);
         }
         Ok(pending)
+    }
+
+    /// The repeat prior's offset for each candidate given the session's
+    /// `events` (oldest first); empty when none applies, so that
+    /// [`Reranker::finish`] has nothing to add.
+    fn repeat_offsets(&self, candidates: &[Candidate], events: &[SessionEvent]) -> Vec<f32> {
+        let mut offsets = vec![0.0; candidates.len()];
+        let seen: Vec<(Option<&str>, EventKind)> = events.iter().map(|e| (e.id.as_deref(), e.kind)).collect();
+        self.config.repeat_prior().adjust(&mut offsets, candidates.iter().map(|c| c.id.as_str()), &seen);
+        if offsets.iter().all(|&o| o == 0.0) {
+            offsets.clear();
+        }
+        offsets
     }
 
     /// Scores candidates (ids and texts) against the cached session state,
@@ -392,9 +405,8 @@ impl Reranker {
             candidate_rows.push(self.catalog.get(&candidate.id).copied().unwrap_or(0));
             texts.push(self.tokens(&candidate.text())?);
         }
-        let mut repeat_offsets = vec![0.0; candidates.len()];
-        let seen: Vec<(Option<&str>, EventKind)> = events.iter().map(|e| (e.id.as_deref(), e.kind)).collect();
-        self.config.repeat_prior().adjust(&mut repeat_offsets, candidates.iter().map(|c| c.id.as_str()), &seen);
+        let mut repeat_offsets = self.repeat_offsets(candidates, &events);
+        repeat_offsets.resize(candidates.len(), 0.0);
         Ok(ScoringInputs { session, candidate_rows, text: ItemText::from_rows(&texts), events, repeat_offsets })
     }
 
@@ -474,9 +486,9 @@ impl Reranker {
                 return err(ErrorKind::Backend, format!("the model returned {} scores for {n} candidates", scores.len()));
             }
             Some(scores) if read.repeat_offsets.len() == n => {
-                Some(scores[..n].iter().zip(&read.repeat_offsets).map(|(s, o)| s + o).collect())
+                Some(Cow::Owned(scores[..n].iter().zip(&read.repeat_offsets).map(|(s, o)| s + o).collect()))
             }
-            Some(scores) => Some(scores[..n].to_vec()),
+            Some(scores) => Some(Cow::Borrowed(&scores[..n])),
             None => None,
         };
         let mut ranked = arrange(candidates, scores.as_deref(), options)?;

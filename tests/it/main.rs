@@ -503,17 +503,7 @@ fn the_evaluation_scorer_and_the_page_reranker_give_the_same_scores() {
     for (b, session) in sessions.iter().enumerate() {
         let mut ranker = Reranker::load(&bytes, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
         for &item in examples[b].history.iter() {
-            let item = &data.items[item as usize];
-            let event = SessionEvent {
-                kind: EventKind::Purchase,
-                id: Some(item.id.clone()),
-                title: Some(item.title.clone()),
-                category: item.category.clone(),
-                brand: item.brand.clone(),
-                query: None,
-                timestamp: None,
-            };
-            ranker.record(event, 1e12).unwrap();
+            ranker.record(data.items[item as usize].event(EventKind::Purchase, None), 1e12).unwrap();
         }
         // The page adds the repeat prior's offsets after reading back (`finish`).
         let pending = ranker.start(&list, &RerankOptions::default(), 1e12).unwrap();
