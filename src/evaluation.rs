@@ -30,13 +30,8 @@ pub struct IdRows {
 
 impl IdRows {
     pub fn new(n_items: usize, with_ids: bool, held_out: &[u32]) -> IdRows {
-        let mut rows: Vec<i64> = if with_ids { (1..=n_items as i64).collect() } else { vec![0; n_items] };
-        for &item in held_out {
-            if let Some(row) = rows.get_mut(item as usize) {
-                *row = 0;
-            }
-        }
-        IdRows { rows }
+        let rows: Vec<i64> = if with_ids { (1..=n_items as i64).collect() } else { vec![0; n_items] };
+        IdRows { rows }.without(held_out)
     }
 
     /// The same rows with `items` also mapped to row 0 (text only).
