@@ -9,6 +9,7 @@ use crate::Result;
 use std::path::Path;
 
 use crate::dataset::{CatalogItem, Dataset, Example};
+use crate::teacher::TeacherEmbeddings;
 use crate::model::{
     Affinity, EventKind, FastMap, ItemText, ModelFile, RECENCY_BUCKETS, RepeatPrior, SessionInput, SessionRanker, TextEncoder,
     recency_bucket, sha256_hex,
@@ -96,6 +97,24 @@ pub fn read_tokenizer(model: &Path, explicit: Option<&Path>) -> std::result::Res
     std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
+/// When a `manifest.json` beside the model names it, its sha256 and size
+/// follow the rewritten file.
+pub fn update_manifest(model: &Path, bytes: &[u8]) -> std::result::Result<(), String> {
+    let path = model.with_file_name("manifest.json");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
+    let mut manifest: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let name = model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if manifest["model"]["file"] != name.as_str() {
+        return Ok(());
+    }
+    manifest["model"]["sha256"] = serde_json::json!(sha256_hex(bytes));
+    manifest["model"]["bytes"] = serde_json::json!(bytes.len());
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest).expect("json") + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    eprintln!("updated {}", path.display());
+    Ok(())
+}
+
 /// A model file loaded for evaluation on a dataset: the network, its
 /// catalog's token rows and ID rows, and where it came from.
 pub struct LoadedModel {
@@ -111,23 +130,28 @@ pub struct LoadedModel {
 
 impl LoadedModel {
     /// Reads `path` and matches its catalog to `data`'s items by shop id
-    /// (items it held out of training get ID row 0).
+    /// (items training never saw get ID row 0).
     pub fn load(path: &Path, tokenizer_json: &[u8], data: &Dataset, device: &Device) -> std::result::Result<LoadedModel, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let file = ModelFile::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        let text = TextEncoder::new(tokenizer_json, &file.vocab, file.config.max_text_tokens).map_err(|e| e.to_string())?;
-        let catalog = catalog_text(&data.items, &text).map_err(|e| e.to_string())?;
-        let known: std::collections::HashMap<&str, usize> = file.items.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-        let held_out: Vec<String> = file.meta["heldOutItems"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default();
-        let with_ids = !file.items.is_empty();
-        if with_ids && data.items.iter().enumerate().any(|(i, item)| known.get(item.id.as_str()) != Some(&i)) {
+        if !file.items.is_empty() && data.items.iter().map(|i| &i.id).ne(file.items.iter()) {
             return Err(format!("{} was trained on another catalog than {}", path.display(), data.name));
         }
-        let held: Vec<u32> = data.items.iter().enumerate().filter(|(_, item)| held_out.contains(&item.id)).map(|(i, _)| i as u32).collect();
-        let ids = IdRows::new(data.items.len(), with_ids, &held);
+        let loaded = LoadedModel::from_file(file, tokenizer_json, data, device)?;
+        Ok(LoadedModel { sha256: sha256_hex(&bytes), bytes: bytes.len(), ..loaded })
+    }
+
+    /// A decoded model file whose catalog is `data`'s (in the same order),
+    /// or that has no ID embeddings; `sha256` and `bytes` describe the file
+    /// as it would be written now.
+    pub fn from_file(file: ModelFile, tokenizer_json: &[u8], data: &Dataset, device: &Device) -> std::result::Result<LoadedModel, String> {
+        let bytes = file.to_bytes();
+        let text = TextEncoder::new(tokenizer_json, &file.vocab, file.config.max_text_tokens).map_err(|e| e.to_string())?;
+        let catalog = catalog_text(&data.items, &text).map_err(|e| e.to_string())?;
+        let with_ids = !file.items.is_empty();
+        let rows = file.catalog_rows();
+        let untrained: Vec<u32> = data.items.iter().enumerate().filter(|(_, item)| rows.get(&item.id) == Some(&0)).map(|(i, _)| i as u32).collect();
+        let ids = IdRows::new(data.items.len(), with_ids, &untrained);
         let network = file.build(device).map_err(|e| e.to_string())?;
         Ok(LoadedModel {
             network,
@@ -139,6 +163,59 @@ impl LoadedModel {
             affinity: file.config.affinity(),
             file,
         })
+    }
+
+    /// For every catalog item without a trained ID row, the trained item
+    /// whose text is nearest by cosine, `(item, from, cosine)`, ties to the
+    /// lower index. Text is compared through `teacher` (all-MiniLM-L6-v2
+    /// sentence embeddings of this catalog, which validation prefers) when
+    /// given, else through this model's own text tower.
+    pub fn nearest_trained(&self, teacher: Option<&TeacherEmbeddings>, device: &Device) -> std::result::Result<Vec<(u32, u32, f32)>, String> {
+        let n = self.ids.all().len();
+        let untrained: Vec<u32> = (0..n as u32).filter(|&i| self.ids.row(i) == 0).collect();
+        let trained: Vec<u32> = (0..n as u32).filter(|&i| self.ids.row(i) != 0).collect();
+        if untrained.is_empty() || trained.is_empty() {
+            return Ok(Vec::new());
+        }
+        let units = match teacher {
+            Some(t) if t.items.iter().ne(self.file.items.iter()) => {
+                return Err("the teacher embeddings were computed for another catalog; run the teacher binary on this one".into());
+            }
+            Some(t) => Tensor::<2>::from_data(TensorData::new(t.values.clone(), [n, t.dim]), device),
+            None => crate::model::unit(self.network.text_vectors(&self.catalog, device)),
+        };
+        let pick = |items: &[u32]| units.clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(items.iter().map(|&i| i as i64).collect(), [items.len()]), device));
+        let known = pick(&trained).transpose(); // [d, trained]
+        let mut pairs = Vec::with_capacity(untrained.len());
+        for chunk in untrained.chunks(512) {
+            let cosine = crate::read_scores(pick(chunk).matmul(known.clone()).into_data()).map_err(|e| e.to_string())?; // [chunk, trained]
+            for (row, &item) in cosine.chunks(trained.len()).zip(chunk) {
+                let (best, value) = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |acc, (j, &v)| if v > acc.1 { (j, v) } else { acc });
+                pairs.push((item, trained[best], value));
+            }
+        }
+        Ok(pairs)
+    }
+
+    /// Gives every item without a trained ID row the row of its nearest
+    /// trained item ([`LoadedModel::nearest_trained`]) and rebuilds the
+    /// network; returns the pairs.
+    pub fn borrow_id_rows(
+        &mut self,
+        data: &Dataset,
+        tokenizer_json: &[u8],
+        teacher: Option<&TeacherEmbeddings>,
+        device: &Device,
+    ) -> std::result::Result<Vec<(u32, u32, f32)>, String> {
+        let pairs = self.nearest_trained(teacher, device)?;
+        if pairs.is_empty() {
+            return Ok(pairs);
+        }
+        let mut file = self.file.clone();
+        file.borrow_id_rows(&pairs.iter().map(|&(item, from, _)| (item as usize, from as usize)).collect::<Vec<_>>()).map_err(|e| e.to_string())?;
+        file.meta["borrowedBy"] = serde_json::json!(if teacher.is_some() { "all-MiniLM-L6-v2 cosine" } else { "text tower cosine" });
+        *self = LoadedModel::from_file(file, tokenizer_json, data, device)?;
+        Ok(pairs)
     }
 
     /// A scorer with `affinity` and, when `repeats` is set, the file's repeat prior.

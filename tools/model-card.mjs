@@ -38,7 +38,7 @@ for (const v of views) {
 }
 
 const heldOut = [
-  ['coldStart', (c) => `Cold start: ${c.heldOutItems} random items (10%) held out of training entirely; ${c.coldTargetUsers} test users whose target is one of them, scored from text alone.`],
+  ['coldStart', (c) => `Cold start: ${c.heldOutItems} random items (10%) held out of training entirely; ${c.coldTargetUsers} test users whose target is one of them.`],
   ['categorySplit', (c) => `A catalog the model has not seen: ${c.heldOutCategories?.length ?? '?'} whole categories (${c.heldOutItems} items, 10%) held out of training; ${c.coldTargetUsers} test users whose target lies in them.`],
 ];
 for (const [key, title] of heldOut) {
@@ -47,12 +47,17 @@ for (const [key, title] of heldOut) {
   console.log(`\n${title(c)} The baselines count a log without the held-out items, as the model saw it.${c.idDropout ? ` Trained with ID dropout ${c.idDropout}.` : ''}\n`);
   console.log(line(['users', 'model', 'R@10', 'N@10']));
   console.log(line(['---', '---', '---', '---']));
-  console.log(line(['held-out targets', 'model trained without them', f(c.test['recall@10']), f(c.test['ndcg@10'])]));
+  const borrowed = c.borrowedIdRows ? `, ID rows borrowed from the nearest trained item by text (\`update-catalog\`, median cosine ${c.borrowedIdRows.medianCosine?.toFixed(3)})` : '';
+  console.log(line(['held-out targets', `model trained without them${borrowed}`, f(c.test['recall@10']), f(c.test['ndcg@10'])]));
+  if (c.textOnly) console.log(line(['held-out targets', 'model trained without them, scored from text alone (ID row 0)', f(c.textOnly.test['recall@10']), f(c.textOnly.test['ndcg@10'])]));
   console.log(line(['held-out targets', 'popularity', f(c.popularityOnColdUsers['recall@10']), f(c.popularityOnColdUsers['ndcg@10'])]));
   if (c.cooccurrenceOnColdUsers) console.log(line(['held-out targets', 'co-occurrence', f(c.cooccurrenceOnColdUsers['recall@10']), f(c.cooccurrenceOnColdUsers['ndcg@10'])]));
   if (c.shippedOnColdUsers) console.log(line(['held-out targets', 'shipped model (trained with them)', f(c.shippedOnColdUsers['recall@10']), f(c.shippedOnColdUsers['ndcg@10'])]));
-  console.log(line(['other targets', 'model trained without them', f(c.warmTargetTest['recall@10']), f(c.warmTargetTest['ndcg@10'])]));
-  console.log(`\nHeld-out targets keep ${(100 * c.test['ndcg@10'] / c.warmTargetTest['ndcg@10']).toFixed(0)}% of the other targets' NDCG@10.`);
+  console.log(line(['other targets', `model trained without them${c.borrowedIdRows ? ', borrowed rows' : ''}`, f(c.warmTargetTest['recall@10']), f(c.warmTargetTest['ndcg@10'])]));
+  if (c.textOnly) console.log(line(['other targets', 'model trained without them, text alone', f(c.textOnly.warmTargetTest['recall@10']), f(c.textOnly.warmTargetTest['ndcg@10'])]));
+  const pct = (a, b) => `${(100 * a / b).toFixed(0)}%`;
+  const warm = report.test['ndcg@10'];
+  console.log(`\nHeld-out targets keep ${pct(c.test['ndcg@10'], warm)} of the shipped model's test NDCG@10 (${f(warm)}), ${pct(c.test['ndcg@10'], c.warmTargetTest['ndcg@10'])} of the other targets' and ${c.shippedOnColdUsers ? `${pct(c.test['ndcg@10'], c.shippedOnColdUsers['ndcg@10'])} of the shipped model's on the same users` : ''}${c.textOnly ? ` (from text alone: ${pct(c.textOnly.test['ndcg@10'], warm)}, ${pct(c.textOnly.test['ndcg@10'], c.textOnly.warmTargetTest['ndcg@10'])}, ${pct(c.textOnly.test['ndcg@10'], c.shippedOnColdUsers['ndcg@10'])})` : ''}.`);
 }
 if (report.qualitySample) {
   const q = report.qualitySample;

@@ -44,10 +44,10 @@ done
   --ablation no-teacher=target/models/no-teacher.bin \
   --ablation id-only=target/models/id-only.bin \
   --ablation text-only=target/models/text-only.bin \
-  --cold-start target/models/cold-start.bin --category-split target/models/category-split.bin > models/eval.json
+  --cold-start target/models/cold-start.bin --category-split target/models/category-split.bin "${teacher[@]}" > models/eval.json
 ./target/release/eval --model models/shelfrank-scientific.bin --data data/scientific \
   --ablation f32=target/models/f32.bin \
   --ablation no-teacher=target/models/no-teacher.bin \
   --ablation id-only=target/models/id-only.bin \
   --ablation text-only=target/models/text-only.bin \
-  --cold-start target/models/cold-start.bin --category-split target/models/category-split.bin
+  --cold-start target/models/cold-start.bin --category-split target/models/category-split.bin "${teacher[@]}"

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --bin eval -- --model models/shelfrank-scientific.bin --data data/scientific \
-//!     [--ablation id-only=FILE] [--ablation text-only=FILE] [--ablation f32=FILE] [--cold-start FILE] [--category-split FILE] [--json]
+//!     [--ablation id-only=FILE] [--ablation text-only=FILE] [--ablation f32=FILE] [--cold-start FILE] [--category-split FILE] [--teacher FILE] [--json]
 //! ```
 //!
 //! Full ranking: leave-one-out, history capped at the model's window (50),
@@ -17,7 +17,10 @@
 //! validation. Reranking view: a 100-item server list per test user
 //! (co-occurrence with the last item plus popularity), NDCG@10 in server
 //! order versus reranked by shelfrank. Cold start: a model trained with 10%
-//! of items held out, on users whose test target is one of them.
+//! of items held out, on users whose test target is one of them, scored
+//! from text alone and after `update-catalog` gave them borrowed ID rows
+//! (nearest trained item by `--teacher` embeddings when given, else by
+//! the model's text tower).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,7 @@ use shelfrank::evaluation::{
     Classification, LoadedModel, Ranked, Scorer, best_threshold, classify, evaluate_with, histories, ndcg10_in_list, read_tokenizer,
 };
 use shelfrank::model::Affinity;
+use shelfrank::teacher::TeacherEmbeddings;
 use shelfrank::rank::{Candidate, RerankOptions, arrange};
 
 struct Args {
@@ -39,6 +43,7 @@ struct Args {
     ablations: Vec<(String, PathBuf)>,
     cold_start: Option<PathBuf>,
     category_split: Option<PathBuf>,
+    teacher: Option<PathBuf>,
     json: bool,
     seed: u64,
     negatives: usize,
@@ -57,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
         ablations: Vec::new(),
         cold_start: None,
         category_split: None,
+        teacher: None,
         json: false,
         seed: 2024,
         negatives: 99,
@@ -75,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
             "--tokenizer" => args.tokenizer = Some(value()?.into()),
             "--cold-start" => args.cold_start = Some(value()?.into()),
             "--category-split" => args.category_split = Some(value()?.into()),
+            "--teacher" => args.teacher = Some(value()?.into()),
             "--ablation" => {
                 let v = value()?;
                 let (name, path) = v.split_once('=').ok_or("--ablation takes NAME=FILE")?;
@@ -89,7 +96,7 @@ fn parse_args() -> Result<Args, String> {
             "--affinity-weight" => args.affinity_weight = Some(value()?.parse().map_err(|_| "--affinity-weight needs a number")?),
             "--affinity-decay" => args.affinity_decay = Some(value()?.parse().map_err(|_| "--affinity-decay needs a number")?),
             "--help" | "-h" => {
-                return Err("usage: eval --model FILE --data DIR [--tokenizer FILE] [--ablation NAME=FILE]... [--cold-start FILE] [--category-split FILE] [--json] [--seed N] [--negatives N] [--list-size N] [--max-users N] [--affinity-weight W] [--affinity-decay D] [--valid-only]".into());
+                return Err("usage: eval --model FILE --data DIR [--tokenizer FILE] [--ablation NAME=FILE]... [--cold-start FILE] [--category-split FILE] [--teacher FILE] [--json] [--seed N] [--negatives N] [--list-size N] [--max-users N] [--affinity-weight W] [--affinity-decay D] [--valid-only]".into());
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
@@ -308,14 +315,38 @@ fn run() -> Result<(), String> {
 
     // Items the model never saw in training (its file lists them): the
     // users whose test target is one of them, and the rest.
+    let teacher = match &args.teacher {
+        None => None,
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                .and_then(|bytes| TeacherEmbeddings::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display())))?,
+        ),
+    };
     let held_out_report = |path: &Path| -> Result<Value, String> {
-        let model = load(path)?;
-        let held: std::collections::HashSet<u32> = (0..n as u32).filter(|&i| model.ids.row(i) == 0).collect();
+        let mut model = load(path)?;
+        let file_facts = json!({ "file": path.display().to_string(), "sha256": model.sha256, "bytes": model.bytes });
+        // Items training never saw: still untrained, or given a borrowed ID row since.
+        let listed = |key: &str| -> Vec<String> {
+            model.file.meta[key].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+        };
+        let unseen: std::collections::HashSet<String> = listed("heldOutItems").into_iter().chain(listed("borrowedIdRows")).collect();
+        let held: std::collections::HashSet<u32> = (0..n as u32).filter(|&i| unseen.contains(&data.items[i as usize].id)).collect();
         let cold_users: Vec<Example> = data.test.iter().filter(|e| held.contains(&e.target)).cloned().collect();
-        let mut scorer = model.scorer(model.affinity, true, &device);
-        let metrics = evaluate_with(&mut scorer, &cold_users, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
         let warm_users: Vec<Example> = data.test.iter().filter(|e| !held.contains(&e.target)).cloned().collect();
-        let warm = evaluate_with(&mut scorer, &warm_users, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
+        let both = |model: &shelfrank::evaluation::LoadedModel| -> Result<(Ranked, Ranked), String> {
+            let mut scorer = model.scorer(model.affinity, true, &device);
+            let cold = evaluate_with(&mut scorer, &cold_users, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
+            let warm = evaluate_with(&mut scorer, &warm_users, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
+            Ok((cold, warm))
+        };
+        // As trained: unseen items scored from their text alone (ID row 0).
+        let text_only = both(&model)?;
+        // As `update-catalog` writes it: each borrows its nearest trained item's ID row.
+        let pairs = model.borrow_id_rows(&data, &tokenizer_json, teacher.as_ref(), &device)?;
+        let (metrics, warm) = both(&model)?;
+        let mut cosines: Vec<f32> = pairs.iter().map(|p| p.2).collect();
+        cosines.sort_by(f32::total_cmp);
         // The shipped model on the same users, for reference (it saw these items).
         let mut shipped = main.scorer(main.affinity, true, &device);
         let shipped_cold = evaluate_with(&mut shipped, &cold_users, n, main.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
@@ -326,13 +357,15 @@ fn run() -> Result<(), String> {
         let mut co = Cooccurrence(&stats);
         let co_cold = evaluate_with(&mut co, &cold_users, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
         Ok(json!({
-            "model": { "file": path.display().to_string(), "sha256": model.sha256, "bytes": model.bytes },
+            "model": file_facts,
             "heldOutItems": held.len(),
             "heldOutCategories": model.file.meta["heldOutCategories"],
             "idDropout": model.file.meta["idDropout"],
             "coldTargetUsers": cold_users.len(),
+            "borrowedIdRows": { "items": pairs.len(), "by": model.file.meta["borrowedBy"], "medianCosine": cosines.get(cosines.len() / 2) },
             "test": metrics.published,
             "warmTargetTest": warm.published,
+            "textOnly": { "test": text_only.0.published, "warmTargetTest": text_only.1.published },
             "shippedOnColdUsers": shipped_cold.published,
             "popularityOnColdUsers": pop_cold.published,
             "cooccurrenceOnColdUsers": co_cold.published,

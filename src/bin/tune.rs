@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use serde_json::json;
 use shelfrank::dataset::Dataset;
-use shelfrank::evaluation::{LoadedModel, evaluate_with, fit_repeat_prior, read_tokenizer};
-use shelfrank::model::{Affinity, sha256_hex};
+use shelfrank::evaluation::{LoadedModel, evaluate_with, fit_repeat_prior, read_tokenizer, update_manifest};
+use shelfrank::model::Affinity;
 
 struct Args {
     model: PathBuf,
@@ -118,23 +118,5 @@ fn run() -> Result<(), String> {
         eprintln!("tune: wrote {} ({} bytes)", args.model.display(), bytes.len());
         update_manifest(&args.model, &bytes)?;
     }
-    Ok(())
-}
-
-/// When a `manifest.json` beside the model names it, its sha256 and size
-/// follow the rewritten file.
-fn update_manifest(model: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
-    let path = model.with_file_name("manifest.json");
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
-    let mut manifest: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let name = model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    if manifest["model"]["file"] != name.as_str() {
-        return Ok(());
-    }
-    manifest["model"]["sha256"] = json!(sha256_hex(bytes));
-    manifest["model"]["bytes"] = json!(bytes.len());
-    std::fs::write(&path, serde_json::to_string_pretty(&manifest).expect("json") + "\n")
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    eprintln!("tune: updated {}", path.display());
     Ok(())
 }

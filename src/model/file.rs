@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{RankerConfig, SessionRanker};
+
+/// The ID-embedding tensor's name in the file.
+const ITEM_IDS: &str = "item_ids.weight";
 use crate::error::{Error, ErrorKind, Result, err};
 
 pub const MAGIC: &[u8; 8] = b"SHLFRANK";
@@ -142,6 +145,106 @@ impl ModelFile {
             meta: header.meta,
             tensors,
         })
+    }
+
+    /// Catalog ids that training never saw (`meta.heldOutItems`): their
+    /// ID rows were never trained, so they are scored as unknown items (row 0).
+    pub fn untrained(&self) -> std::collections::HashSet<&str> {
+        self.meta["heldOutItems"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default()
+    }
+
+    /// Each catalog id's ID-embedding row: `i + 1` for `items[i]`, or 0
+    /// (unknown) for items training never saw.
+    pub fn catalog_rows(&self) -> HashMap<String, i64> {
+        let untrained = self.untrained();
+        self.items
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), if untrained.contains(id.as_str()) { 0 } else { i as i64 + 1 }))
+            .collect()
+    }
+
+    fn id_table(&mut self) -> Result<&mut TensorEntry> {
+        let dim = self.config.dim;
+        let rows = self.config.n_items + 1;
+        match self.tensors.iter_mut().find(|t| t.name == ITEM_IDS) {
+            Some(t) if t.shape == [rows, dim] => Ok(t),
+            _ => err(ErrorKind::ModelFile, format!("the model file has no '{ITEM_IDS}' tensor of shape [{rows}, {dim}]")),
+        }
+    }
+
+    /// The same model laid out for the catalog `ids` (a shop's current
+    /// catalog, in its order): items it already knew keep their ID rows,
+    /// items new to it join `heldOutItems` (untrained, scored from their
+    /// text until they borrow a row), items no longer in `ids` are
+    /// dropped. Returns the file and how many items were new and dropped.
+    pub fn for_catalog(&self, ids: &[String]) -> Result<(ModelFile, usize, usize)> {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(duplicate) = ids.iter().find(|id| !seen.insert(id.as_str())) {
+            return err(ErrorKind::Data, format!("the catalog lists item id '{duplicate}' twice"));
+        }
+        let mut file = self.clone();
+        let dim = self.config.dim;
+        let old: HashMap<&str, usize> = self.items.iter().enumerate().map(|(i, id)| (id.as_str(), i + 1)).collect();
+        let table = file.id_table()?.values.clone();
+        let mut values = table[..dim].to_vec();
+        let mut untrained: Vec<String> = Vec::new();
+        let old_untrained = self.untrained();
+        for id in ids {
+            match old.get(id.as_str()) {
+                Some(&row) => values.extend_from_slice(&table[row * dim..(row + 1) * dim]),
+                None => values.extend(std::iter::repeat_n(0.0, dim)),
+            }
+            if !old.contains_key(id.as_str()) || old_untrained.contains(id.as_str()) {
+                untrained.push(id.clone());
+            }
+        }
+        let dropped = self.items.iter().filter(|id| !seen.contains(id.as_str())).count();
+        let new = ids.iter().filter(|id| !old.contains_key(id.as_str())).count();
+        file.config.n_items = ids.len();
+        file.config.validate()?;
+        file.items = ids.to_vec();
+        let entry = file.id_table_unchecked();
+        entry.shape = vec![ids.len() + 1, dim];
+        entry.values = values;
+        if !untrained.is_empty() || !self.meta["heldOutItems"].is_null() {
+            file.meta["heldOutItems"] = serde_json::json!(untrained);
+        }
+        Ok((file, new, dropped))
+    }
+
+    fn id_table_unchecked(&mut self) -> &mut TensorEntry {
+        self.tensors.iter_mut().find(|t| t.name == ITEM_IDS).expect("checked by id_table")
+    }
+
+    /// Gives untrained items trained ID rows: each `(item, from)` pair
+    /// (indices into `items`) copies `from`'s row to `item`, takes `item`
+    /// out of `heldOutItems` and lists it under `meta.borrowedIdRows`.
+    pub fn borrow_id_rows(&mut self, pairs: &[(usize, usize)]) -> Result<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let dim = self.config.dim;
+        let n = self.items.len();
+        let table = &mut self.id_table()?.values;
+        for &(item, from) in pairs {
+            if item >= n || from >= n {
+                return err(ErrorKind::Data, format!("item index {} is outside the catalog of {n}", item.max(from)));
+            }
+            table.copy_within((from + 1) * dim..(from + 2) * dim, (item + 1) * dim);
+        }
+        let borrowed: std::collections::HashSet<&str> = pairs.iter().map(|&(item, _)| self.items[item].as_str()).collect();
+        let still: Vec<&str> = self.untrained().into_iter().filter(|id| !borrowed.contains(id)).collect();
+        let mut listed: Vec<String> =
+            self.meta["borrowedIdRows"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+        listed.extend(borrowed.iter().map(|s| s.to_string()));
+        listed.sort();
+        listed.dedup();
+        let mut still: Vec<String> = still.into_iter().map(str::to_owned).collect();
+        still.sort();
+        self.meta["heldOutItems"] = serde_json::json!(still);
+        self.meta["borrowedIdRows"] = serde_json::json!(listed);
+        Ok(())
     }
 
     /// Encodes the file, hashing the payload.

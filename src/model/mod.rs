@@ -26,7 +26,7 @@ pub mod wordpiece;
 
 pub use event::EventKind;
 pub use file::{FORMAT_VERSION, MAGIC, ModelFile, StoredAs, TensorEntry, sha256_hex};
-pub use network::{SessionInput, SessionRanker, SessionState};
+pub use network::{SessionInput, SessionRanker, SessionState, unit};
 pub use repeat::{RECENCY_BUCKETS, RepeatPrior, recency_bucket};
 pub use text::{ItemText, TextEncoder, TokenTable};
 pub(crate) use wordpiece::{FastMap, FastSet};

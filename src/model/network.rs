@@ -102,7 +102,7 @@ impl SessionInput {
 }
 
 /// Rows scaled to unit length (zero rows stay zero).
-fn unit<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+pub fn unit<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let norm = (x.clone() * x.clone()).sum_dim(D - 1).sqrt().clamp_min(1e-6);
     x / norm
 }

@@ -583,3 +583,65 @@ fn the_demo_catalog_script_reads_the_dataset_as_training_does() {
     }
     assert!(popularity.iter().sum::<u64>() > 10_000, "popularity counts the training sequences");
 }
+
+/// `update-catalog`: a model brought to a shop's current catalog keeps
+/// the rows of items it knew, drops items gone from the catalog, scores a
+/// new item as unknown (text alone, ID row 0) until it borrows the row of
+/// its nearest trained item, and the page then scores it as that item.
+#[test]
+fn a_catalog_update_keeps_known_rows_and_new_items_borrow_their_nearest_items_row() {
+    use shelfrank::evaluation::LoadedModel;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(root.join("models/shelfrank-scientific.bin")).unwrap();
+    let shipped = ModelFile::from_bytes(&bytes).unwrap();
+    let mut data = shelfrank::dataset::Dataset::load(&root.join("data/scientific")).unwrap();
+    // The same catalog changes nothing.
+    let (same, new, dropped) = shipped.for_catalog(&shipped.items).unwrap();
+    assert_eq!((new, dropped), (0, 0));
+    assert!(same.to_bytes() == bytes, "an update to the same catalog rewrites the file byte for byte");
+    // The shop drops its first item and adds a copy of item 7 under a new id.
+    let gone = data.items.remove(0);
+    let twin = data.items[6].clone();
+    data.items.push(shelfrank::dataset::CatalogItem { id: "new-twin".into(), ..twin.clone() });
+    let ids: Vec<String> = data.items.iter().map(|i| i.id.clone()).collect();
+    let (file, new, dropped) = shipped.for_catalog(&ids).unwrap();
+    assert_eq!((new, dropped), (1, 1));
+    assert_eq!(file.items, ids);
+    let rows = file.catalog_rows();
+    assert_eq!(rows["new-twin"], 0, "a new item is unknown until it borrows a row");
+    assert!(!rows.contains_key(&gone.id));
+    let dim = shipped.config.dim;
+    let table = |f: &ModelFile| f.tensors.iter().find(|t| t.name == "item_ids.weight").unwrap().values.clone();
+    let (before, after) = (table(&shipped), table(&file));
+    assert_eq!(&after[(rows[&twin.id] as usize) * dim..][..dim], &before[8 * dim..9 * dim], "item 7 keeps its row");
+    let twice = [ids.clone(), vec![ids[3].clone()]].concat();
+    let e = shipped.for_catalog(&twice).unwrap_err();
+    assert!(e.message().contains("twice"), "{e}");
+
+    let device = Device::flex();
+    let score = |file: &ModelFile, ids: [&str; 3]| -> Vec<f32> {
+        let mut ranker = Reranker::load(&file.to_bytes(), TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+        ranker.record(data.items[20].event(EventKind::View, None), 1e12).unwrap();
+        let list: Vec<Candidate> = ids.iter().map(|id| Candidate { id: id.to_string(), ..twin.candidate() }).collect();
+        let mut list = list;
+        list.push(data.items[40].candidate());
+        let pending = ranker.start(&list, &RerankOptions::default(), 1e12).unwrap();
+        shelfrank::read_scores(pending.scores.unwrap().into_data()).unwrap()
+    };
+    // Before borrowing: the new item is scored as an item no catalog knows.
+    let s = score(&file, [&twin.id, "new-twin", "nowhere"]);
+    assert!((s[1] - s[2]).abs() < 1e-5 && (s[0] - s[1]).abs() > 1e-3, "{s:?}");
+
+    let mut model = LoadedModel::from_file(file, TOKENIZER, &data, &device).unwrap();
+    let pairs = model.borrow_id_rows(&data, TOKENIZER, None, &device).unwrap();
+    assert_eq!(pairs.len(), 1);
+    let (item, from, cosine) = pairs[0];
+    assert_eq!(data.items[item as usize].id, "new-twin");
+    assert_eq!(data.items[from as usize].text, twin.text, "the nearest trained item has the same text");
+    assert!(cosine > 0.999);
+    assert_eq!(model.file.meta["borrowedIdRows"], serde_json::json!(["new-twin"]));
+    assert_eq!(model.file.untrained().len(), 0);
+    let reread = ModelFile::from_bytes(&model.file.to_bytes()).unwrap();
+    let s = score(&reread, [data.items[from as usize].id.as_str(), "new-twin", "nowhere"]);
+    assert!((s[0] - s[1]).abs() < 1e-5 && (s[1] - s[2]).abs() > 1e-3, "{s:?}");
+}

@@ -1,0 +1,90 @@
+//! Brings a trained model up to date with a shop's current catalog,
+//! without training: items the model already knows keep their ID rows,
+//! items it has never seen (new since training, or held out of it) borrow
+//! the ID row of the trained item whose text is nearest (cosine of
+//! all-MiniLM-L6-v2 sentence embeddings from the `teacher` binary when
+//! `--teacher` is given, which validation prefers, else of this model's
+//! text vectors), and items gone from the catalog are dropped.
+//! Before, a new item was scored from its text alone and ranked as if no
+//! one wanted it; `eval --cold-start` measures both.
+//!
+//! ```text
+//! cargo run --release --bin update-catalog -- --model FILE --data DIR --out FILE [--teacher FILE] [--tokenizer FILE]
+//! ```
+
+use std::path::PathBuf;
+
+use shelfrank::dataset::Dataset;
+use shelfrank::evaluation::{LoadedModel, read_tokenizer, update_manifest};
+use shelfrank::model::ModelFile;
+use shelfrank::teacher::TeacherEmbeddings;
+
+struct Args {
+    model: PathBuf,
+    data: PathBuf,
+    out: Option<PathBuf>,
+    tokenizer: Option<PathBuf>,
+    teacher: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args { model: "models/shelfrank-scientific.bin".into(), data: "data/scientific".into(), out: None, tokenizer: None, teacher: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--model" => args.model = value()?.into(),
+            "--data" => args.data = value()?.into(),
+            "--out" => args.out = Some(value()?.into()),
+            "--tokenizer" => args.tokenizer = Some(value()?.into()),
+            "--teacher" => args.teacher = Some(value()?.into()),
+            "--help" | "-h" => return Err("usage: update-catalog --model FILE --data DIR --out FILE [--teacher FILE] [--tokenizer FILE]".into()),
+            other => return Err(format!("unknown argument {other}; see --help")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() {
+    if let Err(message) = run() {
+        eprintln!("update-catalog: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args = parse_args()?;
+    let out = args.out.clone().ok_or("--out FILE is required (the model file to write)")?;
+    let tokenizer = read_tokenizer(&args.model, args.tokenizer.as_deref())?;
+    let data = Dataset::load(&args.data).map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(&args.model).map_err(|e| format!("cannot read {}: {e}", args.model.display()))?;
+    let file = ModelFile::from_bytes(&bytes).map_err(|e| format!("{}: {e}", args.model.display()))?;
+    if file.items.is_empty() {
+        return Err(format!("{} has no ID embeddings (a text-only model): it scores any catalog as it is", args.model.display()));
+    }
+    let ids: Vec<String> = data.items.iter().map(|item| item.id.clone()).collect();
+    let (file, new, dropped) = file.for_catalog(&ids).map_err(|e| e.to_string())?;
+    let device = shelfrank::cpu_device();
+    let mut model = LoadedModel::from_file(file, &tokenizer, &data, &device)?;
+    let teacher = match &args.teacher {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Some(TeacherEmbeddings::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+    };
+    let pairs = model.borrow_id_rows(&data, &tokenizer, teacher.as_ref(), &device)?;
+    let mut cosines: Vec<f32> = pairs.iter().map(|p| p.2).collect();
+    cosines.sort_by(f32::total_cmp);
+    let median = cosines.get(cosines.len() / 2).map(|c| format!(" (median cosine {c:.3})")).unwrap_or_default();
+    let bytes = model.file.to_bytes();
+    std::fs::write(&out, &bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    eprintln!(
+        "update-catalog: {} items ({new} new to the model, {dropped} dropped); {} borrowed an ID row{median}; wrote {} ({} bytes)",
+        ids.len(),
+        pairs.len(),
+        out.display(),
+        bytes.len()
+    );
+    update_manifest(&out, &bytes)
+}
