@@ -9,11 +9,11 @@ use crate::Result;
 use std::path::Path;
 
 use crate::dataset::{CatalogItem, Dataset, Example};
-use crate::teacher::TeacherEmbeddings;
 use crate::model::{
     Affinity, EventKind, FastMap, ItemText, ModelFile, RECENCY_BUCKETS, RepeatPrior, SessionInput, SessionRanker, TextEncoder,
     recency_bucket, sha256_hex,
 };
+use crate::teacher::TeacherEmbeddings;
 
 /// Token rows for every catalog item, in index order.
 pub fn catalog_text(items: &[CatalogItem], text: &TextEncoder) -> Result<ItemText> {
@@ -150,7 +150,8 @@ impl LoadedModel {
         let catalog = catalog_text(&data.items, &text).map_err(|e| e.to_string())?;
         let with_ids = !file.items.is_empty();
         let rows = file.catalog_rows();
-        let untrained: Vec<u32> = data.items.iter().enumerate().filter(|(_, item)| rows.get(&item.id) == Some(&0)).map(|(i, _)| i as u32).collect();
+        let untrained: Vec<u32> =
+            data.items.iter().enumerate().filter(|(_, item)| rows.get(&item.id) == Some(&0)).map(|(i, _)| i as u32).collect();
         let ids = IdRows::new(data.items.len(), with_ids, &untrained);
         let network = file.build(device).map_err(|e| e.to_string())?;
         Ok(LoadedModel {
@@ -170,7 +171,11 @@ impl LoadedModel {
     /// lower index. Text is compared through `teacher` (all-MiniLM-L6-v2
     /// sentence embeddings of this catalog, which validation prefers) when
     /// given, else through this model's own text tower.
-    pub fn nearest_trained(&self, teacher: Option<&TeacherEmbeddings>, device: &Device) -> std::result::Result<Vec<(u32, u32, f32)>, String> {
+    pub fn nearest_trained(
+        &self,
+        teacher: Option<&TeacherEmbeddings>,
+        device: &Device,
+    ) -> std::result::Result<Vec<(u32, u32, f32)>, String> {
         let n = self.ids.all().len();
         let untrained: Vec<u32> = (0..n as u32).filter(|&i| self.ids.row(i) == 0).collect();
         let trained: Vec<u32> = (0..n as u32).filter(|&i| self.ids.row(i) != 0).collect();
@@ -184,13 +189,18 @@ impl LoadedModel {
             Some(t) => Tensor::<2>::from_data(TensorData::new(t.values.clone(), [n, t.dim]), device),
             None => crate::model::unit(self.network.text_vectors(&self.catalog, device)),
         };
-        let pick = |items: &[u32]| units.clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(items.iter().map(|&i| i as i64).collect(), [items.len()]), device));
+        let pick = |items: &[u32]| {
+            units
+                .clone()
+                .select(0, Tensor::<1, Int>::from_data(TensorData::new(items.iter().map(|&i| i as i64).collect(), [items.len()]), device))
+        };
         let known = pick(&trained).transpose(); // [d, trained]
         let mut pairs = Vec::with_capacity(untrained.len());
         for chunk in untrained.chunks(512) {
             let cosine = crate::read_scores(pick(chunk).matmul(known.clone()).into_data()).map_err(|e| e.to_string())?; // [chunk, trained]
             for (row, &item) in cosine.chunks(trained.len()).zip(chunk) {
-                let (best, value) = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |acc, (j, &v)| if v > acc.1 { (j, v) } else { acc });
+                let (best, value) =
+                    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |acc, (j, &v)| if v > acc.1 { (j, v) } else { acc });
                 pairs.push((item, trained[best], value));
             }
         }
@@ -212,7 +222,8 @@ impl LoadedModel {
             return Ok(pairs);
         }
         let mut file = self.file.clone();
-        file.borrow_id_rows(&pairs.iter().map(|&(item, from, _)| (item as usize, from as usize)).collect::<Vec<_>>()).map_err(|e| e.to_string())?;
+        file.borrow_id_rows(&pairs.iter().map(|&(item, from, _)| (item as usize, from as usize)).collect::<Vec<_>>())
+            .map_err(|e| e.to_string())?;
         file.meta["borrowedBy"] = serde_json::json!(if teacher.is_some() { "all-MiniLM-L6-v2 cosine" } else { "text tower cosine" });
         *self = LoadedModel::from_file(file, tokenizer_json, data, device)?;
         Ok(pairs)
@@ -287,6 +298,67 @@ impl Scorer for ModelScorer<'_> {
             prior.adjust(row, 0..n_items as u32, &purchases(history));
         }
         Ok(scores)
+    }
+}
+
+/// Item counts and last-item → next-item transitions from training sequences.
+pub struct Statistics {
+    popularity: Vec<f32>,
+    transitions: std::collections::HashMap<u32, std::collections::HashMap<u32, f32>>,
+}
+
+impl Statistics {
+    pub fn new(data: &Dataset) -> Statistics {
+        Statistics::without(data, &Default::default())
+    }
+
+    /// The statistics of a log in which the `unseen` items never occur
+    /// (removed from every training sequence), for baselines on items
+    /// new to the catalog.
+    pub fn without(data: &Dataset, unseen: &std::collections::HashSet<u32>) -> Statistics {
+        let mut popularity = vec![0f32; data.items.len()];
+        let mut transitions: std::collections::HashMap<u32, std::collections::HashMap<u32, f32>> = std::collections::HashMap::new();
+        let sequences: Vec<Vec<u32>> =
+            data.train_sequences().iter().map(|s| s.iter().copied().filter(|i| !unseen.contains(i)).collect()).collect();
+        for sequence in &sequences {
+            for &item in sequence {
+                popularity[item as usize] += 1.0;
+            }
+            for pair in sequence.windows(2) {
+                *transitions.entry(pair[0]).or_default().entry(pair[1]).or_default() += 1.0;
+            }
+        }
+        Statistics { popularity, transitions }
+    }
+
+    /// Co-occurrence with the last item, popularity breaking ties.
+    pub fn cooccurrence_row(&self, history: &[u32]) -> Vec<f32> {
+        let max_pop = self.popularity.iter().fold(1f32, |m, &p| m.max(p));
+        let mut row: Vec<f32> = self.popularity.iter().map(|p| 0.5 * p / max_pop).collect();
+        if let Some(next) = history.last().and_then(|last| self.transitions.get(last)) {
+            for (&item, &count) in next {
+                row[item as usize] += count;
+            }
+        }
+        row
+    }
+}
+
+/// Scores every item by its count in the training sequences.
+pub struct Popularity<'a>(pub &'a Statistics);
+
+impl Scorer for Popularity<'_> {
+    fn score(&mut self, histories: &[&[u32]]) -> Result<Vec<f32>> {
+        Ok(histories.iter().flat_map(|_| self.0.popularity.iter().copied()).collect())
+    }
+}
+
+/// Scores items by how often they followed the history's last item.
+pub struct Cooccurrence<'a>(pub &'a Statistics);
+
+impl Scorer for Cooccurrence<'_> {
+    fn score(&mut self, histories: &[&[u32]]) -> Result<Vec<f32>> {
+        Ok(histories.iter().flat_map(|h| self.0.cooccurrence_row(h)).collect())
     }
 }
 

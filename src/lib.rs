@@ -37,6 +37,8 @@ pub mod rank;
 mod reranker;
 pub mod session;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod shop;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod teacher;
 #[cfg(target_arch = "wasm32")]
 mod wasm;

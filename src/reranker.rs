@@ -208,9 +208,9 @@ impl Reranker {
         &self.device
     }
 
-    /// Whether the model has an ID embedding for this shop id.
+    /// Whether the model has a trained (or borrowed) ID embedding for this shop id.
     pub fn knows(&self, id: &str) -> bool {
-        self.catalog.contains_key(id)
+        self.catalog.get(id).is_some_and(|&row| row != 0)
     }
 
     pub fn record(&mut self, event: SessionEvent, now_ms: f64) -> Result<()> {

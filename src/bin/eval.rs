@@ -22,7 +22,6 @@
 //! (nearest trained item by `--teacher` embeddings when given, else by
 //! the model's text tower).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -30,11 +29,12 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 use shelfrank::dataset::{Dataset, Example};
 use shelfrank::evaluation::{
-    Classification, LoadedModel, Ranked, Scorer, best_threshold, classify, evaluate_with, histories, ndcg10_in_list, read_tokenizer,
+    Classification, Cooccurrence, LoadedModel, Popularity, Ranked, Scorer, Statistics, best_threshold, classify, evaluate_with, histories,
+    ndcg10_in_list, read_tokenizer,
 };
 use shelfrank::model::Affinity;
-use shelfrank::teacher::TeacherEmbeddings;
 use shelfrank::rank::{Candidate, RerankOptions, arrange};
+use shelfrank::teacher::TeacherEmbeddings;
 
 struct Args {
     model: PathBuf,
@@ -131,65 +131,6 @@ fn negatives(example: &Example, n_items: usize, count: usize, seed: u64) -> Vec<
         }
     }
     out
-}
-
-/// Item counts and last-item → next-item transitions from training sequences.
-struct Statistics {
-    popularity: Vec<f32>,
-    transitions: HashMap<u32, HashMap<u32, f32>>,
-}
-
-impl Statistics {
-    fn new(data: &Dataset) -> Statistics {
-        Statistics::without(data, &Default::default())
-    }
-
-    /// The statistics of a log in which the `unseen` items never occur
-    /// (removed from every training sequence), for baselines on items
-    /// new to the catalog.
-    fn without(data: &Dataset, unseen: &std::collections::HashSet<u32>) -> Statistics {
-        let mut popularity = vec![0f32; data.items.len()];
-        let mut transitions: HashMap<u32, HashMap<u32, f32>> = HashMap::new();
-        let sequences: Vec<Vec<u32>> =
-            data.train_sequences().iter().map(|s| s.iter().copied().filter(|i| !unseen.contains(i)).collect()).collect();
-        for sequence in &sequences {
-            for &item in sequence {
-                popularity[item as usize] += 1.0;
-            }
-            for pair in sequence.windows(2) {
-                *transitions.entry(pair[0]).or_default().entry(pair[1]).or_default() += 1.0;
-            }
-        }
-        Statistics { popularity, transitions }
-    }
-
-    /// Co-occurrence with the last item, popularity breaking ties.
-    fn cooccurrence_row(&self, history: &[u32]) -> Vec<f32> {
-        let max_pop = self.popularity.iter().fold(1f32, |m, &p| m.max(p));
-        let mut row: Vec<f32> = self.popularity.iter().map(|p| 0.5 * p / max_pop).collect();
-        if let Some(next) = history.last().and_then(|last| self.transitions.get(last)) {
-            for (&item, &count) in next {
-                row[item as usize] += count;
-            }
-        }
-        row
-    }
-}
-
-struct Popularity<'a>(&'a Statistics);
-
-impl Scorer for Popularity<'_> {
-    fn score(&mut self, histories: &[&[u32]]) -> shelfrank::Result<Vec<f32>> {
-        Ok(histories.iter().flat_map(|_| self.0.popularity.iter().copied()).collect())
-    }
-}
-
-struct Cooccurrence<'a>(&'a Statistics);
-
-impl Scorer for Cooccurrence<'_> {
-    fn score(&mut self, histories: &[&[u32]]) -> shelfrank::Result<Vec<f32>> {
-        Ok(histories.iter().flat_map(|h| self.0.cooccurrence_row(h)).collect())
-    }
 }
 
 /// Ranking metrics on both splits plus the classification view.

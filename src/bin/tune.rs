@@ -9,18 +9,26 @@
 //! cargo run --release --bin tune -- --model FILE --data DIR \
 //!     [--weights 0.5,0.75,1] [--decays 0.6,0.7,0.8] [--tokenizer FILE] [--write]
 //! ```
+//!
+//! `--events FILE --catalog FILE` or `--ga4 DIR` in place of `--data` tune a
+//! model trained on a shop's own data (as `train` read it).
+//!
+//! ```text
+//! ```
 
 use std::path::PathBuf;
 
 use burn::tensor::Device;
 use serde_json::json;
-use shelfrank::dataset::Dataset;
 use shelfrank::evaluation::{LoadedModel, evaluate_with, fit_repeat_prior, read_tokenizer, update_manifest};
 use shelfrank::model::Affinity;
 
 struct Args {
     model: PathBuf,
     data: PathBuf,
+    events: Option<PathBuf>,
+    catalog: Option<PathBuf>,
+    ga4: Option<PathBuf>,
     tokenizer: Option<PathBuf>,
     weights: Vec<f32>,
     decays: Vec<f32>,
@@ -35,6 +43,9 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         model: "models/shelfrank-scientific.bin".into(),
         data: "data/scientific".into(),
+        events: None,
+        catalog: None,
+        ga4: None,
         tokenizer: None,
         weights: Vec::new(),
         decays: Vec::new(),
@@ -46,13 +57,16 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--model" => args.model = value()?.into(),
             "--data" => args.data = value()?.into(),
+            "--events" => args.events = Some(value()?.into()),
+            "--catalog" => args.catalog = Some(value()?.into()),
+            "--ga4" => args.ga4 = Some(value()?.into()),
             "--tokenizer" => args.tokenizer = Some(value()?.into()),
             "--weights" => args.weights = numbers(&value()?, "--weights")?,
             "--decays" => args.decays = numbers(&value()?, "--decays")?,
             "--write" => args.write = true,
             "--help" | "-h" => {
                 return Err(
-                    "usage: tune --model FILE --data DIR [--tokenizer FILE] [--weights W,W,...] [--decays D,D,...] [--write]".into()
+                    "usage: tune --model FILE [--data DIR | --events FILE --catalog FILE | --ga4 DIR] [--tokenizer FILE] [--weights W,W,...] [--decays D,D,...] [--write]".into()
                 );
             }
             other => return Err(format!("unknown argument {other}; see --help")),
@@ -70,7 +84,7 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let args = parse_args()?;
-    let data = Dataset::load(&args.data).map_err(|e| e.to_string())?;
+    let (data, _) = shelfrank::shop::load_dataset(&args.data, args.events.as_deref(), args.catalog.as_deref(), args.ga4.as_deref())?;
     let tokenizer_json = read_tokenizer(&args.model, args.tokenizer.as_deref())?;
     let device = Device::flex();
     let model = LoadedModel::load(&args.model, &tokenizer_json, &data, &device)?;

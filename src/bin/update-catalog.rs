@@ -28,7 +28,8 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { model: "models/shelfrank-scientific.bin".into(), data: "data/scientific".into(), out: None, tokenizer: None, teacher: None };
+    let mut args =
+        Args { model: "models/shelfrank-scientific.bin".into(), data: "data/scientific".into(), out: None, tokenizer: None, teacher: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -38,7 +39,9 @@ fn parse_args() -> Result<Args, String> {
             "--out" => args.out = Some(value()?.into()),
             "--tokenizer" => args.tokenizer = Some(value()?.into()),
             "--teacher" => args.teacher = Some(value()?.into()),
-            "--help" | "-h" => return Err("usage: update-catalog --model FILE --data DIR --out FILE [--teacher FILE] [--tokenizer FILE]".into()),
+            "--help" | "-h" => {
+                return Err("usage: update-catalog --model FILE --data DIR --out FILE [--teacher FILE] [--tokenizer FILE]".into());
+            }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
     }

@@ -157,11 +157,7 @@ impl ModelFile {
     /// (unknown) for items training never saw.
     pub fn catalog_rows(&self) -> HashMap<String, i64> {
         let untrained = self.untrained();
-        self.items
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.clone(), if untrained.contains(id.as_str()) { 0 } else { i as i64 + 1 }))
-            .collect()
+        self.items.iter().enumerate().map(|(i, id)| (id.clone(), if untrained.contains(id.as_str()) { 0 } else { i as i64 + 1 })).collect()
     }
 
     fn id_table(&mut self) -> Result<&mut TensorEntry> {
@@ -235,8 +231,10 @@ impl ModelFile {
         }
         let borrowed: std::collections::HashSet<&str> = pairs.iter().map(|&(item, _)| self.items[item].as_str()).collect();
         let still: Vec<&str> = self.untrained().into_iter().filter(|id| !borrowed.contains(id)).collect();
-        let mut listed: Vec<String> =
-            self.meta["borrowedIdRows"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+        let mut listed: Vec<String> = self.meta["borrowedIdRows"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
         listed.extend(borrowed.iter().map(|s| s.to_string()));
         listed.sort();
         listed.dedup();

@@ -3,6 +3,7 @@
 
 mod fuzz;
 mod properties;
+mod shop;
 mod training;
 
 use burn::tensor::Device;

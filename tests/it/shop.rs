@@ -1,0 +1,173 @@
+//! A shop's own data: the events + catalog files and the GA4 export read
+//! into the same dataset, bad input reported with its lines, and `train`
+//! end to end on the fixtures (tools/shop-fixtures.mjs, from the real
+//! REES46 log).
+
+use std::path::{Path, PathBuf};
+
+use shelfrank::shop::{read_events_and_catalog, read_ga4};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/shop")
+}
+
+/// A scratch folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("shelfrank-shop-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_events_file_and_the_ga4_export_give_the_same_dataset() {
+    let csv = read_events_and_catalog(&fixtures().join("events.csv"), &fixtures().join("catalog.csv")).unwrap();
+    let ga4 = read_ga4(&fixtures().join("ga4")).unwrap();
+    let r = &csv.report;
+    assert_eq!((r.users, r.items, r.events_read, r.events_used), (300, 1048, 2082, 2082), "{}", r.summary());
+    assert!(r.kinds["view"] > 1900 && r.kinds["purchase"] > 0 && r.kinds["add_to_cart"] > 0, "{:?}", r.kinds);
+    // REES46 has no titles; items with neither category nor brand have no text at all.
+    assert!(r.items_without_text > 0 && r.items_without_text < r.items);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    assert_eq!(ga4.report.kinds, r.kinds);
+    let (a, b) = (&csv.dataset, &ga4.dataset);
+    assert_eq!(a.items, b.items);
+    assert_eq!(a.valid, b.valid);
+    assert_eq!(a.test, b.test);
+    // Leave-one-out: test holds each user's last event, validation the one before.
+    for (v, t) in a.valid.iter().zip(&a.test) {
+        assert_eq!(t.history[..t.history.len() - 1], v.history[..]);
+        assert_eq!(*t.history.last().unwrap(), v.target);
+    }
+    assert!(a.items.iter().any(|i| i.text == "appliances environment water heater. aqua"));
+}
+
+#[test]
+fn bad_rows_are_counted_with_their_lines_and_bad_files_are_refused_clearly() {
+    let dir = scratch("bad");
+    let catalog = dir.join("catalog.csv");
+    std::fs::write(&catalog, "id,title,category,brand,price\na,\"Gloves, nitrile\",Lab,Acme,3\nb,Tape,,,\nc,,,,\n").unwrap();
+    let events = dir.join("events.csv");
+    std::fs::write(
+        &events,
+        "user,item,kind,timestamp\n\
+         u1,a,view,1\nu1,b,cart,2\nu1,a,purchase,3\n\
+         u2,a,view,1\nu2,zz,view,2\nu2,b,wishlist,3\n\
+         u3,c,click,2019-10-01T00:00:05Z\nu3,a,view,2019-10-01 00:00:01 UTC\nu3,b,view,2019-10-01 00:00:09 UTC\n",
+    )
+    .unwrap();
+    let import = read_events_and_catalog(&events, &catalog).unwrap();
+    let r = &import.report;
+    assert_eq!((r.events_read, r.events_used, r.users, r.items, r.items_without_text), (9, 6, 2, 3, 1), "{}", r.summary());
+    let warning =
+        |what: &str| r.warnings.iter().find(|w| w.what.contains(what)).unwrap_or_else(|| panic!("no '{what}' in {}", r.summary()));
+    assert_eq!(warning("unknown kind").count, 1);
+    assert!(warning("unknown kind").lines[0].ends_with("events.csv:7"), "{:?}", warning("unknown kind"));
+    assert!(warning("missing from the catalog").lines[0].ends_with("events.csv:6"));
+    assert_eq!(warning("fewer than 3").count, 1, "u2 keeps one usable event");
+    // u3's events are put in time order (ISO date-times), whatever the file order.
+    let u3 = &import.dataset.test[1];
+    assert_eq!(u3.history, vec![0, 2]);
+    assert_eq!(u3.target, 1);
+    assert!(r.summary().contains("warning: 1 × rows of unknown kind"));
+
+    let refused = |events_text: &[u8], catalog_text: &[u8]| -> String {
+        std::fs::write(&events, events_text).unwrap();
+        std::fs::write(&catalog, catalog_text).unwrap();
+        read_events_and_catalog(&events, &catalog).unwrap_err().to_string()
+    };
+    let good_catalog = b"id,title\na,Gloves\n";
+    let e = refused(b"user,item,when\nu1,a,1\n", good_catalog);
+    assert!(e.contains("no column kind, timestamp"), "{e}");
+    let e = refused(b"user,item,kind,timestamp\nu1,a,view,1\n", b"id,title\na,Gloves\nb,Tape\na,Other\n");
+    assert!(e.contains("repeats item id 'a' (first at line 2)") && e.contains("catalog.csv:4"), "{e}");
+    let e = refused(b"user,item,kind,timestamp\nu1,a,view,1\nu1,a,view,\xff\xfe\n", good_catalog);
+    assert!(e.contains("events.csv:3 is not valid UTF-8"), "{e}");
+    let e = refused(b"user,item,kind,timestamp\nu1,a,view,yesterday\n", good_catalog);
+    assert!(e.contains("events.csv:2") && e.contains("'yesterday'"), "{e}");
+}
+
+#[test]
+fn a_ga4_export_counts_events_without_item_interactions_and_refuses_parquet() {
+    let dir = scratch("ga4");
+    let line = |name: &str, user: &str, t: u64, items: &str| {
+        format!(r#"{{"event_name":"{name}","event_timestamp":"{t}","user_pseudo_id":"{user}","items":[{items}]}}"#)
+    };
+    let item = |id: &str, name: &str| {
+        format!(r#"{{"item_id":"{id}","item_name":"{name}","item_category":"Lab","item_category2":"Gloves","item_brand":"Acme"}}"#)
+    };
+    let text = [
+        line("page_view", "u1", 1, ""),
+        line("view_item", "u1", 2, &item("a", "Nitrile gloves")),
+        line("view_item_list", "u1", 3, &[item("a", ""), item("b", "")].join(",")),
+        line("add_to_cart", "u1", 4, &item("b", "Latex gloves")),
+        line("purchase", "u1", 5, &[item("a", ""), item("b", "")].join(",")),
+        line("purchase", "u1", 6, ""),
+    ]
+    .join("\n");
+    std::fs::write(dir.join("events_20261130.json"), text).unwrap();
+    let import = read_ga4(&dir).unwrap();
+    let r = &import.report;
+    assert_eq!(r.ignored_event_names.get("page_view"), Some(&1));
+    assert_eq!(r.ignored_event_names.get("view_item_list"), Some(&1));
+    assert_eq!((r.events_used, r.users), (4, 1), "{}", r.summary());
+    assert!(r.warnings.iter().any(|w| w.what.contains("purchase events without items") && w.lines[0].ends_with(":6")));
+    assert_eq!(import.dataset.items[0].text, "Nitrile gloves. Lab Gloves. Acme", "the first non-empty name wins");
+    std::fs::write(dir.join("events_20261201.parquet"), b"PAR1").unwrap();
+    let e = read_ga4(&dir).unwrap_err().to_string();
+    assert!(e.contains("Parquet") && e.contains("newline-delimited JSON"), "{e}");
+}
+
+/// `train` on the fixtures, both ways in: a model file, its manifest and
+/// a model card with test figures next to popularity; the model loads in
+/// the page's reranker and ranks the shop's items.
+#[test]
+fn train_runs_end_to_end_on_a_shops_events_and_on_its_ga4_export() {
+    let train = env!("CARGO_BIN_EXE_train");
+    let tokenizer = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/minilm-tokenizer.json");
+    for (name, input) in [
+        (
+            "csv",
+            vec![
+                "--events".to_string(),
+                fixtures().join("events.csv").display().to_string(),
+                "--catalog".into(),
+                fixtures().join("catalog.csv").display().to_string(),
+            ],
+        ),
+        ("ga4", vec!["--ga4".to_string(), fixtures().join("ga4").display().to_string()]),
+    ] {
+        let dir = scratch(&format!("train-{name}"));
+        let out = dir.join("shelfrank.bin");
+        let status = std::process::Command::new(train)
+            .args(&input)
+            .args(["--epochs", "2", "--dim", "16", "--tokenizer"])
+            .arg(&tokenizer)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&status.stderr);
+        assert!(status.status.success(), "{log}");
+        assert!(log.contains("300 users, 1048 items"), "{log}");
+        let card = std::fs::read_to_string(dir.join("model-card.md")).unwrap();
+        assert!(card.contains("| shelfrank |") && card.contains("| popularity |") && card.contains("300 users"), "{card}");
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["model"]["file"], "shelfrank.bin");
+        let bytes = std::fs::read(&out).unwrap();
+        let file = shelfrank::model::ModelFile::from_bytes(&bytes).unwrap();
+        assert_eq!(file.items.len(), 1048);
+        assert_eq!(file.meta["import"]["users"], 300);
+        let tokenizer_json = std::fs::read(&tokenizer).unwrap();
+        let mut ranker = shelfrank::Reranker::load(&bytes, &tokenizer_json, burn::tensor::Device::flex(), Default::default()).unwrap();
+        let data = read_events_and_catalog(&fixtures().join("events.csv"), &fixtures().join("catalog.csv")).unwrap().dataset;
+        ranker.record(data.items[0].event(shelfrank::model::EventKind::View, None), 1e12).unwrap();
+        let list: Vec<_> = data.items[1..30].iter().map(|i| i.candidate()).collect();
+        let ranked = ranker.rerank_blocking(&list, &Default::default(), 1e12).unwrap();
+        assert_eq!(ranked.len(), list.len());
+    }
+    // Without --out it refuses rather than overwrite the shipped model.
+    let status = std::process::Command::new(train).args(["--ga4"]).arg(fixtures().join("ga4")).output().unwrap();
+    assert!(!status.status.success());
+    assert!(String::from_utf8_lossy(&status.stderr).contains("--out FILE is required"));
+}
