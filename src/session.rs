@@ -59,7 +59,7 @@ impl SessionEvent {
             kind if self.id.is_none() && self.title.is_none() => {
                 return err(
                     ErrorKind::InvalidEvent,
-                    format!("a '{}' event needs the item's 'id' (and its 'title' for items outside the model's catalog)", kind_name(kind)),
+                    format!("a '{}' event needs the item's 'id' (and its 'title' for items outside the model's catalog)", kind.name()),
                 );
             }
             _ => {}
@@ -80,16 +80,6 @@ impl SessionEvent {
             EventKind::Search => self.query.clone().unwrap_or_default(),
             _ => item_text(self.title.as_deref().unwrap_or(""), self.category.as_deref(), self.brand.as_deref()),
         }
-    }
-}
-
-fn kind_name(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::View => "view",
-        EventKind::Click => "click",
-        EventKind::AddToCart => "add_to_cart",
-        EventKind::Purchase => "purchase",
-        EventKind::Search => "search",
     }
 }
 

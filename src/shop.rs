@@ -124,16 +124,6 @@ pub fn parse_kind(kind: &str) -> Option<EventKind> {
     }
 }
 
-fn kind_name(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::View => "view",
-        EventKind::Click => "click",
-        EventKind::AddToCart => "add_to_cart",
-        EventKind::Purchase => "purchase",
-        EventKind::Search => "search",
-    }
-}
-
 /// A timestamp as a number of seconds: Unix seconds, milliseconds or
 /// microseconds (any consistent unit orders events), or an ISO 8601 /
 /// SQL date-time (`2019-10-01 00:00:00 UTC`, `2019-10-01T00:00:00Z`).
@@ -429,7 +419,7 @@ fn build(name: String, items: Vec<CatalogItem>, raw: Vec<RawEvent>, mut report: 
         events.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.order.cmp(&b.order)));
         let sequence: Vec<u32> = events.iter().map(|e| index[e.item.as_str()]).collect();
         for e in events.iter() {
-            *report.kinds.entry(kind_name(e.kind).to_owned()).or_default() += 1;
+            *report.kinds.entry(e.kind.name().to_owned()).or_default() += 1;
         }
         report.events_used += events.len();
         let user = test.len() as u32;

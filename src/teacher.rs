@@ -210,6 +210,12 @@ impl TeacherEmbeddings {
         out
     }
 
+    /// Reads an embeddings file (the `teacher` binary's output); errors name the file.
+    pub fn read(path: &std::path::Path) -> std::result::Result<TeacherEmbeddings, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        TeacherEmbeddings::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
     pub fn from_bytes(bytes: &[u8]) -> Result<TeacherEmbeddings> {
         let bad = || Error::new(ErrorKind::Data, "not a shelfrank teacher-embeddings file");
         if bytes.len() < 12 || &bytes[..8] != TEACHER_MAGIC {

@@ -256,14 +256,7 @@ fn run() -> Result<(), String> {
 
     // Items the model never saw in training (its file lists them): the
     // users whose test target is one of them, and the rest.
-    let teacher = match &args.teacher {
-        None => None,
-        Some(path) => Some(
-            std::fs::read(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))
-                .and_then(|bytes| TeacherEmbeddings::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display())))?,
-        ),
-    };
+    let teacher = args.teacher.as_deref().map(TeacherEmbeddings::read).transpose()?;
     let held_out_report = |path: &Path| -> Result<Value, String> {
         let mut model = load(path)?;
         let file_facts = json!({ "file": path.display().to_string(), "sha256": model.sha256, "bytes": model.bytes });

@@ -278,8 +278,7 @@ fn run() -> Result<(), String> {
     let teacher = match &args.teacher {
         None => None,
         Some(path) => {
-            let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let embeddings = TeacherEmbeddings::from_bytes(&bytes).map_err(|e| e.to_string())?;
+            let embeddings = TeacherEmbeddings::read(path)?;
             if embeddings.items.iter().ne(data.items.iter().map(|i| &i.id)) {
                 return Err(format!("{} was computed for another catalog", path.display()));
             }

@@ -69,13 +69,7 @@ fn run() -> Result<(), String> {
     let (file, new, dropped) = file.for_catalog(&ids).map_err(|e| e.to_string())?;
     let device = shelfrank::cpu_device();
     let mut model = LoadedModel::from_file(file, &tokenizer, &data, &device)?;
-    let teacher = match &args.teacher {
-        None => None,
-        Some(path) => {
-            let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            Some(TeacherEmbeddings::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?)
-        }
-    };
+    let teacher = args.teacher.as_deref().map(TeacherEmbeddings::read).transpose()?;
     let pairs = model.borrow_id_rows(&data, &tokenizer, teacher.as_ref(), &device)?;
     let mut cosines: Vec<f32> = pairs.iter().map(|p| p.2).collect();
     cosines.sort_by(f32::total_cmp);

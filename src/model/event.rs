@@ -31,6 +31,17 @@ impl EventKind {
         }
     }
 
+    /// The kind's name as the page and the shop's files spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::View => "view",
+            EventKind::Click => "click",
+            EventKind::AddToCart => "add_to_cart",
+            EventKind::Purchase => "purchase",
+            EventKind::Search => "search",
+        }
+    }
+
     /// Row of this kind in the model's event-type embedding.
     pub fn index(self) -> usize {
         self as usize
