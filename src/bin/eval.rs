@@ -6,6 +6,9 @@
 //!     [--ablation id-only=FILE] [--ablation text-only=FILE] [--ablation f32=FILE] [--cold-start FILE] [--category-split FILE] [--teacher FILE] [--json]
 //! ```
 //!
+//! `--events FILE --catalog FILE` or `--ga4 DIR` in place of `--data`
+//! evaluate a model trained on a shop's own data, split as `train` split it.
+//!
 //! Full ranking: leave-one-out, history capped at the model's window (50),
 //! the target ranked against every item, history items included (RecBole's
 //! full-sort evaluation of sequential models, which the published numbers
@@ -39,6 +42,9 @@ use shelfrank::teacher::TeacherEmbeddings;
 struct Args {
     model: PathBuf,
     data: PathBuf,
+    events: Option<PathBuf>,
+    catalog: Option<PathBuf>,
+    ga4: Option<PathBuf>,
     tokenizer: Option<PathBuf>,
     ablations: Vec<(String, PathBuf)>,
     cold_start: Option<PathBuf>,
@@ -58,6 +64,9 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         model: "models/shelfrank-scientific.bin".into(),
         data: "data/scientific".into(),
+        events: None,
+        catalog: None,
+        ga4: None,
         tokenizer: None,
         ablations: Vec::new(),
         cold_start: None,
@@ -78,6 +87,9 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--model" => args.model = value()?.into(),
             "--data" => args.data = value()?.into(),
+            "--events" => args.events = Some(value()?.into()),
+            "--catalog" => args.catalog = Some(value()?.into()),
+            "--ga4" => args.ga4 = Some(value()?.into()),
             "--tokenizer" => args.tokenizer = Some(value()?.into()),
             "--cold-start" => args.cold_start = Some(value()?.into()),
             "--category-split" => args.category_split = Some(value()?.into()),
@@ -96,7 +108,7 @@ fn parse_args() -> Result<Args, String> {
             "--affinity-weight" => args.affinity_weight = Some(value()?.parse().map_err(|_| "--affinity-weight needs a number")?),
             "--affinity-decay" => args.affinity_decay = Some(value()?.parse().map_err(|_| "--affinity-decay needs a number")?),
             "--help" | "-h" => {
-                return Err("usage: eval --model FILE --data DIR [--tokenizer FILE] [--ablation NAME=FILE]... [--cold-start FILE] [--category-split FILE] [--teacher FILE] [--json] [--seed N] [--negatives N] [--list-size N] [--max-users N] [--affinity-weight W] [--affinity-decay D] [--valid-only]".into());
+                return Err("usage: eval --model FILE [--data DIR | --events FILE --catalog FILE | --ga4 DIR] [--tokenizer FILE] [--ablation NAME=FILE]... [--cold-start FILE] [--category-split FILE] [--teacher FILE] [--json] [--seed N] [--negatives N] [--list-size N] [--max-users N] [--affinity-weight W] [--affinity-decay D] [--valid-only]".into());
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
@@ -182,7 +194,7 @@ fn report(
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let started = Instant::now();
-    let mut data = Dataset::load(&args.data).map_err(|e| e.to_string())?;
+    let (mut data, _) = shelfrank::shop::load_dataset(&args.data, args.events.as_deref(), args.catalog.as_deref(), args.ga4.as_deref())?;
     data.keep_users(args.max_users);
     let tokenizer_json = read_tokenizer(&args.model, args.tokenizer.as_deref())?;
     let device = Device::flex();

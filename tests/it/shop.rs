@@ -165,6 +165,19 @@ fn train_runs_end_to_end_on_a_shops_events_and_on_its_ga4_export() {
         let list: Vec<_> = data.items[1..30].iter().map(|i| i.candidate()).collect();
         let ranked = ranker.rerank_blocking(&list, &Default::default(), 1e12).unwrap();
         assert_eq!(ranked.len(), list.len());
+        // eval reads the same input and scores the same held-out events.
+        let report = std::process::Command::new(env!("CARGO_BIN_EXE_eval"))
+            .args(["--model"])
+            .arg(&out)
+            .args(&input)
+            .args(["--json", "--tokenizer"])
+            .arg(&tokenizer)
+            .output()
+            .unwrap();
+        assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+        assert_eq!(report["test"]["users"], 300);
+        assert!(report["baselines"]["popularity"]["test"]["ndcg@10"].is_number());
     }
     // Without --out it refuses rather than overwrite the shipped model.
     let status = std::process::Command::new(train).args(["--ga4"]).arg(fixtures().join("ga4")).output().unwrap();
