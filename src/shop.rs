@@ -236,6 +236,14 @@ pub fn load_dataset(
     Ok((dataset, Some(report)))
 }
 
+/// A shop's catalog alone (no events), for the tools that need only its
+/// items: `update-catalog` and `teacher`.
+pub fn catalog_dataset(path: &Path) -> Result<Dataset> {
+    let items = read_catalog(path)?;
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "catalog".into());
+    Ok(Dataset { name, items, valid: Vec::new(), test: Vec::new() })
+}
+
 /// A catalog file: `id,title` and optionally `category,brand,price`.
 pub fn read_catalog(path: &Path) -> Result<Vec<CatalogItem>> {
     let csv = read_csv(path, &["id", "title"])?;

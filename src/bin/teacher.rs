@@ -28,13 +28,15 @@ fn main() {
 fn run() -> Result<(), String> {
     let (mut model_dir, mut data, mut out) =
         (PathBuf::new(), PathBuf::from("data/scientific"), PathBuf::from("data/scientific/minilm-teacher.bin"));
+    let mut catalog: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match (flag.as_str(), args.next()) {
             ("--model-dir", Some(v)) => model_dir = v.into(),
             ("--data", Some(v)) => data = v.into(),
+            ("--catalog", Some(v)) => catalog = Some(PathBuf::from(v)),
             ("--out", Some(v)) => out = v.into(),
-            _ => return Err("usage: teacher --model-dir DIR [--data DIR] [--out FILE]".into()),
+            _ => return Err("usage: teacher --model-dir DIR [--data DIR | --catalog FILE] [--out FILE]".into()),
         }
     }
     let started = Instant::now();
@@ -42,7 +44,11 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("cannot read model.safetensors in {}: {e}", model_dir.display()))?;
     let tokenizer_json = std::fs::read(model_dir.join("tokenizer.json")).map_err(|e| format!("cannot read tokenizer.json: {e}"))?;
     let tokenizer = load_tokenizer(&tokenizer_json).map_err(|e| e.to_string())?;
-    let data = Dataset::load(&data).map_err(|e| e.to_string())?;
+    let data = match &catalog {
+        Some(catalog) => shelfrank::shop::catalog_dataset(catalog),
+        None => Dataset::load(&data),
+    }
+    .map_err(|e| e.to_string())?;
     let device = Device::flex();
     let teacher = MiniLm::load(&weights, &device).map_err(|e| e.to_string())?;
 

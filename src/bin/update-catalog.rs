@@ -9,7 +9,7 @@
 //! one wanted it; `eval --cold-start` measures both.
 //!
 //! ```text
-//! cargo run --release --bin update-catalog -- --model FILE --data DIR --out FILE [--teacher FILE] [--tokenizer FILE]
+//! cargo run --release --bin update-catalog -- --model FILE (--data DIR | --catalog FILE) --out FILE [--teacher FILE] [--tokenizer FILE]
 //! ```
 
 use std::path::PathBuf;
@@ -22,25 +22,36 @@ use shelfrank::teacher::TeacherEmbeddings;
 struct Args {
     model: PathBuf,
     data: PathBuf,
+    catalog: Option<PathBuf>,
     out: Option<PathBuf>,
     tokenizer: Option<PathBuf>,
     teacher: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args =
-        Args { model: "models/shelfrank-scientific.bin".into(), data: "data/scientific".into(), out: None, tokenizer: None, teacher: None };
+    let mut args = Args {
+        model: "models/shelfrank-scientific.bin".into(),
+        data: "data/scientific".into(),
+        catalog: None,
+        out: None,
+        tokenizer: None,
+        teacher: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--model" => args.model = value()?.into(),
             "--data" => args.data = value()?.into(),
+            "--catalog" => args.catalog = Some(value()?.into()),
             "--out" => args.out = Some(value()?.into()),
             "--tokenizer" => args.tokenizer = Some(value()?.into()),
             "--teacher" => args.teacher = Some(value()?.into()),
             "--help" | "-h" => {
-                return Err("usage: update-catalog --model FILE --data DIR --out FILE [--teacher FILE] [--tokenizer FILE]".into());
+                return Err(
+                    "usage: update-catalog --model FILE (--data DIR | --catalog FILE) --out FILE [--teacher FILE] [--tokenizer FILE]"
+                        .into(),
+                );
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
@@ -59,7 +70,11 @@ fn run() -> Result<(), String> {
     let args = parse_args()?;
     let out = args.out.clone().ok_or("--out FILE is required (the model file to write)")?;
     let tokenizer = read_tokenizer(&args.model, args.tokenizer.as_deref())?;
-    let data = Dataset::load(&args.data).map_err(|e| e.to_string())?;
+    let data = match &args.catalog {
+        Some(catalog) => shelfrank::shop::catalog_dataset(catalog),
+        None => Dataset::load(&args.data),
+    }
+    .map_err(|e| e.to_string())?;
     let bytes = std::fs::read(&args.model).map_err(|e| format!("cannot read {}: {e}", args.model.display()))?;
     let file = ModelFile::from_bytes(&bytes).map_err(|e| format!("{}: {e}", args.model.display()))?;
     if file.items.is_empty() {

@@ -178,6 +178,26 @@ fn train_runs_end_to_end_on_a_shops_events_and_on_its_ga4_export() {
         let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
         assert_eq!(report["test"]["users"], 300);
         assert!(report["baselines"]["popularity"]["test"]["ndcg@10"].is_number());
+        // A new item in the shop's catalog file borrows a trained row.
+        let catalog = std::fs::read_to_string(fixtures().join("catalog.csv")).unwrap();
+        let copied = catalog.lines().nth(3).unwrap().split_once(',').unwrap().1.to_owned();
+        let grown = dir.join("catalog-grown.csv");
+        std::fs::write(&grown, format!("{catalog}new-1,{copied}\n")).unwrap();
+        let updated = dir.join("updated.bin");
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_update-catalog"))
+            .arg("--model")
+            .arg(&out)
+            .arg("--catalog")
+            .arg(&grown)
+            .arg("--out")
+            .arg(&updated)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success() && log.contains("1 new to the model") && log.contains("1 borrowed"), "{log}");
+        let file = shelfrank::model::ModelFile::from_bytes(&std::fs::read(&updated).unwrap()).unwrap();
+        assert_eq!(file.items.len(), 1049);
+        assert_ne!(file.catalog_rows()["new-1"], 0);
     }
     // Without --out it refuses rather than overwrite the shipped model.
     let status = std::process::Command::new(train).args(["--ga4"]).arg(fixtures().join("ga4")).output().unwrap();
