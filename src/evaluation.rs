@@ -6,6 +6,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::Result;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::dataset::{CatalogItem, Dataset, Example};
@@ -137,8 +138,7 @@ impl LoadedModel {
         if !file.items.is_empty() && data.items.iter().map(|i| &i.id).ne(file.items.iter()) {
             return Err(format!("{} was trained on another catalog than {}", path.display(), data.name));
         }
-        let loaded = LoadedModel::from_file(file, tokenizer_json, data, device)?;
-        Ok(LoadedModel { sha256: sha256_hex(&bytes), bytes: bytes.len(), ..loaded })
+        LoadedModel::assemble(file, &bytes, tokenizer_json, data, device)
     }
 
     /// A decoded model file whose catalog is `data`'s (in the same order),
@@ -146,10 +146,21 @@ impl LoadedModel {
     /// as it would be written now.
     pub fn from_file(file: ModelFile, tokenizer_json: &[u8], data: &Dataset, device: &Device) -> std::result::Result<LoadedModel, String> {
         let bytes = file.to_bytes();
+        LoadedModel::assemble(file, &bytes, tokenizer_json, data, device)
+    }
+
+    /// `file`, whose encoded form is `bytes`, matched to `data`'s catalog.
+    fn assemble(
+        file: ModelFile,
+        bytes: &[u8],
+        tokenizer_json: &[u8],
+        data: &Dataset,
+        device: &Device,
+    ) -> std::result::Result<LoadedModel, String> {
         let text = TextEncoder::new(tokenizer_json, &file.vocab, file.config.max_text_tokens).map_err(|e| e.to_string())?;
         let catalog = catalog_text(&data.items, &text).map_err(|e| e.to_string())?;
         let with_ids = !file.items.is_empty();
-        let rows = file.catalog_rows();
+        let rows: HashMap<String, i64> = file.catalog_rows();
         let untrained: Vec<u32> =
             data.items.iter().enumerate().filter(|(_, item)| rows.get(&item.id) == Some(&0)).map(|(i, _)| i as u32).collect();
         let ids = IdRows::new(data.items.len(), with_ids, &untrained);
@@ -159,7 +170,7 @@ impl LoadedModel {
             catalog,
             ids,
             max_events: file.config.max_events,
-            sha256: sha256_hex(&bytes),
+            sha256: sha256_hex(bytes),
             bytes: bytes.len(),
             affinity: file.config.affinity(),
             file,
@@ -304,7 +315,7 @@ impl Scorer for ModelScorer<'_> {
 /// Item counts and last-item → next-item transitions from training sequences.
 pub struct Statistics {
     popularity: Vec<f32>,
-    transitions: std::collections::HashMap<u32, std::collections::HashMap<u32, f32>>,
+    transitions: HashMap<u32, HashMap<u32, f32>>,
 }
 
 impl Statistics {
@@ -315,9 +326,9 @@ impl Statistics {
     /// The statistics of a log in which the `unseen` items never occur
     /// (removed from every training sequence), for baselines on items
     /// new to the catalog.
-    pub fn without(data: &Dataset, unseen: &std::collections::HashSet<u32>) -> Statistics {
+    pub fn without(data: &Dataset, unseen: &HashSet<u32>) -> Statistics {
         let mut popularity = vec![0f32; data.items.len()];
-        let mut transitions: std::collections::HashMap<u32, std::collections::HashMap<u32, f32>> = std::collections::HashMap::new();
+        let mut transitions: HashMap<u32, HashMap<u32, f32>> = HashMap::new();
         let sequences: Vec<Vec<u32>> =
             data.train_sequences().iter().map(|s| s.iter().copied().filter(|i| !unseen.contains(i)).collect()).collect();
         for sequence in &sequences {

@@ -159,7 +159,7 @@ impl Reranker {
         let text = TextEncoder::new(tokenizer_json, &file.vocab, file.config.max_text_tokens)?;
         let token_table = TokenTable::from_file(&file)?;
         let model = file.build(&device)?;
-        let catalog = file.catalog_rows().into_iter().collect();
+        let catalog = file.catalog_rows();
         Ok(Reranker {
             model,
             config: file.config.clone(),

@@ -208,32 +208,70 @@ impl Csv {
     }
 }
 
-/// The training data the native tools were pointed at: a shop's events
-/// file with its catalog, a GA4 export, or else a RecBole/UniSRec folder.
-/// Returns the dataset and, for a shop's data, its import report.
-pub fn load_dataset(
-    data: &Path,
-    events: Option<&Path>,
-    catalog: Option<&Path>,
-    ga4: Option<&Path>,
-) -> std::result::Result<(Dataset, Option<ImportReport>), String> {
-    let import = match (events, catalog, ga4) {
-        (Some(_), Some(_), Some(_)) => return Err("give either --events with --catalog, or --ga4, not both".into()),
-        (Some(events), Some(catalog), None) => read_events_and_catalog(events, catalog),
-        (Some(_), None, _) => return Err("--events needs --catalog FILE (id,title,category,brand,price) beside it".into()),
-        (None, Some(_), _) => return Err("--catalog needs --events FILE (user,item,kind,timestamp) beside it".into()),
-        (None, None, Some(ga4)) => read_ga4(ga4),
-        (None, None, None) => return Dataset::load(data).map(|d| (d, None)).map_err(|e| e.to_string()),
-    };
-    let Import { dataset, report } = import.map_err(|e| e.to_string())?;
-    if dataset.valid.is_empty() {
-        return Err(format!(
-            "{}: no user has {MIN_EVENTS} or more item events, so there is nothing to learn from\n{}",
-            report.source,
-            report.summary()
-        ));
+/// Where the native tools (`train`, `tune`, `eval`) read their data: a
+/// RecBole/UniSRec folder (`--data`, the default `data/scientific`), a
+/// shop's events file with its catalog (`--events`, `--catalog`), or a GA4
+/// export (`--ga4`).
+#[derive(Debug, Clone)]
+pub struct DataSource {
+    data: PathBuf,
+    events: Option<PathBuf>,
+    catalog: Option<PathBuf>,
+    ga4: Option<PathBuf>,
+}
+
+impl Default for DataSource {
+    fn default() -> DataSource {
+        DataSource { data: "data/scientific".into(), events: None, catalog: None, ga4: None }
     }
-    Ok((dataset, Some(report)))
+}
+
+impl DataSource {
+    /// The flags, for usage lines.
+    pub const USAGE: &'static str = "[--data DIR | --events FILE --catalog FILE | --ga4 DIR]";
+
+    /// Takes `flag` (reading its value) when it names the data; returns
+    /// whether it did.
+    pub fn take(
+        &mut self,
+        flag: &str,
+        value: &mut dyn FnMut() -> std::result::Result<String, String>,
+    ) -> std::result::Result<bool, String> {
+        match flag {
+            "--data" => self.data = value()?.into(),
+            "--events" => self.events = Some(value()?.into()),
+            "--catalog" => self.catalog = Some(value()?.into()),
+            "--ga4" => self.ga4 = Some(value()?.into()),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Whether this is a shop's own data (not a RecBole/UniSRec folder).
+    pub fn is_shop(&self) -> bool {
+        self.events.is_some() || self.catalog.is_some() || self.ga4.is_some()
+    }
+
+    /// The dataset and, for a shop's data, its import report.
+    pub fn load(&self) -> std::result::Result<(Dataset, Option<ImportReport>), String> {
+        let import = match (&self.events, &self.catalog, &self.ga4) {
+            (Some(_), Some(_), Some(_)) => return Err("give either --events with --catalog, or --ga4, not both".into()),
+            (Some(events), Some(catalog), None) => read_events_and_catalog(events, catalog),
+            (Some(_), None, _) => return Err("--events needs --catalog FILE (id,title,category,brand,price) beside it".into()),
+            (None, Some(_), _) => return Err("--catalog needs --events FILE (user,item,kind,timestamp) beside it".into()),
+            (None, None, Some(ga4)) => read_ga4(ga4),
+            (None, None, None) => return Dataset::load(&self.data).map(|d| (d, None)).map_err(|e| e.to_string()),
+        };
+        let Import { dataset, report } = import.map_err(|e| e.to_string())?;
+        if dataset.valid.is_empty() {
+            return Err(format!(
+                "{}: no user has {MIN_EVENTS} or more item events, so there is nothing to learn from\n{}",
+                report.source,
+                report.summary()
+            ));
+        }
+        Ok((dataset, Some(report)))
+    }
 }
 
 /// A shop's catalog alone (no events), for the tools that need only its

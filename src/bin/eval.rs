@@ -37,14 +37,12 @@ use shelfrank::evaluation::{
 };
 use shelfrank::model::Affinity;
 use shelfrank::rank::{Candidate, RerankOptions, arrange};
+use shelfrank::shop::DataSource;
 use shelfrank::teacher::TeacherEmbeddings;
 
 struct Args {
     model: PathBuf,
-    data: PathBuf,
-    events: Option<PathBuf>,
-    catalog: Option<PathBuf>,
-    ga4: Option<PathBuf>,
+    source: DataSource,
     tokenizer: Option<PathBuf>,
     ablations: Vec<(String, PathBuf)>,
     cold_start: Option<PathBuf>,
@@ -63,10 +61,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         model: "models/shelfrank-scientific.bin".into(),
-        data: "data/scientific".into(),
-        events: None,
-        catalog: None,
-        ga4: None,
+        source: DataSource::default(),
         tokenizer: None,
         ablations: Vec::new(),
         cold_start: None,
@@ -84,12 +79,11 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        if args.source.take(&flag, &mut value)? {
+            continue;
+        }
         match flag.as_str() {
             "--model" => args.model = value()?.into(),
-            "--data" => args.data = value()?.into(),
-            "--events" => args.events = Some(value()?.into()),
-            "--catalog" => args.catalog = Some(value()?.into()),
-            "--ga4" => args.ga4 = Some(value()?.into()),
             "--tokenizer" => args.tokenizer = Some(value()?.into()),
             "--cold-start" => args.cold_start = Some(value()?.into()),
             "--category-split" => args.category_split = Some(value()?.into()),
@@ -108,7 +102,10 @@ fn parse_args() -> Result<Args, String> {
             "--affinity-weight" => args.affinity_weight = Some(value()?.parse().map_err(|_| "--affinity-weight needs a number")?),
             "--affinity-decay" => args.affinity_decay = Some(value()?.parse().map_err(|_| "--affinity-decay needs a number")?),
             "--help" | "-h" => {
-                return Err("usage: eval --model FILE [--data DIR | --events FILE --catalog FILE | --ga4 DIR] [--tokenizer FILE] [--ablation NAME=FILE]... [--cold-start FILE] [--category-split FILE] [--teacher FILE] [--json] [--seed N] [--negatives N] [--list-size N] [--max-users N] [--affinity-weight W] [--affinity-decay D] [--valid-only]".into());
+                return Err(format!(
+                    "usage: eval --model FILE {} [--tokenizer FILE] [--ablation NAME=FILE]... [--cold-start FILE] [--category-split FILE] [--teacher FILE] [--json] [--seed N] [--negatives N] [--list-size N] [--max-users N] [--affinity-weight W] [--affinity-decay D] [--valid-only]",
+                    DataSource::USAGE
+                ));
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
@@ -194,7 +191,7 @@ fn report(
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let started = Instant::now();
-    let (mut data, _) = shelfrank::shop::load_dataset(&args.data, args.events.as_deref(), args.catalog.as_deref(), args.ga4.as_deref())?;
+    let (mut data, _) = args.source.load()?;
     data.keep_users(args.max_users);
     let tokenizer_json = read_tokenizer(&args.model, args.tokenizer.as_deref())?;
     let device = Device::flex();
@@ -273,11 +270,14 @@ fn run() -> Result<(), String> {
         let mut model = load(path)?;
         let file_facts = json!({ "file": path.display().to_string(), "sha256": model.sha256, "bytes": model.bytes });
         // Items training never saw: still untrained, or given a borrowed ID row since.
-        let listed = |key: &str| -> Vec<String> {
-            model.file.meta[key].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+        let held: std::collections::HashSet<u32> = {
+            let (untrained, borrowed) = (model.file.untrained(), model.file.borrowed());
+            (0..n as u32)
+                .filter(|&i| {
+                    untrained.contains(data.items[i as usize].id.as_str()) || borrowed.contains(data.items[i as usize].id.as_str())
+                })
+                .collect()
         };
-        let unseen: std::collections::HashSet<String> = listed("heldOutItems").into_iter().chain(listed("borrowedIdRows")).collect();
-        let held: std::collections::HashSet<u32> = (0..n as u32).filter(|&i| unseen.contains(&data.items[i as usize].id)).collect();
         let cold_users: Vec<Example> = data.test.iter().filter(|e| held.contains(&e.target)).cloned().collect();
         let warm_users: Vec<Example> = data.test.iter().filter(|e| !held.contains(&e.target)).cloned().collect();
         let both = |model: &shelfrank::evaluation::LoadedModel| -> Result<(Ranked, Ranked), String> {

@@ -28,13 +28,11 @@ use shelfrank::dataset::Dataset;
 use shelfrank::evaluation::{IdRows, catalog_text, catalog_vectors, evaluate, session_input};
 use shelfrank::model::EventKind;
 use shelfrank::model::{Affinity, ItemText, ModelFile, RankerConfig, SessionRanker, StoredAs, TextEncoder, sha256_hex};
+use shelfrank::shop::DataSource;
 use shelfrank::teacher::TeacherEmbeddings;
 
 struct Args {
-    data: PathBuf,
-    events: Option<PathBuf>,
-    catalog: Option<PathBuf>,
-    ga4: Option<PathBuf>,
+    source: DataSource,
     out_given: bool,
     tokenizer: PathBuf,
     out: PathBuf,
@@ -72,10 +70,7 @@ enum Variant {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        data: "data/scientific".into(),
-        events: None,
-        catalog: None,
-        ga4: None,
+        source: DataSource::default(),
         out_given: false,
         tokenizer: "models/minilm-tokenizer.json".into(),
         out: "models/shelfrank-scientific.bin".into(),
@@ -103,17 +98,16 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        if args.source.take(&flag, &mut value)? {
+            continue;
+        }
         let number = |v: String| v.parse::<f64>().map_err(|_| format!("{flag} needs a number"));
         match flag.as_str() {
-            "--data" => args.data = value()?.into(),
             "--tokenizer" => args.tokenizer = value()?.into(),
             "--out" => {
                 args.out = value()?.into();
                 args.out_given = true;
             }
-            "--events" => args.events = Some(value()?.into()),
-            "--catalog" => args.catalog = Some(value()?.into()),
-            "--ga4" => args.ga4 = Some(value()?.into()),
             "--epochs" => args.epochs = number(value()?)? as usize,
             "--minutes" => args.minutes = number(value()?)?,
             "--batch" => args.batch = number(value()?)? as usize,
@@ -141,12 +135,15 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--help" | "-h" => {
-                return Err("usage: train [--data DIR | --events FILE --catalog FILE | --ga4 DIR] [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--seed N] [--max-users N] [--dim N] [--f32] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--no-manifest]".into());
+                return Err(format!(
+                    "usage: train {} [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--seed N] [--max-users N] [--dim N] [--f32] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--no-manifest]",
+                    DataSource::USAGE
+                ));
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
     }
-    if (args.events.is_some() || args.ga4.is_some()) && !args.out_given {
+    if args.source.is_shop() && !args.out_given {
         return Err("--out FILE is required with --events or --ga4 (the default is the shipped model's path)".into());
     }
     Ok(args)
@@ -185,8 +182,7 @@ fn main() {
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let started = Instant::now();
-    let (mut data, import) =
-        shelfrank::shop::load_dataset(&args.data, args.events.as_deref(), args.catalog.as_deref(), args.ga4.as_deref())?;
+    let (mut data, import) = args.source.load()?;
     if let Some(report) = &import {
         eprintln!("train: {}", report.summary());
     }

@@ -22,13 +22,11 @@ use burn::tensor::Device;
 use serde_json::json;
 use shelfrank::evaluation::{LoadedModel, evaluate_with, fit_repeat_prior, read_tokenizer, update_manifest};
 use shelfrank::model::Affinity;
+use shelfrank::shop::DataSource;
 
 struct Args {
     model: PathBuf,
-    data: PathBuf,
-    events: Option<PathBuf>,
-    catalog: Option<PathBuf>,
-    ga4: Option<PathBuf>,
+    source: DataSource,
     tokenizer: Option<PathBuf>,
     weights: Vec<f32>,
     decays: Vec<f32>,
@@ -42,10 +40,7 @@ fn numbers(list: &str, flag: &str) -> Result<Vec<f32>, String> {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         model: "models/shelfrank-scientific.bin".into(),
-        data: "data/scientific".into(),
-        events: None,
-        catalog: None,
-        ga4: None,
+        source: DataSource::default(),
         tokenizer: None,
         weights: Vec::new(),
         decays: Vec::new(),
@@ -54,20 +49,20 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        if args.source.take(&flag, &mut value)? {
+            continue;
+        }
         match flag.as_str() {
             "--model" => args.model = value()?.into(),
-            "--data" => args.data = value()?.into(),
-            "--events" => args.events = Some(value()?.into()),
-            "--catalog" => args.catalog = Some(value()?.into()),
-            "--ga4" => args.ga4 = Some(value()?.into()),
             "--tokenizer" => args.tokenizer = Some(value()?.into()),
             "--weights" => args.weights = numbers(&value()?, "--weights")?,
             "--decays" => args.decays = numbers(&value()?, "--decays")?,
             "--write" => args.write = true,
             "--help" | "-h" => {
-                return Err(
-                    "usage: tune --model FILE [--data DIR | --events FILE --catalog FILE | --ga4 DIR] [--tokenizer FILE] [--weights W,W,...] [--decays D,D,...] [--write]".into()
-                );
+                return Err(format!(
+                    "usage: tune --model FILE {} [--tokenizer FILE] [--weights W,W,...] [--decays D,D,...] [--write]",
+                    DataSource::USAGE
+                ));
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
@@ -84,7 +79,7 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let args = parse_args()?;
-    let (data, _) = shelfrank::shop::load_dataset(&args.data, args.events.as_deref(), args.catalog.as_deref(), args.ga4.as_deref())?;
+    let (data, _) = args.source.load()?;
     let tokenizer_json = read_tokenizer(&args.model, args.tokenizer.as_deref())?;
     let device = Device::flex();
     let model = LoadedModel::load(&args.model, &tokenizer_json, &data, &device)?;

@@ -24,10 +24,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{RankerConfig, SessionRanker};
+use crate::error::{Error, ErrorKind, Result, err};
 
 /// The ID-embedding tensor's name in the file.
 const ITEM_IDS: &str = "item_ids.weight";
-use crate::error::{Error, ErrorKind, Result, err};
 
 pub const MAGIC: &[u8; 8] = b"SHLFRANK";
 pub const FORMAT_VERSION: u32 = 1;
@@ -150,12 +150,24 @@ impl ModelFile {
     /// Catalog ids that training never saw (`meta.heldOutItems`): their
     /// ID rows were never trained, so they are scored as unknown items (row 0).
     pub fn untrained(&self) -> std::collections::HashSet<&str> {
-        self.meta["heldOutItems"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default()
+        self.listed("heldOutItems")
+    }
+
+    /// Catalog ids training never saw that have since borrowed a trained
+    /// item's row (`meta.borrowedIdRows`, see [`ModelFile::borrow_id_rows`]).
+    pub fn borrowed(&self) -> std::collections::HashSet<&str> {
+        self.listed("borrowedIdRows")
+    }
+
+    /// The ids a `meta` key lists.
+    fn listed(&self, key: &str) -> std::collections::HashSet<&str> {
+        self.meta[key].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default()
     }
 
     /// Each catalog id's ID-embedding row: `i + 1` for `items[i]`, or 0
-    /// (unknown) for items training never saw.
-    pub fn catalog_rows(&self) -> HashMap<String, i64> {
+    /// (unknown) for items training never saw. Collected into whatever
+    /// map the caller keeps (the page's reranker keeps its own).
+    pub fn catalog_rows<C: FromIterator<(String, i64)>>(&self) -> C {
         let untrained = self.untrained();
         self.items.iter().enumerate().map(|(i, id)| (id.clone(), if untrained.contains(id.as_str()) { 0 } else { i as i64 + 1 })).collect()
     }
@@ -229,18 +241,11 @@ impl ModelFile {
             }
             table.copy_within((from + 1) * dim..(from + 2) * dim, (item + 1) * dim);
         }
-        let borrowed: std::collections::HashSet<&str> = pairs.iter().map(|&(item, _)| self.items[item].as_str()).collect();
-        let still: Vec<&str> = self.untrained().into_iter().filter(|id| !borrowed.contains(id)).collect();
-        let mut listed: Vec<String> = self.meta["borrowedIdRows"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default();
-        listed.extend(borrowed.iter().map(|s| s.to_string()));
-        listed.sort();
-        listed.dedup();
-        let mut still: Vec<String> = still.into_iter().map(str::to_owned).collect();
-        still.sort();
-        self.meta["heldOutItems"] = serde_json::json!(still);
+        let borrowed: std::collections::BTreeSet<String> = pairs.iter().map(|&(item, _)| self.items[item].clone()).collect();
+        let untrained: std::collections::BTreeSet<&str> = self.untrained().into_iter().filter(|id| !borrowed.contains(*id)).collect();
+        let mut listed: std::collections::BTreeSet<String> = self.borrowed().into_iter().map(str::to_owned).collect();
+        listed.extend(borrowed);
+        self.meta["heldOutItems"] = serde_json::json!(untrained);
         self.meta["borrowedIdRows"] = serde_json::json!(listed);
         Ok(())
     }

@@ -608,7 +608,7 @@ fn a_catalog_update_keeps_known_rows_and_new_items_borrow_their_nearest_items_ro
     let (file, new, dropped) = shipped.for_catalog(&ids).unwrap();
     assert_eq!((new, dropped), (1, 1));
     assert_eq!(file.items, ids);
-    let rows = file.catalog_rows();
+    let rows: std::collections::HashMap<String, i64> = file.catalog_rows();
     assert_eq!(rows["new-twin"], 0, "a new item is unknown until it borrows a row");
     assert!(!rows.contains_key(&gone.id));
     let dim = shipped.config.dim;

@@ -197,7 +197,7 @@ fn train_runs_end_to_end_on_a_shops_events_and_on_its_ga4_export() {
         assert!(run.status.success() && log.contains("1 new to the model") && log.contains("1 borrowed"), "{log}");
         let file = shelfrank::model::ModelFile::from_bytes(&std::fs::read(&updated).unwrap()).unwrap();
         assert_eq!(file.items.len(), 1049);
-        assert_ne!(file.catalog_rows()["new-1"], 0);
+        assert_ne!(file.catalog_rows::<std::collections::HashMap<String, i64>>()["new-1"], 0);
     }
     // Without --out it refuses rather than overwrite the shipped model.
     let status = std::process::Command::new(train).args(["--ga4"]).arg(fixtures().join("ga4")).output().unwrap();
