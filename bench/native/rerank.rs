@@ -9,7 +9,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use shelfrank::Reranker;
 use shelfrank::dataset::Dataset;
 use shelfrank::rank::{Candidate, RerankOptions};
-use shelfrank::session::{EventKind, HistoryLimits, SessionEvent};
+use shelfrank::session::{EventKind, HistoryLimits};
 
 fn rerank(c: &mut Criterion) {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -24,16 +24,7 @@ fn rerank(c: &mut Criterion) {
             for i in 0..history {
                 let item = &data.items[(i * 131 + 17) % data.items.len()];
                 let kind = [EventKind::View, EventKind::Click, EventKind::AddToCart, EventKind::Purchase][i % 4];
-                let event = SessionEvent {
-                    kind,
-                    id: Some(item.id.clone()),
-                    title: Some(item.title.clone()),
-                    category: item.category.clone(),
-                    brand: item.brand.clone(),
-                    query: None,
-                    timestamp: Some(now - (history - i) as f64),
-                };
-                ranker.record(event, now).expect("a valid event");
+                ranker.record(item.event(kind, Some(now - (history - i) as f64)), now).expect("a valid event");
             }
             let candidates: Vec<Candidate> = (0..n)
                 .map(|i| {
