@@ -16,7 +16,11 @@
 // - `hold`: the list carries `data-shelfrank-hold` (hidden by the page's
 //   CSS for at most 300 ms, reserved space, no JS needed to reveal it) and
 //   shelfrank reorders it before it is shown, or shows the server order
-//   when that takes longer than `holdMs`.
+//   when that takes longer than `holdMs`;
+// - `service-worker`: the same held list with `serviceWorker: true`, the
+//   README's multi-page integration: the engine lives in a service worker
+//   that outlives page views (the first page runs its own worker and warms
+//   the service worker for the next).
 //
 //   node bench/pages.mjs [--pages 10]
 import { gzipSync } from 'node:zlib';
@@ -42,7 +46,8 @@ function productPage(catalog, n, mode) {
   <a href="/shop/${(catalog.indexOf(item) * 7) % 1000}">${escape(item.title)}</a> <small data-shelfrank-slot="reason"></small></li>`,
     )
     .join('\n');
-  const hold = mode === 'hold';
+  const hold = mode !== 'attach';
+  const options = mode === 'service-worker' ? { serviceWorker: true } : {};
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escape(product.title)}</title>
 <style>
@@ -65,7 +70,7 @@ ${items}
 </ul>
 <script type="module">
   import { createReranker } from '/www/shelfrank.js';
-  const shelf = createReranker({ consent: 'not-required', captureDom: false, dataLayer: false, onMetrics: (m) => { if (m.type === 'load') window.__load = m; }, ...(window.__shelfOptions ?? {}) });
+  const shelf = createReranker({ consent: 'not-required', captureDom: false, dataLayer: false, ...${JSON.stringify(options)}, onMetrics: (m) => { if (m.type === 'load') window.__load = m; }, ...(window.__shelfOptions ?? {}) });
   shelf.ready.then(() => { window.__readyAt = performance.now(); });
   shelf.record(${JSON.stringify({ type: 'view', id: product.id, title: product.title, category: product.category ?? undefined })});
   const list = document.getElementById('popular');
@@ -118,7 +123,7 @@ async function shopServer(catalog, mode) {
 }
 
 /** Drives `pages` page views per integration; prints per-page lines and a summary. */
-export async function runPageViews({ pages = 10, modes = ['attach', 'hold'], shelfOptions = null, print = (line) => console.log(JSON.stringify(line)) } = {}) {
+export async function runPageViews({ pages = 10, modes = ['attach', 'hold', 'service-worker'], shelfOptions = null, print = (line) => console.log(JSON.stringify(line)) } = {}) {
   const catalog = JSON.parse(await fs.readFile(path.join(root, 'www/demo/catalog.json'), 'utf8'));
   const summaries = [];
   for (const mode of modes) {
@@ -135,7 +140,7 @@ export async function runPageViews({ pages = 10, modes = ['attach', 'hold'], she
         await page.waitForFunction(() => window.__final, null, { timeout: 30_000 });
         await page.waitForTimeout(400); // any late shift would land in here
         const { final, cls, readyAt, load } = await page.evaluate(() => ({ final: window.__final, cls: window.__cls, readyAt: window.__readyAt, load: window.__load }));
-        const view = { engine: 'shelfrank', case: 'page-view-page', integration: mode, page: i + 1, ms: Math.round(final.ms * 10) / 10, ready_ms: readyAt ? Math.round(readyAt) : null, load_ms: load ? Math.round(load.ms) : null, load_stages: load?.stages ?? null, fallback: final.fallback, error: final.error, bytes: server.take(), cls: Math.round(cls * 1000) / 1000 };
+        const view = { engine: 'shelfrank', case: 'page-view-page', integration: mode, page: i + 1, ms: Math.round(final.ms * 10) / 10, ready_ms: readyAt ? Math.round(readyAt) : null, load_ms: load ? Math.round(load.ms) : null, host: load?.host ?? null, shared: load?.shared ?? null, load_stages: load?.stages ?? null, fallback: final.fallback, error: final.error, bytes: server.take(), cls: Math.round(cls * 1000) / 1000 };
         views.push(view);
         print(view);
       }

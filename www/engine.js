@@ -300,6 +300,11 @@ class HistoryStore {
     }
   }
 
+  /** Settles once no write of this store is under way. */
+  async idle() {
+    await this.#writing?.catch(() => {});
+  }
+
   /** Another value kept next to the history (e.g. the calibration verdict). */
   async get(key) {
     if (!(await this.#exists())) return undefined;
@@ -523,6 +528,33 @@ export class Engine {
       if (stored.length !== restoredEvents) warnings.push(...(await this.#save()));
     }
     return { restoredEvents, storage: this.storage, warnings };
+  }
+
+  /**
+   * Takes the stored history as this engine's when it differs from the one
+   * in memory: another context (the page's own worker on a first page
+   * view, another tab) wrote it since. Used by a host that outlives page
+   * views (the service worker) when a page connects. Resolves with the
+   * number of events now held.
+   */
+  async resync() {
+    const store = this.#store;
+    if (!store || !this.#storageEnabled) return this.#loaded.historyLength;
+    await store.idle(); // our own writes first, so what is read is never older than memory
+    const stored = await store.load().catch(() => null);
+    if (!stored || this.#store !== store) return this.#loaded.historyLength;
+    const ranker = this.#loaded;
+    if (JSON.stringify(stored) !== JSON.stringify(ranker.history())) {
+      ranker.forget();
+      for (const event of stored) {
+        try {
+          ranker.record(event);
+        } catch {
+          // skip what cannot be read, as a restore does
+        }
+      }
+    }
+    return ranker.historyLength;
   }
 
   /** Writes the history; resolves with a warning the first time a write fails. */

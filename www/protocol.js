@@ -90,3 +90,11 @@ export function plainCandidates(candidates, limits) {
     return plain;
   });
 }
+
+/**
+ * The version of the messages between a page and the service-worker host.
+ * Part of the service worker's URL, so a page of a newer package registers
+ * the matching host instead of talking to an older one. Raise it with any
+ * change to the messages, the engine or the wasm glue.
+ */
+export const HOST_VERSION = 1;

@@ -24,6 +24,12 @@ export type Metrics =
       ok: boolean;
       error?: string;
       worker: boolean;
+      /** Where the engine runs: a service worker shared by page views (`serviceWorker`), this page's Web Worker, or its thread. */
+      host: 'service-worker' | 'worker' | 'page';
+      /** With `host: 'service-worker'`: the engine was already loaded by an earlier page view. */
+      shared?: boolean;
+      /** ms from the start of the engine's load to the end of each step (wasm, model, tokenizer, adapter, ranker, storage; resync for a shared engine). */
+      stages?: Record<string, number>;
       restoredEvents: number;
       /** This load restarted the ranker (on the CPU) after its worker crashed. */
       afterCrash?: boolean;
@@ -32,11 +38,12 @@ export type Metrics =
       /**
        * The ranker moved to the CPU: WebGPU failed (device lost, out of memory), or the worker crashed and was restarted
        * (`to: 'cpu'`); or the worker's script could not load (404, wrong MIME type, blocked) and the ranker runs on the
-       * page's thread instead (`from: 'worker', to: 'page'`).
+       * page's thread instead (`from: 'worker', to: 'page'`); or the service worker (`serviceWorker`) could not be
+       * registered, installed or reached, and this page's own worker serves (`from: 'service-worker', to: 'worker'`).
        */
       type: 'fallback';
-      from: 'webgpu' | 'cpu' | 'worker';
-      to: 'cpu' | 'page';
+      from: 'webgpu' | 'cpu' | 'worker' | 'service-worker';
+      to: 'cpu' | 'page' | 'worker';
       /** The failure's error name. */
       error: string;
     }
@@ -91,6 +98,14 @@ export interface CreateRerankerOptions extends LoadOptions {
   allowFallbackAdapter?: boolean;
   /** Run the model in a Web Worker (default true); false runs it on the page's thread. */
   worker?: boolean;
+  /**
+   * For multi-page shops: run the model in a service worker that outlives page views, so every page view after the
+   * first finds it loaded (tens of ms instead of hundreds). `true` uses the package's `www/service-worker.js` (next to
+   * this module, or under `packageUrl`); a URL names where your site serves that file (same origin). It controls no
+   * page and handles no fetch: its scope is its own folder. Until it is active (a first visit) and whenever it
+   * cannot be used, the page's own Web Worker serves. Default false.
+   */
+  serviceWorker?: boolean | string | URL;
   /** Per-rerank latency budget in ms (default 50): later results are dropped and the server order stays. */
   budgetMs?: number;
   /** How long `attach` waits for the model to finish loading before keeping the server order (default 3000 ms). */

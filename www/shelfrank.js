@@ -6,7 +6,7 @@
 // stays. The shopper's history stays on the device (worker memory and
 // IndexedDB); nothing here sends it anywhere.
 import { captureDataLayer, captureDom, itemFromElement } from './capture.js';
-import { plainCandidates, plainEvent, unpackRanking } from './protocol.js';
+import { HOST_VERSION, plainCandidates, plainEvent, unpackRanking } from './protocol.js';
 
 /** Requests to the ranker that may be outstanding at once; more fall back at once. */
 const MAX_IN_FLIGHT = 8;
@@ -54,6 +54,7 @@ function packageFiles(packageUrl) {
     webgpuWasmUrl: file('www/pkg-webgpu/shelfrank_bg.wasm'),
     modelUrl: file('models/shelfrank-scientific.bin'),
     tokenizerUrl: file('models/minilm-tokenizer.json'),
+    serviceWorkerUrl: file('www/service-worker.js'),
   };
 }
 
@@ -140,6 +141,154 @@ class LocalTransport {
   terminate() {}
 }
 
+const SERVICE_WORKER_FILE = './service-worker.js';
+/** How long the service worker may take to answer a load, and any other call, before the page gives up on it. */
+const HOST_LOAD_MS = 30_000;
+const HOST_CALL_MS = 10 * 1000;
+/** A visible page messages the service worker this often, so the browser does not stop it between page views. */
+const KEEP_ALIVE_MS = 20_000;
+/** On a first visit, how long the page waits for the service worker to install before its own worker serves. */
+const HOST_INSTALL_MS = 2_000;
+/** When it was not there in time: how long after this page's load the service worker starts loading its own engine. */
+const HOST_WARM_DELAY_MS = 200;
+
+/**
+ * The service-worker host for `serviceWorkerUrl` (its version in the URL):
+ * `{ worker }` when it is active, or `{ worker: null, activated }` when it
+ * is being registered now (a first visit, or a new version), `activated`
+ * resolving with the worker once it can answer.
+ */
+async function serviceWorkerHost(serviceWorkerUrl) {
+  const container = globalThis.navigator?.serviceWorker;
+  if (!container) throw namedError('WorkerError', 'this browser offers no service workers here (an insecure origin, or a private mode)');
+  let url;
+  try {
+    url = new URL(String(serviceWorkerUrl), globalThis.location?.href);
+  } catch {
+    throw namedError('InvalidOptionError', `serviceWorker '${String(serviceWorkerUrl)}' is not a URL`);
+  }
+  url.searchParams.set('v', String(HOST_VERSION));
+  const scope = new URL('./', url).href;
+  const existing = await container.getRegistration(scope);
+  if (existing?.active?.scriptURL === url.href) return { worker: existing.active, registration: existing };
+  // Not there yet (or an older version): register it for the next page view.
+  const activated = container.register(url.href, { type: 'module', scope }).then(
+    (registration) =>
+      new Promise((resolve, reject) => {
+        const worker = registration.installing ?? registration.waiting ?? registration.active;
+        if (!worker) return reject(namedError('WorkerError', 'the service worker did not install'));
+        if (worker.state === 'activated') return resolve(worker);
+        worker.addEventListener('statechange', () => {
+          if (worker.state === 'activated') resolve(worker);
+          else if (worker.state === 'redundant') reject(namedError('WorkerError', 'the service worker failed to install'));
+        });
+      }),
+  );
+  return { worker: null, activated };
+}
+
+/**
+ * Talks to the engine in the service worker, which outlives page views
+ * (service-worker.js). Replies come to this page's `navigator.serviceWorker`,
+ * tagged with this transport's channel.
+ */
+class ServiceWorkerTransport {
+  #worker;
+  #channel = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  #next = 1;
+  #pending = new Map();
+  #failure = null;
+  #onCrash;
+  #request = null;
+  #key = null;
+  #keepAlive = null;
+  #listener;
+
+  /** `onCrash(error)` runs once if the service worker stops answering. */
+  constructor(worker, onCrash = () => {}) {
+    this.#worker = worker;
+    this.#onCrash = onCrash;
+    const container = globalThis.navigator.serviceWorker;
+    this.#listener = ({ data }) => {
+      if (data?.shelfrank !== HOST_VERSION || data.channel !== this.#channel) return;
+      const call = this.#pending.get(data.id);
+      if (!call) return;
+      this.#pending.delete(data.id);
+      clearTimeout(call.timer);
+      if (data.ok) call.resolve(data.value);
+      else call.reject(namedError(data.error?.name ?? 'Error', data.error?.message ?? 'the ranker failed'));
+    };
+    container.addEventListener('message', this.#listener);
+    container.startMessages();
+    if (typeof document !== 'undefined') {
+      this.#keepAlive = setInterval(() => {
+        if (document.visibilityState === 'visible') this.#send('ping', [], HOST_CALL_MS).catch(() => {});
+      }, KEEP_ALIVE_MS);
+    }
+  }
+
+  async call(op, ...args) {
+    if (op === 'load') this.#request = args[0];
+    try {
+      return await this.#send(op, args, op === 'load' ? HOST_LOAD_MS : HOST_CALL_MS);
+    } catch (error) {
+      if (error.name !== 'NotLoadedError' || op === 'load' || !this.#request) throw error;
+      // The browser stopped the service worker between calls: load again
+      // (from the HTTP cache and the stored history), then ask once more.
+      await this.#send('load', [this.#request], HOST_LOAD_MS);
+      return this.#send(op, args, HOST_CALL_MS);
+    }
+  }
+
+  #send(op, args, timeoutMs) {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        this.#fail(namedError('WorkerError', `the ranker's service worker did not answer '${op}' within ${timeoutMs / 1000} s`));
+        reject(this.#failure);
+      }, timeoutMs);
+      const done = (value) => {
+        if (op === 'load') this.#key = value?.key ?? null;
+        resolve(value);
+      };
+      this.#pending.set(id, { resolve: done, reject, timer });
+      try {
+        this.#worker.postMessage({ shelfrank: HOST_VERSION, channel: this.#channel, id, key: this.#key, op, args });
+      } catch (error) {
+        this.#pending.delete(id);
+        clearTimeout(timer);
+        reject(namedError('DataCloneError', `cannot send to the ranker: ${asError(error).message}`));
+      }
+    });
+  }
+
+  #fail(error) {
+    if (this.#failure) return;
+    this.#failure = error;
+    this.#stop();
+    this.#onCrash(error);
+  }
+
+  #stop() {
+    clearInterval(this.#keepAlive);
+    globalThis.navigator.serviceWorker.removeEventListener('message', this.#listener);
+    for (const call of this.#pending.values()) {
+      clearTimeout(call.timer);
+      call.reject(this.#failure);
+    }
+    this.#pending.clear();
+  }
+
+  /** Stops listening; the service worker and its engine stay for other pages. */
+  terminate() {
+    if (this.#failure) return;
+    this.#failure = namedError('DestroyedError', 'the ranker was destroyed');
+    this.#stop();
+  }
+}
+
 function privacySignal() {
   const nav = globalThis.navigator;
   return nav?.globalPrivacyControl === true || nav?.doNotTrack === '1' || globalThis.doNotTrack === '1';
@@ -201,13 +350,41 @@ export class Reranker {
     try {
       // The package's own files: next to this module, or under packageUrl.
       const defaults = packageUrl === undefined || packageUrl === null ? defaultModelUrls() : packageFiles(packageUrl);
-      try {
-        this.#transport = this.#options.worker === false ? new LocalTransport() : new WorkerTransport(defaults.workerUrl, (error) => this.#crashed(error));
-      } catch (error) {
-        // No workers here (or a policy forbids them): run on the page.
-        this.#report(asError(error), 'load');
-        this.#transport = new LocalTransport();
+      const dedicated = () => {
+        try {
+          return this.#options.worker === false ? new LocalTransport() : new WorkerTransport(defaults.workerUrl, (error) => this.#crashed(error));
+        } catch (error) {
+          // No workers here (or a policy forbids them): run on the page.
+          this.#report(asError(error), 'load');
+          return new LocalTransport();
+        }
+      };
+      // With `serviceWorker`, the engine lives in a service worker that
+      // outlives page views; until it is there (a first visit), in this
+      // page's own worker, and the service worker is warmed for the next page.
+      let host = null;
+      const { serviceWorker } = this.#options;
+      if (serviceWorker && !afterCrash && this.#options.worker !== false) {
+        // Not a literal `new URL('./…', import.meta.url)`: a bundler would emit the file on its own, without the
+        // modules it imports. Bundled, `true` finds no host (a 404): pass its URL, or use packageUrl.
+        const url = typeof serviceWorker === 'string' || serviceWorker instanceof URL ? serviceWorker : (defaults.serviceWorkerUrl ?? new URL(SERVICE_WORKER_FILE, import.meta.url));
+        host = await serviceWorkerHost(url).catch((error) => {
+          this.#report(asError(error), 'load');
+          return null;
+        });
       }
+      if (host && !host.worker) {
+        // A first visit (or a new version): the service worker installs
+        // now; the engine goes there as soon as it is active, so the next
+        // page view finds it loaded. If it does not come up in time, this
+        // page's own worker serves.
+        host.worker = await withTimeout(host.activated, HOST_INSTALL_MS, () => namedError('TimeoutError', `the service worker was not active within ${HOST_INSTALL_MS} ms`)).catch((error) => {
+          this.#report(asError(error), 'load');
+          this.#metric({ type: 'fallback', from: 'service-worker', to: 'worker', error: asError(error).name });
+          return null;
+        });
+      }
+      this.#transport = host?.worker ? new ServiceWorkerTransport(host.worker, (error) => this.#status === 'ready' && this.#crashed(error)) : dedicated();
       const optional = (url) => (url === undefined ? undefined : String(url));
       const request = {
         modelUrl: String(modelUrl ?? defaults.modelUrl),
@@ -225,13 +402,22 @@ export class Reranker {
       try {
         loaded = await this.#transport.call('load', request);
       } catch (error) {
-        if (!(this.#transport instanceof WorkerTransport && this.#transport.unloadable) || this.#status === 'destroyed') throw error;
-        // The worker's script never ran (a 404, a wrong MIME type, a
-        // bundler that did not emit it): run on the page's thread instead.
-        this.#report(asError(error), 'load');
-        this.#metric({ type: 'fallback', from: 'worker', to: 'page', error: asError(error).name });
-        this.#transport = new LocalTransport();
-        loaded = await this.#transport.call('load', request);
+        if (this.#transport instanceof ServiceWorkerTransport && this.#status !== 'destroyed') {
+          // The service worker could not serve (it failed, or did not answer): this page's own worker does.
+          this.#report(asError(error), 'load');
+          this.#metric({ type: 'fallback', from: 'service-worker', to: 'worker', error: asError(error).name });
+          this.#transport.terminate();
+          this.#transport = dedicated();
+          loaded = await this.#transport.call('load', request);
+        } else {
+          if (!(this.#transport instanceof WorkerTransport && this.#transport.unloadable) || this.#status === 'destroyed') throw error;
+          // The worker's script never ran (a 404, a wrong MIME type, a
+          // bundler that did not emit it): run on the page's thread instead.
+          this.#report(asError(error), 'load');
+          this.#metric({ type: 'fallback', from: 'worker', to: 'page', error: asError(error).name });
+          this.#transport = new LocalTransport();
+          loaded = await this.#transport.call('load', request);
+        }
       }
       if (this.#status === 'destroyed') throw namedError('DestroyedError', 'the ranker was destroyed while loading');
       this.#backend = loaded.backend;
@@ -249,6 +435,9 @@ export class Reranker {
         ms: performance.now() - started,
         ok: true,
         worker: this.#transport instanceof WorkerTransport,
+        // Where the engine runs: 'service-worker' (then `shared`: loaded by an earlier page view), 'worker' or 'page'.
+        host: this.#transport instanceof ServiceWorkerTransport ? 'service-worker' : this.#transport instanceof WorkerTransport ? 'worker' : 'page',
+        ...(this.#transport instanceof ServiceWorkerTransport ? { shared: loaded.shared === true } : {}),
         restoredEvents: loaded.restoredEvents,
         // Where the time went, in ms from the start of the engine's load to the end of each step (the
         // wasm, model, tokenizer and adapter probe run side by side; then the ranker, then the stored
@@ -256,6 +445,7 @@ export class Reranker {
         stages: loaded.stages ?? {},
         ...(afterCrash ? { afterCrash: true } : {}),
       });
+      if (host?.activated && !(this.#transport instanceof ServiceWorkerTransport)) this.#warmHost(host.activated, request);
       return loaded.backend;
     } catch (error) {
       const e = asError(error);
@@ -265,6 +455,26 @@ export class Reranker {
       this.#report(e, 'load');
       throw e;
     }
+  }
+
+  /**
+   * A first visit: this page runs on its own worker; the service worker,
+   * once installed, loads the same model in the background (after this
+   * page's first rerank has had the CPU), so the next page view finds it
+   * ready. Nothing of it reaches this page but a report if it fails.
+   */
+  #warmHost(activated, request) {
+    const warm = async () => {
+      const worker = await activated;
+      if (this.#status === 'destroyed') return;
+      const transport = new ServiceWorkerTransport(worker);
+      try {
+        await transport.call('load', request);
+      } finally {
+        transport.terminate();
+      }
+    };
+    setTimeout(() => warm().catch((error) => this.#report(asError(error), 'load')), HOST_WARM_DELAY_MS);
   }
 
   /** The worker died: report it, and start a new one on the CPU (a few times at most). */

@@ -210,6 +210,7 @@ test("under a strict CSP (script-src 'self' 'wasm-unsafe-eval') the packed packa
     '/package/models/shelfrank-scientific.bin',
     '/package/www/capture.js',
     '/package/www/engine.js',
+    '/package/www/host.js',
     '/package/www/pkg-cpu/shelfrank.js',
     '/package/www/pkg-cpu/shelfrank_bg.wasm',
     // The WebGPU build's JS glue loads with the worker (one chunk for every bundler); its wasm does not.
@@ -431,7 +432,7 @@ async function shopperSession(demo, browser, network) {
     ...[...opened].map((id) => `/api/item/${encodeURIComponent(id)}`),
     ...[...searched].map((q) => `/api/search?q=${encodeURIComponent(q)}&limit=40`),
   ]);
-  const files = /^\/www\/(demo\/(demo\.js|demo\.css)?|shelfrank\.js|capture\.js|protocol\.js|engine\.js|worker\.js|pkg-cpu\/shelfrank(\.js|_bg\.wasm)|pkg-webgpu\/shelfrank\.js)$|^\/models\/(shelfrank-scientific\.bin|minilm-tokenizer\.json)$/;
+  const files = /^\/www\/(demo\/(demo\.js|demo\.css)?|shelfrank\.js|capture\.js|protocol\.js|engine\.js|worker\.js|host\.js|service-worker\.js|pkg-cpu\/shelfrank(\.js|_bg\.wasm)|pkg-webgpu\/shelfrank\.js)$|^\/models\/(shelfrank-scientific\.bin|minilm-tokenizer\.json)$/;
   const check = (r) => {
     const url = new URL(r.url);
     const headers = Object.entries(r.headers).map(([k, v]) => `${k}: ${v}`).join('\n');

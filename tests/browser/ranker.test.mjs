@@ -27,7 +27,7 @@ after(async () => {
 
 test('the packed package ships the wasm, the shim, its types and the default model, and no dataset', () => {
   const files = site.site.files;
-  const shipped = ['www/shelfrank.js', 'www/shelfrank.d.ts', 'www/worker.js', 'www/engine.js', 'www/capture.js', 'www/protocol.js'];
+  const shipped = ['www/shelfrank.js', 'www/shelfrank.d.ts', 'www/worker.js', 'www/engine.js', 'www/capture.js', 'www/protocol.js', 'www/host.js', 'www/service-worker.js'];
   for (const needed of [...shipped, 'www/pkg-cpu/shelfrank_bg.wasm', 'www/pkg-cpu/shelfrank.js', 'www/pkg-webgpu/shelfrank_bg.wasm', 'www/pkg-webgpu/shelfrank.js', 'models/manifest.json', 'package.json']) {
     assert.ok(files.includes(needed), `${needed} is missing from the package: ${files.join(', ')}`);
   }

@@ -25,6 +25,7 @@ export async function storefront(list: HTMLElement): Promise<void> {
   const shelf = createReranker({
     backend: 'auto',
     worker: true,
+    serviceWorker: true,
     budgetMs: 40,
     loadWaitMs: 2000,
     consent: 'required',

@@ -1,0 +1,119 @@
+// The service-worker host (`serviceWorker: true`), in headless Chromium on
+// the packed package: the engine one page view loads serves the next page
+// view with the same history and the same ranking as a page's own worker;
+// a host the browser stopped is loaded again; a host that cannot be
+// registered leaves the page on its own worker, with nothing broken.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { categoryScenario, startSite } from './harness.mjs';
+
+let site;
+before(async () => {
+  site = await startSite();
+});
+after(async () => {
+  await site?.close();
+});
+
+function scenario() {
+  const { focusItems, others } = categoryScenario(6);
+  return { viewed: focusItems.slice(0, 4), list: [...others.slice(0, 25), ...focusItems.slice(4, 14), ...others.slice(25, 45)] };
+}
+
+/** In the page: a ranker with `options`, its load metric, and a rerank of `list` (after recording `viewed`, if given). */
+const visit = `async ({ options, viewed, list }) => {
+  const metrics = [];
+  const shelf = window.shelfrank.createReranker({ consent: 'not-required', captureDom: false, dataLayer: false, ...options, onMetrics: (m) => metrics.push(m) });
+  await shelf.ready;
+  for (const item of viewed ?? []) shelf.record({ type: 'view', id: item.id, title: item.title, category: item.category });
+  const result = await shelf.rerank(list, { budgetMs: 0 });
+  const history = await shelf.history();
+  window.__shelf = shelf;
+  return {
+    load: metrics.find((m) => m.type === 'load'),
+    fallbacks: metrics.filter((m) => m.type === 'fallback'),
+    errors: metrics.filter((m) => m.type === 'error').map((m) => m.error),
+    fallback: result.fallback,
+    error: result.error?.message ?? null,
+    order: result.ranking?.map((r) => r.id) ?? null,
+    scores: result.ranking?.map((r) => r.score) ?? null,
+    history: history.map((e) => e.id),
+  };
+}`;
+
+test('with serviceWorker the engine outlives the page view: the next page is served by the engine the first one loaded, with its history and the ranking of a page-owned worker', async () => {
+  const { viewed, list } = scenario();
+  const storageName = 'sw-host-test';
+  const page = await site.openPage('index.html');
+  const first = await page.evaluate(`(${visit})(${JSON.stringify({ options: { serviceWorker: true, storageName }, viewed, list })})`);
+  assert.equal(first.fallback, false, first.error);
+  assert.equal(first.load.host, 'service-worker', JSON.stringify(first.load));
+  assert.equal(first.load.shared, false);
+  assert.deepEqual(first.history, viewed.map((v) => v.id));
+
+  // A full navigation: a new document, a new ranker, the same service worker.
+  await page.goto(`${site.url}/fixtures/index.html`);
+  await page.waitForFunction(() => window.shelfrank !== undefined && window.catalog !== undefined);
+  const second = await page.evaluate(`(${visit})(${JSON.stringify({ options: { serviceWorker: true, storageName }, list })})`);
+  assert.equal(second.fallback, false, second.error);
+  assert.equal(second.load.host, 'service-worker');
+  assert.equal(second.load.shared, true, 'the second page found the engine loaded');
+  assert.equal(second.load.stages.ranker, undefined, 'and loaded no model');
+  assert.deepEqual(second.history, viewed.map((v) => v.id));
+  assert.deepEqual(second.order, first.order);
+
+  // The same history in a page-owned worker (restored from IndexedDB) ranks the same.
+  const own = await page.evaluate(`(${visit})(${JSON.stringify({ options: { storageName }, list })})`);
+  assert.equal(own.load.host, 'worker');
+  assert.deepEqual(own.history, viewed.map((v) => v.id));
+  assert.deepEqual(own.order, second.order);
+  for (const [i, score] of own.scores.entries()) assert.ok(Math.abs(score - second.scores[i]) < 1e-4, `score ${i}: ${score} vs ${second.scores[i]}`);
+
+  // What this page's own worker records meanwhile reaches the service worker's engine at the next page view.
+  const extra = list[0];
+  await page.evaluate(async (item) => {
+    await window.__shelf.ready;
+    window.__shelf.record({ type: 'add_to_cart', id: item.id, title: item.title });
+    await window.__shelf.history();
+    await window.__shelf.stats(); // the record's write has settled behind it
+  }, extra);
+  await page.goto(`${site.url}/fixtures/index.html`);
+  await page.waitForFunction(() => window.shelfrank !== undefined && window.catalog !== undefined);
+  const third = await page.evaluate(`(${visit})(${JSON.stringify({ options: { serviceWorker: true, storageName }, list })})`);
+  assert.equal(third.load.shared, true);
+  assert.deepEqual(third.history, [...viewed.map((v) => v.id), extra.id]);
+  assert.deepEqual(site.pageErrors, []);
+  await page.close();
+});
+
+test('a service worker the browser stopped between page views is loaded again, and answers with the stored history', async () => {
+  const { viewed, list } = scenario();
+  const storageName = 'sw-host-stop-test';
+  const page = await site.openPage('index.html');
+  const first = await page.evaluate(`(${visit})(${JSON.stringify({ options: { serviceWorker: true, storageName }, viewed, list })})`);
+  assert.equal(first.fallback, false, first.error);
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('ServiceWorker.enable');
+  await cdp.send('ServiceWorker.stopAllWorkers');
+  const after = await page.evaluate(async (list) => {
+    const result = await window.__shelf.rerank(list, { budgetMs: 0 });
+    return { fallback: result.fallback, error: result.error?.message ?? null, order: result.ranking?.map((r) => r.id) ?? null, history: (await window.__shelf.history()).map((e) => e.id) };
+  }, list);
+  assert.equal(after.fallback, false, after.error);
+  assert.deepEqual(after.history, viewed.map((v) => v.id));
+  assert.deepEqual(after.order, first.order);
+  assert.deepEqual(site.pageErrors, []);
+  await page.close();
+});
+
+test('a service worker that cannot be registered (404) leaves the page on its own worker: ready, reranked, a fallback metric, no page error', async () => {
+  const { viewed, list } = scenario();
+  const page = await site.openPage('index.html');
+  const outcome = await page.evaluate(`(${visit})(${JSON.stringify({ options: { serviceWorker: '/package/www/no-such-worker.js', persist: false }, viewed, list })})`);
+  assert.equal(outcome.fallback, false, outcome.error);
+  assert.equal(outcome.load.host, 'worker');
+  assert.ok(outcome.errors.length >= 1, 'the failed registration is reported');
+  assert.ok(outcome.fallbacks.some((f) => f.from === 'service-worker' && f.to === 'worker'), JSON.stringify(outcome.fallbacks));
+  assert.deepEqual(site.pageErrors, []);
+  await page.close();
+});
