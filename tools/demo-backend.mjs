@@ -121,6 +121,73 @@ export function createShop(catalog, { rotation = Math.floor(Date.now() / 86_400_
   };
 }
 
+const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+
+/** A list item as a multi-page shop's server renders it, with the attributes shelfrank reads. */
+function listItem(item) {
+  const attrs = [`data-shelfrank-id="${escapeHtml(item.id)}"`, `data-shelfrank-title="${escapeHtml(item.title)}"`];
+  if (item.category) attrs.push(`data-shelfrank-category="${escapeHtml(item.category)}"`);
+  if (item.brand) attrs.push(`data-shelfrank-brand="${escapeHtml(item.brand)}"`);
+  return `<li ${attrs.join(' ')}><a href="/shop/${encodeURIComponent(item.id)}">${escapeHtml(item.title)}</a> <span class="price">$${item.demoPrice.toFixed(2)}</span> <small data-shelfrank-slot="reason"></small></li>`;
+}
+
+/**
+ * The demo's multi-page mode: a product page rendered by the server, as on
+ * Shopify, Magento or WooCommerce themes, so every product is a full
+ * navigation. Its two lists use the README's multi-page integration: held
+ * until reranked (no layout shift), with the engine in a service worker
+ * that outlives page views. Null for an unknown id.
+ */
+export function productPage(shop, id) {
+  const found = shop.item(id);
+  if (!found) return null;
+  const { item, related } = found;
+  const popular = shop.popular(24).items.filter((other) => other.id !== id);
+  const event = { type: 'view', id: item.id, title: item.title, category: item.category ?? undefined, brand: item.brand ?? undefined };
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(item.title)} · Benchtop Supply</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/www/demo/demo.css">
+<style>
+  @keyframes shelfrank-show { from { visibility: hidden } to { visibility: visible } }
+  [data-shelfrank-hold] { animation: shelfrank-show 0s linear 300ms both; }
+  .shelf li { padding: .25rem 0; }
+</style>
+</head><body data-page="product-page">
+<header><a class="logo" href="/www/demo/">Benchtop Supply <small>demo shop, multi-page mode</small></a></header>
+<main id="main">
+<h1>${escapeHtml(item.title)}</h1>
+<p>${escapeHtml([item.brand, item.category].filter(Boolean).join(' · '))} · <strong>$${item.demoPrice.toFixed(2)}</strong></p>
+<p><button type="button" data-shelfrank-id="${escapeHtml(item.id)}" data-shelfrank-title="${escapeHtml(item.title)}" data-shelfrank-action="add_to_cart">Add to cart</button></p>
+<p id="ranker-status" role="status"></p>
+<h2>Related</h2>
+<ul class="shelf" id="related" data-shelfrank-hold>
+${related.map(listItem).join('\n')}
+</ul>
+<h2>Popular right now</h2>
+<ul class="shelf" id="popular" data-shelfrank-hold>
+${popular.map(listItem).join('\n')}
+</ul>
+</main>
+<script type="module">
+  import { createReranker } from '/www/shelfrank.js';
+  const status = document.getElementById('ranker-status');
+  const shelf = createReranker({
+    serviceWorker: true,
+    onMetrics(m) {
+      if (m.type === 'load') status.textContent = m.ok ? \`Ranker ready in \${Math.round(m.ms)} ms (\${m.host}\${m.shared ? ', loaded by an earlier page' : ''}).\` : 'The ranker could not load: lists stay in the server order.';
+    },
+  });
+  window.shelf = shelf;
+  shelf.record(${JSON.stringify(event).replace(/</g, '\\u003c')});
+  for (const [id, surface] of [['related', 'recommendations'], ['popular', 'popular']]) {
+    shelf.attach(document.getElementById(id), { surface, holdMs: 250, explain: true });
+  }
+</script>
+</body></html>`;
+}
+
 class HttpError extends Error {
   constructor(status, message) {
     super(message);
@@ -183,6 +250,18 @@ export async function createDemoBackend(catalogPath, options = {}) {
   }
 
   return function handle(req, res, url) {
+    if (url.pathname === '/shop' || url.pathname === '/shop/') {
+      res.writeHead(302, { location: `/shop/${encodeURIComponent(shop.popular(1).items[0].id)}`, 'cache-control': 'no-store' });
+      res.end();
+      return true;
+    }
+    const page = /^\/shop\/([A-Za-z0-9_-]{1,40})$/.exec(url.pathname);
+    if (page) {
+      const html = productPage(shop, page[1]);
+      res.writeHead(html ? 200 : 404, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+      res.end(html ?? '<!doctype html><title>Not found</title><p>No such product. <a href="/www/demo/">Back to the shop</a>');
+      return true;
+    }
     if (url.pathname !== '/api' && !url.pathname.startsWith('/api/')) return false;
     try {
       sendJson(res, 200, route(req, url));

@@ -151,3 +151,48 @@ test('a shopper who adds several items of one kind to the cart sees that kind ri
   assert.deepEqual(pageErrors, []);
   await page.close();
 });
+
+test('the multi-page mode: server-rendered product pages, each a full navigation; from the second on the lists are reranked by the service worker the first loaded, before they are shown', async () => {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error));
+  await page.goto(`${demo.url}/shop/`);
+  assert.match(new URL(page.url()).pathname, /^\/shop\/[A-Za-z0-9_-]+$/);
+  // The first visit: the service worker installs and the page's lists settle (reranked or in server order).
+  await page.waitForFunction(() => [...document.querySelectorAll('.shelf')].every((ul) => !ul.hasAttribute('data-shelfrank-hold')), null, { timeout: 30_000 });
+  await page.waitForFunction(() => window.shelf.status === 'ready', null, { timeout: 30_000 });
+  const firstPath = new URL(page.url()).pathname;
+  // A shopper clicks a related product: a new document.
+  const watch = `(() => {
+    window.__moves = 0;
+    window.__shownOrder = {};
+    for (const ul of document.querySelectorAll('.shelf')) {
+      new MutationObserver((records) => {
+        if (!ul.hasAttribute('data-shelfrank-hold')) {
+          if (window.__shownOrder[ul.id] === undefined) window.__shownOrder[ul.id] = [...ul.children].map((li) => li.dataset.shelfrankId).join();
+          else window.__moves += records.filter((r) => r.type === 'childList').length;
+        }
+      }).observe(ul, { childList: true, attributes: true });
+    }
+  })()`;
+  await page.addInitScript(`document.addEventListener('DOMContentLoaded', () => ${watch})`);
+  const next = await page.$eval('#related li:first-child a', (a) => a.href);
+  await Promise.all([page.waitForURL(next), page.click('#related li:first-child a')]);
+  await page.waitForFunction(() => document.querySelector('#related')?.getAttribute('data-state') === 'reranked' && document.querySelector('#popular')?.getAttribute('data-state') === 'reranked', null, { timeout: 30_000 });
+  await page.waitForTimeout(300);
+  const second = await page.evaluate(() => ({
+    path: location.pathname,
+    status: document.getElementById('ranker-status').textContent,
+    held: [...document.querySelectorAll('[data-shelfrank-hold]')].length,
+    moves: window.__moves,
+    history: null,
+  }));
+  second.history = await page.evaluate(async () => (await window.shelf.history()).map((e) => e.type));
+  assert.notEqual(second.path, firstPath);
+  assert.match(second.status, /service-worker, loaded by an earlier page/);
+  assert.equal(second.held, 0);
+  assert.equal(second.moves, 0, 'no list moved after it was shown');
+  assert.ok(second.history.filter((t) => t === 'view').length >= 2, `both product views are in the history: ${second.history.join(',')}`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
