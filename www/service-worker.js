@@ -7,8 +7,8 @@
 // no fetch (its scope is the package's own folder): it only answers the
 // pages' messages, the same operations as the Web Worker (host.js), for
 // any same-origin page that sends them. Messages:
-//   page → here: { shelfrank: HOST_VERSION, channel, id, key, op, args }
-//   here → page: { shelfrank: HOST_VERSION, channel, id, ok, value | error }
+//   page → here: { shelfrank: HOST_VERSION, id, key, op, args }, with a port
+//   here → that port: { id, ok, value | error }
 // Engines are kept per load request (model, tokenizer, backend, storage
 // name…); `key` names one. The browser may stop this worker when it is idle
 // (about 30 s without a message): a page then gets NotLoadedError and loads
@@ -25,7 +25,7 @@ self.addEventListener('install', () => self.skipWaiting());
 
 self.addEventListener('message', (event) => {
   const data = event.data;
-  if (data?.shelfrank === undefined || typeof data.channel !== 'string') return;
+  if (data?.shelfrank === undefined || event.ports.length !== 1) return;
   event.waitUntil(handle(event, data));
 });
 
@@ -63,8 +63,12 @@ async function load(id, request) {
   }
 }
 
-async function handle(event, { channel, id, key, op, args = [], shelfrank }) {
-  const send = (reply) => event.source?.postMessage({ shelfrank: HOST_VERSION, channel, ...reply });
+async function handle(event, { id, key, op, args = [], shelfrank }) {
+  const port = event.ports[0];
+  const send = (reply) => {
+    port.postMessage(reply);
+    port.close();
+  };
   if (shelfrank !== HOST_VERSION) {
     send(failure(id, { name: 'VersionError', message: `this service worker speaks version ${HOST_VERSION} of the host messages, the page ${shelfrank}` }));
     return;

@@ -189,12 +189,12 @@ async function serviceWorkerHost(serviceWorkerUrl) {
 
 /**
  * Talks to the engine in the service worker, which outlives page views
- * (service-worker.js). Replies come to this page's `navigator.serviceWorker`,
- * tagged with this transport's channel.
+ * (service-worker.js). Each call carries its own MessageChannel port for the
+ * reply, so no answer ever reaches the page's `navigator.serviceWorker`
+ * listeners (a shop's own service-worker messaging never sees ours).
  */
 class ServiceWorkerTransport {
   #worker;
-  #channel = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   #next = 1;
   #pending = new Map();
   #failure = null;
@@ -202,24 +202,11 @@ class ServiceWorkerTransport {
   #request = null;
   #key = null;
   #keepAlive = null;
-  #listener;
 
   /** `onCrash(error)` runs once if the service worker stops answering. */
   constructor(worker, onCrash = () => {}) {
     this.#worker = worker;
     this.#onCrash = onCrash;
-    const container = globalThis.navigator.serviceWorker;
-    this.#listener = ({ data }) => {
-      if (data?.shelfrank !== HOST_VERSION || data.channel !== this.#channel) return;
-      const call = this.#pending.get(data.id);
-      if (!call) return;
-      this.#pending.delete(data.id);
-      clearTimeout(call.timer);
-      if (data.ok) call.resolve(data.value);
-      else call.reject(namedError(data.error?.name ?? 'Error', data.error?.message ?? 'the ranker failed'));
-    };
-    container.addEventListener('message', this.#listener);
-    container.startMessages();
     if (typeof document !== 'undefined') {
       this.#keepAlive = setInterval(() => {
         if (document.visibilityState === 'visible') this.#send('ping', [], HOST_CALL_MS).catch(() => {});
@@ -244,21 +231,28 @@ class ServiceWorkerTransport {
     if (this.#failure) return Promise.reject(this.#failure);
     const id = this.#next++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const { port1, port2 } = new MessageChannel();
+      const settle = () => {
         this.#pending.delete(id);
+        clearTimeout(timer);
+        port1.close();
+      };
+      const timer = setTimeout(() => {
+        settle();
         this.#fail(namedError('WorkerError', `the ranker's service worker did not answer '${op}' within ${timeoutMs / 1000} s`));
         reject(this.#failure);
       }, timeoutMs);
-      const done = (value) => {
-        if (op === 'load') this.#key = value?.key ?? null;
-        resolve(value);
+      port1.onmessage = ({ data }) => {
+        settle();
+        if (!data?.ok) return reject(namedError(data?.error?.name ?? 'Error', data?.error?.message ?? 'the ranker failed'));
+        if (op === 'load') this.#key = data.value?.key ?? null;
+        resolve(data.value);
       };
-      this.#pending.set(id, { resolve: done, reject, timer });
+      this.#pending.set(id, { reject, settle });
       try {
-        this.#worker.postMessage({ shelfrank: HOST_VERSION, channel: this.#channel, id, key: this.#key, op, args });
+        this.#worker.postMessage({ shelfrank: HOST_VERSION, id, key: this.#key, op, args }, [port2]);
       } catch (error) {
-        this.#pending.delete(id);
-        clearTimeout(timer);
+        settle();
         reject(namedError('DataCloneError', `cannot send to the ranker: ${asError(error).message}`));
       }
     });
@@ -273,12 +267,10 @@ class ServiceWorkerTransport {
 
   #stop() {
     clearInterval(this.#keepAlive);
-    globalThis.navigator.serviceWorker.removeEventListener('message', this.#listener);
-    for (const call of this.#pending.values()) {
-      clearTimeout(call.timer);
+    for (const call of [...this.#pending.values()]) {
+      call.settle();
       call.reject(this.#failure);
     }
-    this.#pending.clear();
   }
 
   /** Stops listening; the service worker and its engine stay for other pages. */

@@ -23,6 +23,10 @@ function scenario() {
 /** In the page: a ranker with `options`, its load metric, and a rerank of `list` (after recording `viewed`, if given). */
 const visit = `async ({ options, viewed, list }) => {
   const metrics = [];
+  // A shop's own listener for its service worker's messages: ours must never reach it.
+  let reachedPage = 0;
+  navigator.serviceWorker?.addEventListener('message', () => reachedPage++);
+  navigator.serviceWorker?.startMessages();
   const shelf = window.shelfrank.createReranker({ consent: 'not-required', captureDom: false, dataLayer: false, ...options, onMetrics: (m) => metrics.push(m) });
   await shelf.ready;
   for (const item of viewed ?? []) shelf.record({ type: 'view', id: item.id, title: item.title, category: item.category });
@@ -38,6 +42,7 @@ const visit = `async ({ options, viewed, list }) => {
     order: result.ranking?.map((r) => r.id) ?? null,
     scores: result.ranking?.map((r) => r.score) ?? null,
     history: history.map((e) => e.id),
+    reachedPage,
   };
 }`;
 
@@ -61,6 +66,7 @@ test('with serviceWorker the engine outlives the page view: the next page is ser
   assert.equal(second.load.stages.ranker, undefined, 'and loaded no model');
   assert.deepEqual(second.history, viewed.map((v) => v.id));
   assert.deepEqual(second.order, first.order);
+  assert.equal(first.reachedPage + second.reachedPage, 0, "no reply reached the page's navigator.serviceWorker listeners");
 
   // The same history in a page-owned worker (restored from IndexedDB) ranks the same.
   const own = await page.evaluate(`(${visit})(${JSON.stringify({ options: { storageName }, list })})`);
