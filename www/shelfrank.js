@@ -398,6 +398,8 @@ export class Reranker {
           // The service worker could not serve (it failed, or did not answer): this page's own worker does.
           this.#report(asError(error), 'load');
           this.#metric({ type: 'fallback', from: 'service-worker', to: 'worker', error: asError(error).name });
+          // It may be a stale copy from an earlier package (its glue no longer fits the wasm): fetch it anew for the next page view.
+          host.registration?.update().catch(() => {});
           this.#transport.terminate();
           this.#transport = dedicated();
           loaded = await this.#transport.call('load', request);
