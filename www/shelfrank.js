@@ -376,6 +376,8 @@ export class Reranker {
           return null;
         });
       }
+      // destroy() may have come while the service worker was looked up: start nothing then.
+      if (this.#status === 'destroyed') throw namedError('DestroyedError', 'the ranker was destroyed while loading');
       this.#transport = host?.worker ? new ServiceWorkerTransport(host.worker, (error) => this.#status === 'ready' && this.#crashed(error)) : dedicated();
       const optional = (url) => (url === undefined ? undefined : String(url));
       const request = {
