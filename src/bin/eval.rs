@@ -76,7 +76,7 @@ fn parse_args() -> Result<Args, String> {
         affinity_decay: None,
         valid_only: false,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = shelfrank::cli::args();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         if args.source.take(&flag, &mut value)? {
@@ -113,7 +113,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn main() {
+pub fn main() {
     if let Err(message) = run() {
         eprintln!("eval: {message}");
         std::process::exit(1);

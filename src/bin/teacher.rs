@@ -18,7 +18,7 @@ use shelfrank::dataset::Dataset;
 use shelfrank::model::{sha256_hex, text::load_tokenizer};
 use shelfrank::teacher::{MiniLm, TeacherEmbeddings};
 
-fn main() {
+pub fn main() {
     if let Err(message) = run() {
         eprintln!("teacher: {message}");
         std::process::exit(1);
@@ -29,7 +29,7 @@ fn run() -> Result<(), String> {
     let (mut model_dir, mut data, mut out) =
         (PathBuf::new(), PathBuf::from("data/scientific"), PathBuf::from("data/scientific/minilm-teacher.bin"));
     let mut catalog: Option<PathBuf> = None;
-    let mut args = std::env::args().skip(1);
+    let mut args = shelfrank::cli::args();
     while let Some(flag) = args.next() {
         match (flag.as_str(), args.next()) {
             ("--model-dir", Some(v)) => model_dir = v.into(),

@@ -95,7 +95,7 @@ fn parse_args() -> Result<Args, String> {
         dropout: 0.5,
         weight_decay: 0.01,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = shelfrank::cli::args();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         if args.source.take(&flag, &mut value)? {
@@ -172,7 +172,7 @@ impl Rng {
     }
 }
 
-fn main() {
+pub fn main() {
     if let Err(message) = run() {
         eprintln!("train: {message}");
         std::process::exit(1);

@@ -46,7 +46,7 @@ fn parse_args() -> Result<Args, String> {
         decays: Vec::new(),
         write: false,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = shelfrank::cli::args();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         if args.source.take(&flag, &mut value)? {
@@ -70,7 +70,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn main() {
+pub fn main() {
     if let Err(message) = run() {
         eprintln!("tune: {message}");
         std::process::exit(1);

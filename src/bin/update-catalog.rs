@@ -37,7 +37,7 @@ fn parse_args() -> Result<Args, String> {
         tokenizer: None,
         teacher: None,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = shelfrank::cli::args();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -59,7 +59,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn main() {
+pub fn main() {
     if let Err(message) = run() {
         eprintln!("update-catalog: {message}");
         std::process::exit(1);

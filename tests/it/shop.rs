@@ -118,12 +118,28 @@ fn a_ga4_export_counts_events_without_item_interactions_and_refuses_parquet() {
     assert!(e.contains("Parquet") && e.contains("newline-delimited JSON"), "{e}");
 }
 
-/// `train` on the fixtures, both ways in: a model file, its manifest and
-/// a model card with test figures next to popularity; the model loads in
-/// the page's reranker and ranks the shop's items.
+/// `shelfrank train` on the fixtures, both ways in: a model file, its
+/// manifest and a model card with test figures next to popularity; the
+/// model loads in the page's reranker and ranks the shop's items. `eval`
+/// and `update-catalog` follow, as their own binaries and as `shelfrank`
+/// commands.
 #[test]
 fn train_runs_end_to_end_on_a_shops_events_and_on_its_ga4_export() {
     let train = env!("CARGO_BIN_EXE_train");
+    let shelfrank = env!("CARGO_BIN_EXE_shelfrank");
+    // The same tool as its own binary or as a `shelfrank` command.
+    let tool = |name: &str, as_command: bool| {
+        if as_command {
+            let mut command = std::process::Command::new(shelfrank);
+            command.arg(name);
+            command
+        } else {
+            std::process::Command::new(match name {
+                "eval" => env!("CARGO_BIN_EXE_eval"),
+                _ => env!("CARGO_BIN_EXE_update-catalog"),
+            })
+        }
+    };
     let tokenizer = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/minilm-tokenizer.json");
     for (name, input) in [
         (
@@ -139,7 +155,9 @@ fn train_runs_end_to_end_on_a_shops_events_and_on_its_ga4_export() {
     ] {
         let dir = scratch(&format!("train-{name}"));
         let out = dir.join("shelfrank.bin");
-        let status = std::process::Command::new(train)
+        let as_command = name == "ga4";
+        let status = std::process::Command::new(shelfrank)
+            .arg("train")
             .args(&input)
             .args(["--epochs", "2", "--dim", "16", "--tokenizer"])
             .arg(&tokenizer)
@@ -166,7 +184,7 @@ fn train_runs_end_to_end_on_a_shops_events_and_on_its_ga4_export() {
         let ranked = ranker.rerank_blocking(&list, &Default::default(), 1e12).unwrap();
         assert_eq!(ranked.len(), list.len());
         // eval reads the same input and scores the same held-out events.
-        let report = std::process::Command::new(env!("CARGO_BIN_EXE_eval"))
+        let report = tool("eval", as_command)
             .args(["--model"])
             .arg(&out)
             .args(&input)
@@ -184,7 +202,7 @@ fn train_runs_end_to_end_on_a_shops_events_and_on_its_ga4_export() {
         let grown = dir.join("catalog-grown.csv");
         std::fs::write(&grown, format!("{catalog}new-1,{copied}\n")).unwrap();
         let updated = dir.join("updated.bin");
-        let run = std::process::Command::new(env!("CARGO_BIN_EXE_update-catalog"))
+        let run = tool("update-catalog", as_command)
             .arg("--model")
             .arg(&out)
             .arg("--catalog")

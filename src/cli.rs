@@ -1,0 +1,20 @@
+//! The command line of the native tools: each is its own binary (`train`,
+//! `tune`, `eval`, `update-catalog`, `teacher`) and a subcommand of
+//! `shelfrank` (`shelfrank train …`), which runs the same code.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Leading arguments that are not the tool's own: the program, and the
+/// subcommand when run as `shelfrank <command>`.
+static SKIP: AtomicUsize = AtomicUsize::new(1);
+
+/// Marks this process as `shelfrank <command> …`: the tools' flags start
+/// after the command.
+pub fn run_as_subcommand() {
+    SKIP.store(2, Ordering::Relaxed);
+}
+
+/// The tool's own arguments.
+pub fn args() -> impl Iterator<Item = String> {
+    std::env::args().skip(SKIP.load(Ordering::Relaxed))
+}
