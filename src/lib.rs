@@ -25,10 +25,10 @@ let ranked = ranker.rerank_blocking(&list, &RerankOptions::default(), 1.7e12)?;
 ```
 */
 
-pub mod dataset;
-mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+pub mod dataset;
+mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod evaluation;
 #[cfg(not(target_arch = "wasm32"))]
