@@ -36,7 +36,10 @@ function failure(id, error) {
 /** A load: the engine for this request, started now or already loaded for an earlier page. */
 async function load(id, request) {
   const { storage = true, ...rest } = request ?? {};
-  const key = JSON.stringify(rest);
+  // A page without consent (or under a privacy signal) never joins the
+  // engine of pages that store a history: it gets one of its own, which
+  // knows only what it is told, as a page's own worker would.
+  const key = JSON.stringify(rest) + (storage ? '' : ' (no storage)');
   let entry = engines.get(key);
   const shared = entry !== undefined;
   if (!entry) {

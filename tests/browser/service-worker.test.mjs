@@ -88,6 +88,12 @@ test('with serviceWorker the engine outlives the page view: the next page is ser
   const third = await page.evaluate(`(${visit})(${JSON.stringify({ options: { serviceWorker: true, storageName }, list })})`);
   assert.equal(third.load.shared, true);
   assert.deepEqual(third.history, [...viewed.map((v) => v.id), extra.id]);
+
+  // A page without consent yet never joins the engine that holds the stored history.
+  const unconsented = await page.evaluate(`(${visit})(${JSON.stringify({ options: { serviceWorker: true, storageName, consent: 'required' }, list })})`);
+  assert.equal(unconsented.load.host, 'service-worker');
+  assert.equal(unconsented.load.shared, false);
+  assert.deepEqual(unconsented.history, []);
   assert.deepEqual(site.pageErrors, []);
   await page.close();
 });
