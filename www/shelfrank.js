@@ -455,9 +455,9 @@ export class Reranker {
 
   /**
    * A first visit: this page runs on its own worker; the service worker,
-   * once installed, loads the same model in the background (after this
-   * page's first rerank has had the CPU), so the next page view finds it
-   * ready. Nothing of it reaches this page but a report if it fails.
+   * once installed, loads the same model in the background (a moment
+   * after this page's load, which keeps the CPU for this page's first
+   * rerank), so the next page view finds it ready. Nothing of it reaches this page but a report if it fails.
    */
   #warmHost(activated, request) {
     const warm = async () => {
