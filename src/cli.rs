@@ -18,3 +18,12 @@ pub fn run_as_subcommand() {
 pub fn args() -> impl Iterator<Item = String> {
     std::env::args().skip(SKIP.load(Ordering::Relaxed))
 }
+
+/// Ends a tool's run: its error, if any, on stderr after the tool's name,
+/// and exit status 1.
+pub fn finish(tool: &str, outcome: Result<(), String>) {
+    if let Err(message) = outcome {
+        eprintln!("{tool}: {message}");
+        std::process::exit(1);
+    }
+}

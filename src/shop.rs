@@ -282,6 +282,16 @@ pub fn catalog_dataset(path: &Path) -> Result<Dataset> {
     Ok(Dataset { name, items, valid: Vec::new(), test: Vec::new() })
 }
 
+/// The items of a shop's catalog file when given, else of a dataset folder
+/// (`--catalog FILE` or `--data DIR`, for `update-catalog` and `teacher`).
+pub fn catalog_or_dataset(catalog: Option<&Path>, data: &Path) -> std::result::Result<Dataset, String> {
+    match catalog {
+        Some(catalog) => catalog_dataset(catalog),
+        None => Dataset::load(data),
+    }
+    .map_err(|e| e.to_string())
+}
+
 /// A catalog file: `id,title` and optionally `category,brand,price`.
 pub fn read_catalog(path: &Path) -> Result<Vec<CatalogItem>> {
     let csv = read_csv(path, &["id", "title"])?;

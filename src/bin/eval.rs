@@ -114,10 +114,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 pub fn main() {
-    if let Err(message) = run() {
-        eprintln!("eval: {message}");
-        std::process::exit(1);
-    }
+    shelfrank::cli::finish("eval", run());
 }
 
 /// SplitMix64, seeded per user so every scorer sees the same negatives.

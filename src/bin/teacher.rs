@@ -14,15 +14,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::tensor::Device;
-use shelfrank::dataset::Dataset;
 use shelfrank::model::{sha256_hex, text::load_tokenizer};
 use shelfrank::teacher::{MiniLm, TeacherEmbeddings};
 
 pub fn main() {
-    if let Err(message) = run() {
-        eprintln!("teacher: {message}");
-        std::process::exit(1);
-    }
+    shelfrank::cli::finish("teacher", run());
 }
 
 fn run() -> Result<(), String> {
@@ -44,11 +40,7 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("cannot read model.safetensors in {}: {e}", model_dir.display()))?;
     let tokenizer_json = std::fs::read(model_dir.join("tokenizer.json")).map_err(|e| format!("cannot read tokenizer.json: {e}"))?;
     let tokenizer = load_tokenizer(&tokenizer_json).map_err(|e| e.to_string())?;
-    let data = match &catalog {
-        Some(catalog) => shelfrank::shop::catalog_dataset(catalog),
-        None => Dataset::load(&data),
-    }
-    .map_err(|e| e.to_string())?;
+    let data = shelfrank::shop::catalog_or_dataset(catalog.as_deref(), &data)?;
     let device = Device::flex();
     let teacher = MiniLm::load(&weights, &device).map_err(|e| e.to_string())?;
 

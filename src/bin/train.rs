@@ -173,10 +173,7 @@ impl Rng {
 }
 
 pub fn main() {
-    if let Err(message) = run() {
-        eprintln!("train: {message}");
-        std::process::exit(1);
-    }
+    shelfrank::cli::finish("train", run());
 }
 
 fn run() -> Result<(), String> {

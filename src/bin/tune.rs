@@ -12,9 +12,6 @@
 //!
 //! `--events FILE --catalog FILE` or `--ga4 DIR` in place of `--data` tune a
 //! model trained on a shop's own data (as `train` read it).
-//!
-//! ```text
-//! ```
 
 use std::path::PathBuf;
 
@@ -71,10 +68,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 pub fn main() {
-    if let Err(message) = run() {
-        eprintln!("tune: {message}");
-        std::process::exit(1);
-    }
+    shelfrank::cli::finish("tune", run());
 }
 
 fn run() -> Result<(), String> {

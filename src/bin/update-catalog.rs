@@ -14,7 +14,6 @@
 
 use std::path::PathBuf;
 
-use shelfrank::dataset::Dataset;
 use shelfrank::evaluation::{LoadedModel, read_tokenizer, update_manifest};
 use shelfrank::model::ModelFile;
 use shelfrank::teacher::TeacherEmbeddings;
@@ -60,21 +59,14 @@ fn parse_args() -> Result<Args, String> {
 }
 
 pub fn main() {
-    if let Err(message) = run() {
-        eprintln!("update-catalog: {message}");
-        std::process::exit(1);
-    }
+    shelfrank::cli::finish("update-catalog", run());
 }
 
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let out = args.out.clone().ok_or("--out FILE is required (the model file to write)")?;
     let tokenizer = read_tokenizer(&args.model, args.tokenizer.as_deref())?;
-    let data = match &args.catalog {
-        Some(catalog) => shelfrank::shop::catalog_dataset(catalog),
-        None => Dataset::load(&args.data),
-    }
-    .map_err(|e| e.to_string())?;
+    let data = shelfrank::shop::catalog_or_dataset(args.catalog.as_deref(), &args.data)?;
     let bytes = std::fs::read(&args.model).map_err(|e| format!("cannot read {}: {e}", args.model.display()))?;
     let file = ModelFile::from_bytes(&bytes).map_err(|e| format!("{}: {e}", args.model.display()))?;
     if file.items.is_empty() {

@@ -194,10 +194,12 @@ impl ModelFile {
         let mut file = self.clone();
         let dim = self.config.dim;
         let old: HashMap<&str, usize> = self.items.iter().enumerate().map(|(i, id)| (id.as_str(), i + 1)).collect();
-        let table = file.id_table()?.values.clone();
-        let mut values = table[..dim].to_vec();
-        let mut untrained: Vec<String> = Vec::new();
         let old_untrained = self.untrained();
+        let mut untrained: Vec<String> = Vec::new();
+        // The ID table, checked against the old catalog, re-laid for the new one.
+        let entry = file.id_table()?;
+        let table = std::mem::take(&mut entry.values);
+        let mut values = table[..dim].to_vec();
         for id in ids {
             match old.get(id.as_str()) {
                 Some(&row) => values.extend_from_slice(&table[row * dim..(row + 1) * dim]),
@@ -207,22 +209,17 @@ impl ModelFile {
                 untrained.push(id.clone());
             }
         }
+        entry.shape = vec![ids.len() + 1, dim];
+        entry.values = values;
         let dropped = self.items.iter().filter(|id| !seen.contains(id.as_str())).count();
         let new = ids.iter().filter(|id| !old.contains_key(id.as_str())).count();
         file.config.n_items = ids.len();
         file.config.validate()?;
         file.items = ids.to_vec();
-        let entry = file.id_table_unchecked();
-        entry.shape = vec![ids.len() + 1, dim];
-        entry.values = values;
         if !untrained.is_empty() || !self.meta["heldOutItems"].is_null() {
             file.meta["heldOutItems"] = serde_json::json!(untrained);
         }
         Ok((file, new, dropped))
-    }
-
-    fn id_table_unchecked(&mut self) -> &mut TensorEntry {
-        self.tensors.iter_mut().find(|t| t.name == ITEM_IDS).expect("checked by id_table")
     }
 
     /// Gives untrained items trained ID rows: each `(item, from)` pair
