@@ -22,6 +22,8 @@ import { launchChromium, root } from './harness.mjs';
 // tests below use exactly these lines, and check that the README has them.
 const COPY_LINE = 'cp -R node_modules/shelfrank/. dist/shelfrank';
 const PACKAGE_OPTION = "packageUrl: '/shelfrank/'";
+const SERVICE_WORKER_OPTION = 'serviceWorker: true';
+const SERVICE_WORKER_URL_OPTION = "serviceWorker: '/shelfrank/www/service-worker.js'";
 const IMPORT_MAP = '<script type="importmap">{ "imports": { "shelfrank": "/shelfrank/www/shelfrank.js" } }</script>';
 
 /** The storefront code: the README's createReranker, then rerank and attach. `options` goes first in createReranker's options. */
@@ -103,10 +105,12 @@ function copyPackage(folder) {
   execFileSync('sh', ['-c', COPY_LINE], { cwd: folder, stdio: 'pipe' });
 }
 
-/** Serves `dist`, opens it in Chromium and waits for the app's result. */
-async function run(dist, { handler = null } = {}) {
-  const server = await serve(dist, 0, handler);
-  closers.push(() => server.close());
+/** Serves `dist` (or reuses `server`), opens it in Chromium and waits for the app's result. */
+async function run(dist, { handler = null, server = null } = {}) {
+  if (!server) {
+    server = await serve(dist, 0, handler);
+    closers.push(() => server.close());
+  }
   const page = await chrome.browser.newPage();
   const errors = [];
   const wasm = [];
@@ -131,7 +135,7 @@ async function run(dist, { handler = null } = {}) {
 }
 
 /** Reranked in the worker, on the CPU build, the filaments first, the DOM in that order, nothing else fetched or failed. */
-function assertReranked({ result, metrics, order, errors, wasm }, { worker = true } = {}) {
+function assertReranked({ result, metrics, order, errors, wasm }, { worker = true, host = worker ? 'worker' : 'page', wasmFetches = 1 } = {}) {
   assert.equal(result.loadError, undefined, result.loadError);
   assert.equal(result.direct.fallback, false, result.direct.error);
   assert.equal(result.fallback, false, result.error);
@@ -143,8 +147,9 @@ function assertReranked({ result, metrics, order, errors, wasm }, { worker = tru
   const load = metrics.find((m) => m.type === 'load');
   assert.equal(load?.ok, true, JSON.stringify(metrics));
   assert.equal(load.worker, worker, `ran ${load.worker ? 'in the worker' : 'on the page'}: ${JSON.stringify(metrics)}`);
-  if (worker) assert.deepEqual(metrics.filter((m) => m.type === 'fallback' || m.type === 'error'), []);
-  assert.equal(wasm.length, 1, `only the CPU build's wasm is fetched: ${wasm.join(', ')}`);
+  assert.equal(load.host, host, JSON.stringify(load));
+  if (worker || host === 'service-worker') assert.deepEqual(metrics.filter((m) => m.type === 'fallback' || m.type === 'error'), []);
+  assert.equal(wasm.length, wasmFetches, `only the CPU build's wasm is fetched (${wasmFetches} times): ${wasm.join(', ')}`);
   assert.deepEqual(errors, []);
 }
 
@@ -155,14 +160,14 @@ function listFiles(folder, prefix = '') {
 }
 
 /** A Vite app with no config file: index.html + main.js, `vite build`. */
-async function viteApp(name, vite) {
-  const folder = app(name, { 'index.html': HTML('<script type="module" src="/main.js"></script>'), 'main.js': main() });
+async function viteApp(name, vite, options = '') {
+  const folder = app(name, { 'index.html': HTML('<script type="module" src="/main.js"></script>'), 'main.js': main(options) });
   const dist = path.join(folder, 'dist');
   await vite.build({ root: folder, logLevel: 'warn', configFile: false, build: { outDir: dist } });
   const files = listFiles(dist);
   assert.equal(files.filter((f) => f.endsWith('.wasm')).length, 2, `the CPU and the WebGPU builds: ${files.join(', ')}`);
   assert.ok(files.some((f) => f.endsWith('.bin')), `no model in the bundle: ${files.join(', ')}`);
-  return { dist, files };
+  return { folder, dist, files };
 }
 
 for (const [name, module] of [
@@ -185,6 +190,19 @@ for (const [name, module] of [
   });
 }
 
+test("Vite 8 with the README's copy line and the service worker's URL: the second page view finds the ranker loaded", async () => {
+  const vite = await import('vite');
+  const { folder, dist } = await viteApp('vite-sw', vite, `${SERVICE_WORKER_URL_OPTION}, `);
+  copyPackage(folder);
+  const server = await serve(dist, 0);
+  closers.push(() => server.close());
+  const first = await run(dist, { server });
+  assertReranked(first, { worker: false, host: 'service-worker' });
+  const second = await run(dist, { server });
+  assertReranked(second, { worker: false, host: 'service-worker', wasmFetches: 0 });
+  assert.equal(second.metrics.find((m) => m.type === 'load').shared, true);
+});
+
 test('webpack 5, no configuration (src/index.js to dist/main.js): the app reranks in its worker', async () => {
   const { default: webpack } = await import('webpack');
   const folder = app('webpack', { 'src/index.js': main(), 'dist/index.html': HTML('<script src="main.js"></script>') });
@@ -204,6 +222,23 @@ test("esbuild (--bundle --format=esm) with the README's packageUrl and copy line
   await esbuild.build({ absWorkingDir: folder, entryPoints: ['main.js'], bundle: true, format: 'esm', outdir: 'dist', logLevel: 'warning' });
   copyPackage(folder);
   assertReranked(await run(path.join(folder, 'dist')));
+});
+
+test("esbuild with the README's packageUrl, copy line and serviceWorker: true: the first page view loads the ranker in the service worker, the next finds it loaded", async () => {
+  const esbuild = await import('esbuild');
+  const folder = app('esbuild-sw', { 'main.js': main(`${PACKAGE_OPTION}, ${SERVICE_WORKER_OPTION}, `), 'dist/index.html': HTML('<script type="module" src="/main.js"></script>') });
+  await esbuild.build({ absWorkingDir: folder, entryPoints: ['main.js'], bundle: true, format: 'esm', outdir: 'dist', logLevel: 'warning' });
+  copyPackage(folder);
+  const dist = path.join(folder, 'dist');
+  const server = await serve(dist, 0);
+  closers.push(() => server.close());
+  const first = await run(dist, { server });
+  assertReranked(first, { worker: false, host: 'service-worker' });
+  assert.equal(first.metrics.find((m) => m.type === 'load').shared, false);
+  const second = await run(dist, { server });
+  // Nothing loaded again: no wasm fetched.
+  assertReranked(second, { worker: false, host: 'service-worker', wasmFetches: 0 });
+  assert.equal(second.metrics.find((m) => m.type === 'load').shared, true);
 });
 
 test("Rollup 4 (with @rollup/plugin-node-resolve) with the README's packageUrl and copy line: the app reranks in its worker", async () => {
@@ -283,5 +318,5 @@ test('importing the package in Node (as SSR frameworks do) does not crash, and a
 
 test('the README gives exactly the lines these apps use', () => {
   const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
-  for (const line of [COPY_LINE, PACKAGE_OPTION, IMPORT_MAP]) assert.ok(readme.includes(line), `README.md lacks: ${line}`);
+  for (const line of [COPY_LINE, PACKAGE_OPTION, IMPORT_MAP, SERVICE_WORKER_OPTION, SERVICE_WORKER_URL_OPTION]) assert.ok(readme.includes(line), `README.md lacks: ${line}`);
 });
