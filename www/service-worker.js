@@ -34,7 +34,7 @@ function failure(id, error) {
 }
 
 /** A load: the engine for this request, started now or already loaded for an earlier page. */
-async function load(id, request) {
+async function load(request) {
   const { storage = true, ...rest } = request ?? {};
   // A page without consent (or under a privacy signal) never joins the
   // engine of pages that store a history: it gets one of its own, which
@@ -51,20 +51,19 @@ async function load(id, request) {
     engines.set(key, entry);
     entry.catch(() => engines.delete(key));
   }
-  try {
-    const { engine, loaded } = await entry;
-    if (!shared) return { id, ok: true, value: { ...loaded, key, shared: false } };
-    // An engine an earlier page loaded: this page's consent, and the
-    // history as stored now (this page's own worker may have added to it).
-    const started = performance.now();
-    const { storage: where, warnings } = await engine.setStorage(storage);
-    const restoredEvents = await engine.resync();
-    const stages = { resync: Math.round(performance.now() - started) };
-    return { id, ok: true, value: { ...loaded, backend: engine.backend(), key, shared: true, restoredEvents, storage: where, warnings, fallback: null, stages } };
-  } catch (error) {
-    return failure(id, { name: error?.name || 'Error', message: error?.message ?? String(error) });
-  }
+  const { engine, loaded } = await entry;
+  if (!shared) return { ...loaded, key, shared: false };
+  // An engine an earlier page loaded: this page's consent, and the
+  // history as stored now (this page's own worker may have added to it).
+  const started = performance.now();
+  const { storage: where, warnings } = await engine.setStorage(storage);
+  const restoredEvents = await engine.resync();
+  const stages = { resync: Math.round(performance.now() - started) };
+  return { ...loaded, backend: engine.backend(), key, shared: true, restoredEvents, storage: where, warnings, fallback: null, stages };
 }
+
+/** What a page may ask before it has loaded: its engine, and a ping that keeps this worker from idling. */
+const hostOps = { load, ping: () => true };
 
 async function handle(event, { id, key, op, args = [], shelfrank }) {
   const port = event.ports[0];
@@ -76,12 +75,14 @@ async function handle(event, { id, key, op, args = [], shelfrank }) {
     send(failure(id, { name: 'VersionError', message: `this service worker speaks version ${HOST_VERSION} of the host messages, the page ${shelfrank}` }));
     return;
   }
-  if (op === 'ping') return send({ id, ok: true, value: true });
-  if (op === 'load') return send(await load(id, args[0]));
-  const entry = engines.get(key);
-  const ready = entry && (await entry.catch(() => null));
-  if (!ready) return send(failure(id, { name: 'NotLoadedError', message: 'the service worker holds no ranker for this page (it was stopped in between); load again' }));
-  const { reply, trap } = await answer(ready.ops, { id, op, args });
+  let ops = hostOps;
+  if (!Object.hasOwn(hostOps, op)) {
+    const entry = engines.get(key);
+    const ready = entry && (await entry.catch(() => null));
+    if (!ready) return send(failure(id, { name: 'NotLoadedError', message: 'the service worker holds no ranker for this page (it was stopped in between); load again' }));
+    ops = ready.ops;
+  }
+  const { reply, trap } = await answer(ops, { id, op, args });
   send(reply);
   // A trap may leave the wasm instance, which every engine here shares,
   // unusable: retire this worker. Pages then run the ranker in their own
