@@ -14,12 +14,10 @@ async function blobUrl(url) {
 // Downloads are excluded from cold start: every file is fetched once, up front.
 const files = {
   modelUrl: await blobUrl('/models/shelfrank-scientific.bin'),
-  tokenizerUrl: await blobUrl('/models/minilm-tokenizer.json'),
   wasmUrl: await blobUrl('/www/pkg-cpu/shelfrank_bg.wasm'),
   webgpuWasmUrl: await blobUrl('/www/pkg-webgpu/shelfrank_bg.wasm'),
 };
 const modelBytes = new Uint8Array(await (await fetch(files.modelUrl)).arrayBuffer());
-const tokenizerBytes = new Uint8Array(await (await fetch(files.tokenizerUrl)).arrayBuffer());
 
 /** A deterministic shopper: `history` events over catalog items, and `n` candidates. */
 export function scenario(history, n) {
@@ -152,7 +150,7 @@ export async function benchUncached({ history, candidates: n, runs, warmup = 10,
       await initCpu({ module_or_path: files.wasmUrl });
       prepared = true;
     }
-    const tokenizer = await Ranker.load(modelBytes, tokenizerBytes, { backend: 'cpu' });
+    const tokenizer = await Ranker.load(modelBytes, undefined, { backend: 'cpu' });
     for (const event of events) tokenizer.record(event);
     const { createOrtRanker } = await import('/bench/ort.mjs');
     const ranker = await createOrtRanker({ ortModuleUrl: dist + 'ort.wasm.min.mjs', modelBytes: onnxBytes, executionProvider: 'wasm', numThreads: 1, wasmPaths: { wasm: wasmBlob } });
@@ -231,7 +229,7 @@ export async function inputsFor(history, n) {
     prepared = true;
   }
   const { events, candidates } = scenario(history, n);
-  const ranker = await Ranker.load(modelBytes, tokenizerBytes, { backend: 'cpu' });
+  const ranker = await Ranker.load(modelBytes, undefined, { backend: 'cpu' });
   const now = Date.now();
   for (const [i, event] of events.entries()) ranker.record({ ...event, timestamp: now - (events.length - i) });
   const inputs = ranker.scoringInputsPacked(JSON.stringify(candidates));

@@ -27,7 +27,8 @@ fn main() {
     let model = std::fs::read(MODEL).expect("read the model file");
     let tokenizer = std::fs::read(TOKENIZER).expect("read the tokenizer");
     let data = Dataset::load(Path::new("data/scientific")).expect("load data/scientific");
-    let mut ranker = Reranker::load(&model, &tokenizer, burn::tensor::Device::flex(), HistoryLimits::default()).expect("load the model");
+    let mut ranker =
+        Reranker::load(&model, Some(&tokenizer), burn::tensor::Device::flex(), HistoryLimits::default()).expect("load the model");
     let config = ranker.config().clone();
 
     let candidate_lists = [("c20", candidates(&data, 20, 500)), ("c100", candidates(&data, 100, 2000))];

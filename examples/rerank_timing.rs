@@ -13,7 +13,6 @@ use shelfrank::{Reranker, cpu_device};
 
 fn main() {
     let model = std::fs::read("models/shelfrank-scientific.bin").expect("model");
-    let tokenizer = std::fs::read("models/minilm-tokenizer.json").expect("tokenizer");
     let data = Dataset::load(std::path::Path::new("data/scientific")).expect("data");
     let started = Instant::now();
     let wgpu = std::env::args().nth(1).as_deref() == Some("wgpu");
@@ -25,7 +24,7 @@ fn main() {
         println!("backend: flex (CPU)");
         cpu_device()
     };
-    let mut ranker = Reranker::load(&model, &tokenizer, device, HistoryLimits::default()).expect("load");
+    let mut ranker = Reranker::load(&model, None, device, HistoryLimits::default()).expect("load");
     println!("load: {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
     if wgpu {
         ranker.set_fixed_shapes(std::env::var("FIXED_SHAPES").as_deref() != Ok("0"));

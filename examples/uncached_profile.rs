@@ -15,7 +15,6 @@ use shelfrank::{Reranker, cpu_device, read_scores};
 
 fn main() {
     let model = std::fs::read("models/shelfrank-scientific.bin").expect("model");
-    let tokenizer = std::fs::read("models/minilm-tokenizer.json").expect("tokenizer");
     let data = Dataset::load(std::path::Path::new("data/scientific")).expect("data");
     let sizes: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("a candidate count")).collect();
     let sizes = if sizes.is_empty() { vec![100, 1000] } else { sizes };
@@ -37,7 +36,7 @@ fn main() {
         v[v.len() / 2]
     };
     for &n in &sizes {
-        let mut ranker = Reranker::load(&model, &tokenizer, cpu_device(), HistoryLimits::default()).expect("load");
+        let mut ranker = Reranker::load(&model, None, cpu_device(), HistoryLimits::default()).expect("load");
         for i in 0..50 {
             ranker.record(event(i), now).expect("record");
         }
@@ -58,7 +57,7 @@ fn main() {
         let file = ModelFile::from_bytes(&model).expect("model");
         let device = cpu_device();
         let network = file.build(&device).expect("build");
-        let text = TextEncoder::new(&tokenizer, &file.vocab, file.config.max_text_tokens).expect("tokenizer");
+        let text = TextEncoder::for_model(&file, None).expect("tokenizer");
         let affinity = file.config.affinity();
         let mut steps = [(); 6].map(|_| Vec::new());
         for round in 0..runs {

@@ -91,11 +91,11 @@ pub fn catalog_vectors(model: &SessionRanker, text_vectors: Tensor<2>, ids: &IdR
     model.item_vectors(Tensor::<1, Int>::from_data(TensorData::new(ids.all().to_vec(), [n]), device), text_vectors)
 }
 
-/// The tokenizer the native tools read: `explicit` when given, else
-/// `minilm-tokenizer.json` beside the model file.
-pub fn read_tokenizer(model: &Path, explicit: Option<&Path>) -> std::result::Result<Vec<u8>, String> {
-    let path = explicit.map(Path::to_path_buf).unwrap_or_else(|| model.with_file_name("minilm-tokenizer.json"));
-    std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+/// The tokenizer the native tools read: the `tokenizer.json` at `explicit`
+/// when given, else none, and each model file tokenises with the tokenizer
+/// it carries, as the page does.
+pub fn read_tokenizer(explicit: Option<&Path>) -> std::result::Result<Option<Vec<u8>>, String> {
+    explicit.map(|path| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))).transpose()
 }
 
 /// When a `manifest.json` beside the model names it, its sha256 and size
@@ -132,7 +132,7 @@ pub struct LoadedModel {
 impl LoadedModel {
     /// Reads `path` and matches its catalog to `data`'s items by shop id
     /// (items training never saw get ID row 0).
-    pub fn load(path: &Path, tokenizer_json: &[u8], data: &Dataset, device: &Device) -> std::result::Result<LoadedModel, String> {
+    pub fn load(path: &Path, tokenizer_json: Option<&[u8]>, data: &Dataset, device: &Device) -> std::result::Result<LoadedModel, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let file = ModelFile::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         if !file.items.is_empty() && data.items.iter().map(|i| &i.id).ne(file.items.iter()) {
@@ -144,7 +144,12 @@ impl LoadedModel {
     /// A decoded model file whose catalog is `data`'s (in the same order),
     /// or that has no ID embeddings; `sha256` and `bytes` describe the file
     /// as it would be written now.
-    pub fn from_file(file: ModelFile, tokenizer_json: &[u8], data: &Dataset, device: &Device) -> std::result::Result<LoadedModel, String> {
+    pub fn from_file(
+        file: ModelFile,
+        tokenizer_json: Option<&[u8]>,
+        data: &Dataset,
+        device: &Device,
+    ) -> std::result::Result<LoadedModel, String> {
         let bytes = file.to_bytes();
         LoadedModel::assemble(file, &bytes, tokenizer_json, data, device)
     }
@@ -153,11 +158,11 @@ impl LoadedModel {
     fn assemble(
         file: ModelFile,
         bytes: &[u8],
-        tokenizer_json: &[u8],
+        tokenizer_json: Option<&[u8]>,
         data: &Dataset,
         device: &Device,
     ) -> std::result::Result<LoadedModel, String> {
-        let text = TextEncoder::new(tokenizer_json, &file.vocab, file.config.max_text_tokens).map_err(|e| e.to_string())?;
+        let text = TextEncoder::for_model(&file, tokenizer_json).map_err(|e| e.to_string())?;
         let catalog = catalog_text(&data.items, &text).map_err(|e| e.to_string())?;
         let with_ids = !file.items.is_empty();
         let rows: HashMap<String, i64> = file.catalog_rows();
@@ -224,7 +229,7 @@ impl LoadedModel {
     pub fn borrow_id_rows(
         &mut self,
         data: &Dataset,
-        tokenizer_json: &[u8],
+        tokenizer_json: Option<&[u8]>,
         teacher: Option<&TeacherEmbeddings>,
         device: &Device,
     ) -> std::result::Result<Vec<(u32, u32, f32)>, String> {

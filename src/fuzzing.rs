@@ -72,6 +72,7 @@ pub fn tiny_model_file() -> ModelFile {
         items: items.iter().map(|(id, _)| id.to_string()).collect(),
         vocab,
         tokenizer_sha256: sha256_hex(TOKENIZER),
+        wordpiece: None,
         meta: serde_json::Value::Null,
     }
 }
@@ -87,7 +88,7 @@ pub fn model_file(data: &[u8]) {
     if parameters > 1 << 20 {
         return;
     }
-    let Ok(mut ranker) = Reranker::from_file(file, TOKENIZER, Device::flex(), HistoryLimits::default()) else { return };
+    let Ok(mut ranker) = Reranker::from_file(file, Some(TOKENIZER), Device::flex(), HistoryLimits::default()) else { return };
     let event = SessionEvent { title: Some("Nitrile gloves".into()), ..item_event("a1") };
     ranker.record(event, NOW).expect("a valid event is recorded");
     let list: Vec<Candidate> = ["a1", "b2", "zz"].iter().map(|id| candidate(id, "Safety goggles")).collect();
@@ -148,7 +149,7 @@ pub fn rerank(data: &[u8]) {
     let Ok(request) = serde_json::from_slice::<RerankRequest>(data) else { return };
     static RANKER: OnceLock<Mutex<Reranker>> = OnceLock::new();
     let ranker = RANKER.get_or_init(|| {
-        Mutex::new(Reranker::load(MODEL, TOKENIZER, Device::flex(), HistoryLimits::default()).expect("the shipped model loads"))
+        Mutex::new(Reranker::load(MODEL, None, Device::flex(), HistoryLimits::default()).expect("the shipped model loads"))
     });
     let mut ranker = ranker.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     ranker.forget();

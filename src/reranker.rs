@@ -9,9 +9,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{ErrorKind, Result, err};
 use crate::model::{EventKind, FastSet};
-use crate::model::{
-    FastMap, ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, SessionState, TextEncoder, TokenTable, sha256_hex,
-};
+use crate::model::{FastMap, ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, SessionState, TextEncoder, TokenTable};
 use crate::rank::{Candidate, HistoryReason, RankedItem, Repeats, RerankOptions, arrange, validate};
 use crate::session::{History, HistoryLimits, SessionEvent};
 
@@ -135,28 +133,16 @@ pub struct ReadScores {
 }
 
 impl Reranker {
-    /// Verifies and builds the model on `device`. The tokenizer must be the
-    /// one the model was trained with.
-    pub fn load(model_bytes: &[u8], tokenizer_json: &[u8], device: Device, limits: HistoryLimits) -> Result<Reranker> {
+    /// Verifies and builds the model on `device`. `tokenizer_json`: `None`
+    /// for the tokenizer the model file carries; a given one must be the one
+    /// the model was trained with.
+    pub fn load(model_bytes: &[u8], tokenizer_json: Option<&[u8]>, device: Device, limits: HistoryLimits) -> Result<Reranker> {
         Reranker::from_file(ModelFile::from_bytes(model_bytes)?, tokenizer_json, device, limits)
     }
 
     /// Like [`Reranker::load`], from an already verified and decoded file.
-    pub fn from_file(file: ModelFile, tokenizer_json: &[u8], device: Device, limits: HistoryLimits) -> Result<Reranker> {
-        let tokenizer_sha = sha256_hex(tokenizer_json);
-        if file.tokenizer_sha256.is_empty() {
-            return err(ErrorKind::ModelFile, "the model file does not name the tokenizer it was trained with (no tokenizerSha256)");
-        }
-        if file.tokenizer_sha256 != tokenizer_sha {
-            return err(
-                ErrorKind::Tokenizer,
-                format!(
-                    "this tokenizer.json (sha256 {tokenizer_sha}) is not the one the model was trained with (sha256 {}); use the tokenizer named in models/manifest.json",
-                    file.tokenizer_sha256
-                ),
-            );
-        }
-        let text = TextEncoder::new(tokenizer_json, &file.vocab, file.config.max_text_tokens)?;
+    pub fn from_file(file: ModelFile, tokenizer_json: Option<&[u8]>, device: Device, limits: HistoryLimits) -> Result<Reranker> {
+        let text = TextEncoder::for_model(&file, tokenizer_json)?;
         let token_table = TokenTable::from_file(&file)?;
         let model = file.build(&device)?;
         let catalog = file.catalog_rows();

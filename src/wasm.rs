@@ -252,12 +252,14 @@ pub struct Ranker {
 
 #[wasm_bindgen]
 impl Ranker {
-    /// Verifies the model and tokenizer bytes, opens the backend, and runs
-    /// one warm-up inference so shaders compile before the first rerank.
+    /// Verifies the model bytes (and the tokenizer's, when given: without
+    /// them the tokenizer the model file carries is used), opens the
+    /// backend, and runs one warm-up inference so shaders compile before
+    /// the first rerank.
     #[wasm_bindgen(unchecked_return_type = "Ranker")]
     pub async fn load(
         #[wasm_bindgen(js_name = modelBytes)] model_bytes: Vec<u8>,
-        #[wasm_bindgen(js_name = tokenizerBytes)] tokenizer_bytes: Vec<u8>,
+        #[wasm_bindgen(js_name = tokenizerBytes)] tokenizer_bytes: Option<Vec<u8>>,
         #[wasm_bindgen(unchecked_param_type = "LoadOptions | undefined")] options: JsValue,
     ) -> Result<Ranker, JsValue> {
         let options: LoadOptions = from_js(options, ErrorKind::InvalidOption, "invalid load options")?;
@@ -266,7 +268,7 @@ impl Ranker {
         let file = crate::model::ModelFile::from_bytes(&model_bytes).map_err(js_error)?;
         drop(model_bytes);
         let (device, backend) = choose_backend(choice).await?;
-        let mut reranker = Reranker::from_file(file, &tokenizer_bytes, device, options.history).map_err(js_error)?;
+        let mut reranker = Reranker::from_file(file, tokenizer_bytes.as_deref(), device, options.history).map_err(js_error)?;
         // WebGPU compiles kernels per shape: pad to a few shapes, all
         // compiled now rather than on the shop's first reranks.
         reranker.set_fixed_shapes(backend.name == "webgpu");

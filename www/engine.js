@@ -384,7 +384,8 @@ export class Engine {
     const [RankerClass, modelBytes, tokenizerBytes, { adapter, why }] = await Promise.all([
       timed('wasm', rankerClass(first, first === 'cpu' ? wasmUrl : webgpuWasmUrl)),
       timed('model', fetchBytes(modelUrl, 'model')),
-      timed('tokenizer', fetchBytes(tokenizerUrl, 'tokenizer')),
+      // The model file carries its tokenizer: a tokenizer.json only when the page names one.
+      tokenizerUrl ? timed('tokenizer', fetchBytes(tokenizerUrl, 'tokenizer')) : undefined,
       timed('adapter', probe),
     ]);
     const options = { backend: first };

@@ -80,11 +80,14 @@ export interface RankerStats {
 export interface CreateRerankerOptions extends LoadOptions {
   /** URL of the model file; defaults to the one shipped in the package. */
   modelUrl?: string | URL;
-  /** URL of the tokenizer.json the model was trained with. */
+  /**
+   * URL of the tokenizer.json the model was trained with. Leave it out (the default): model files carry their tokenizer.
+   * Needed only for a model file from before they did; one that is not the model's own is refused (TokenizerError).
+   */
   tokenizerUrl?: string | URL;
   /**
    * Where the shop serves a copy of the package's folder (`node_modules/shelfrank`), for bundlers that do not follow
-   * `new URL('…', import.meta.url)` (esbuild, Rollup): the worker, both wasm builds, the model and the tokenizer are
+   * `new URL('…', import.meta.url)` (esbuild, Rollup): the worker, both wasm builds and the model are
    * then loaded from under it (`www/worker.js`, `models/…`). Relative to the page; the worker must be same-origin.
    * E.g. `'/shelfrank/'` after `cp -R node_modules/shelfrank/. dist/shelfrank`. `modelUrl`, `tokenizerUrl`, `wasmUrl`
    * and `webgpuWasmUrl`, when given, still win.
@@ -244,5 +247,5 @@ export declare class Reranker {
 export declare function createReranker(options?: CreateRerankerOptions): Reranker;
 /** Like createReranker, but resolves once loaded and rejects if it cannot load. */
 export declare function loadReranker(options?: CreateRerankerOptions): Promise<Reranker>;
-/** The model and tokenizer URLs shipped in the package. */
-export declare function defaultModelUrls(): { modelUrl: string; tokenizerUrl: string };
+/** The URL of the model shipped in the package (it carries its tokenizer). */
+export declare function defaultModelUrls(): { modelUrl: string };

@@ -26,11 +26,10 @@ function asError(error) {
   return error instanceof Error ? error : namedError('Error', String(error));
 }
 
-/** The model and tokenizer shipped in the package. */
+/** The model shipped in the package (it carries its tokenizer). */
 export function defaultModelUrls() {
   return {
     modelUrl: new URL('../models/shelfrank-scientific.bin', import.meta.url).href,
-    tokenizerUrl: new URL('../models/minilm-tokenizer.json', import.meta.url).href,
   };
 }
 
@@ -53,7 +52,6 @@ function packageFiles(packageUrl) {
     wasmUrl: file('www/pkg-cpu/shelfrank_bg.wasm'),
     webgpuWasmUrl: file('www/pkg-webgpu/shelfrank_bg.wasm'),
     modelUrl: file('models/shelfrank-scientific.bin'),
-    tokenizerUrl: file('models/minilm-tokenizer.json'),
     serviceWorkerUrl: file('www/service-worker.js'),
   };
 }
@@ -382,7 +380,8 @@ export class Reranker {
       const optional = (url) => (url === undefined ? undefined : String(url));
       const request = {
         modelUrl: String(modelUrl ?? defaults.modelUrl),
-        tokenizerUrl: String(tokenizerUrl ?? defaults.tokenizerUrl),
+        // Fetched only when given: the model file carries its tokenizer.
+        tokenizerUrl: optional(tokenizerUrl),
         wasmUrl: optional(wasmUrl ?? defaults.wasmUrl),
         webgpuWasmUrl: optional(webgpuWasmUrl ?? defaults.webgpuWasmUrl),
         allowFallbackAdapter: this.#options.allowFallbackAdapter === true,

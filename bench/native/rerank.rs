@@ -14,13 +14,12 @@ use shelfrank::session::{EventKind, HistoryLimits};
 fn rerank(c: &mut Criterion) {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let model = std::fs::read(format!("{root}/models/shelfrank-scientific.bin")).expect("the shipped model");
-    let tokenizer = std::fs::read(format!("{root}/models/minilm-tokenizer.json")).expect("its tokenizer");
     let data = Dataset::load(format!("{root}/data/scientific").as_ref()).expect("the dataset");
     let now = 1.0e12;
     let mut group = c.benchmark_group("rerank");
     for history in [10usize, 50] {
         for n in [20usize, 100, 1000, 5000] {
-            let mut ranker = Reranker::load(&model, &tokenizer, Device::flex(), HistoryLimits::default()).expect("the model loads");
+            let mut ranker = Reranker::load(&model, None, Device::flex(), HistoryLimits::default()).expect("the model loads");
             for i in 0..history {
                 let item = &data.items[(i * 131 + 17) % data.items.len()];
                 let kind = [EventKind::View, EventKind::Click, EventKind::AddToCart, EventKind::Purchase][i % 4];

@@ -190,13 +190,13 @@ fn run() -> Result<(), String> {
     let started = Instant::now();
     let (mut data, _) = args.source.load()?;
     data.keep_users(args.max_users);
-    let tokenizer_json = read_tokenizer(&args.model, args.tokenizer.as_deref())?;
+    let tokenizer_json = read_tokenizer(args.tokenizer.as_deref())?;
     let device = Device::flex();
     let stats = Statistics::new(&data);
     let n = data.items.len();
 
     let load = |path: &Path| -> Result<LoadedModel, String> {
-        let mut model = LoadedModel::load(path, &tokenizer_json, &data, &device)?;
+        let mut model = LoadedModel::load(path, tokenizer_json.as_deref(), &data, &device)?;
         model.affinity.weight = args.affinity_weight.unwrap_or(model.affinity.weight);
         model.affinity.decay = args.affinity_decay.unwrap_or(model.affinity.decay);
         Ok(model)
@@ -286,7 +286,7 @@ fn run() -> Result<(), String> {
         // As trained: unseen items scored from their text alone (ID row 0).
         let text_only = both(&model)?;
         // As `update-catalog` writes it: each borrows its nearest trained item's ID row.
-        let pairs = model.borrow_id_rows(&data, &tokenizer_json, teacher.as_ref(), &device)?;
+        let pairs = model.borrow_id_rows(&data, tokenizer_json.as_deref(), teacher.as_ref(), &device)?;
         let (metrics, warm) = both(&model)?;
         let mut cosines: Vec<f32> = pairs.iter().map(|p| p.2).collect();
         cosines.sort_by(f32::total_cmp);

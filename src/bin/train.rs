@@ -27,6 +27,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use shelfrank::dataset::Dataset;
 use shelfrank::evaluation::{IdRows, catalog_text, catalog_vectors, evaluate, session_input};
 use shelfrank::model::EventKind;
+use shelfrank::model::wordpiece::WordPiece;
 use shelfrank::model::{Affinity, ItemText, ModelFile, RankerConfig, SessionRanker, StoredAs, TextEncoder, sha256_hex};
 use shelfrank::shop::DataSource;
 use shelfrank::teacher::TeacherEmbeddings;
@@ -245,7 +246,7 @@ fn run() -> Result<(), String> {
         data.valid.len(),
         args.variant,
         vocab.len(),
-        shelfrank::model::wordpiece::WordPiece::from_json(&tokenizer_json).map_err(|e| e.to_string())?.vocab_size(),
+        WordPiece::from_json(&tokenizer_json).map_err(|e| e.to_string())?.vocab_size(),
         config
     );
 
@@ -343,11 +344,14 @@ fn run() -> Result<(), String> {
     let (best_ndcg, best_epoch, best_model) = best.ok_or("no epoch ran")?;
     let inference = best_model.valid();
     let stored_as = if args.int8 { StoredAs::I8 } else { StoredAs::F32 };
+    // The page tokenises with the copy of the tokenizer the file carries.
+    let wordpiece = WordPiece::from_json(&tokenizer_json).and_then(|w| w.pack(&vocab)).map_err(|e| e.to_string())?;
     let file = ModelFile {
         config,
         items: catalog_ids,
         vocab,
         tokenizer_sha256: sha256_hex(&tokenizer_json),
+        wordpiece: Some(wordpiece),
         meta: serde_json::json!({
             "dataset": data.name,
             "variant": format!("{:?}", args.variant).to_lowercase(),
@@ -373,7 +377,7 @@ fn run() -> Result<(), String> {
         write_file(path, &f32_file.to_bytes())?;
     }
     if args.manifest {
-        write_manifest(&args.out, &bytes, &args.tokenizer, &tokenizer_json)?;
+        write_manifest(&args.out, &bytes)?;
     }
     if let Some(report) = &import {
         // A shop's model gets a card: test figures on each user's held-out
@@ -437,20 +441,14 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Writes `manifest.json` beside the model: the files the JS shim and the
-/// tools load by default, with their sha256 and sizes. The tokenizer is
-/// copied beside the model when it lives elsewhere.
-fn write_manifest(model_path: &std::path::Path, model: &[u8], tokenizer_path: &std::path::Path, tokenizer: &[u8]) -> Result<(), String> {
+/// Writes `manifest.json` beside the model: the file the JS shim and the
+/// tools load by default, with its sha256 and size (it carries its
+/// tokenizer).
+fn write_manifest(model_path: &std::path::Path, model: &[u8]) -> Result<(), String> {
     let dir = model_path.parent().unwrap_or(std::path::Path::new("."));
-    let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tokenizer_name = name(tokenizer_path);
-    let beside = dir.join(&tokenizer_name);
-    if std::fs::read(&beside).ok().as_deref() != Some(tokenizer) {
-        std::fs::write(&beside, tokenizer).map_err(|e| format!("cannot write {}: {e}", beside.display()))?;
-    }
+    let name = model_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let manifest = serde_json::json!({
-        "model": { "file": name(model_path), "sha256": sha256_hex(model), "bytes": model.len() },
-        "tokenizer": { "file": tokenizer_name, "sha256": sha256_hex(tokenizer), "bytes": tokenizer.len() },
+        "model": { "file": name, "sha256": sha256_hex(model), "bytes": model.len() },
     });
     let path = dir.join("manifest.json");
     std::fs::write(&path, serde_json::to_string_pretty(&manifest).expect("json") + "\n")

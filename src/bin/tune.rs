@@ -74,9 +74,9 @@ pub fn main() {
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let (data, _) = args.source.load()?;
-    let tokenizer_json = read_tokenizer(&args.model, args.tokenizer.as_deref())?;
+    let tokenizer_json = read_tokenizer(args.tokenizer.as_deref())?;
     let device = Device::flex();
-    let model = LoadedModel::load(&args.model, &tokenizer_json, &data, &device)?;
+    let model = LoadedModel::load(&args.model, tokenizer_json.as_deref(), &data, &device)?;
     let weights = if args.weights.is_empty() { vec![model.affinity.weight] } else { args.weights.clone() };
     let decays = if args.decays.is_empty() { vec![model.affinity.decay] } else { args.decays.clone() };
     let sequences = data.train_sequences();

@@ -65,7 +65,7 @@ pub fn main() {
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let out = args.out.clone().ok_or("--out FILE is required (the model file to write)")?;
-    let tokenizer = read_tokenizer(&args.model, args.tokenizer.as_deref())?;
+    let tokenizer = read_tokenizer(args.tokenizer.as_deref())?;
     let data = shelfrank::shop::catalog_or_dataset(args.catalog.as_deref(), &args.data)?;
     let bytes = std::fs::read(&args.model).map_err(|e| format!("cannot read {}: {e}", args.model.display()))?;
     let file = ModelFile::from_bytes(&bytes).map_err(|e| format!("{}: {e}", args.model.display()))?;
@@ -75,9 +75,9 @@ fn run() -> Result<(), String> {
     let ids: Vec<String> = data.items.iter().map(|item| item.id.clone()).collect();
     let (file, new, dropped) = file.for_catalog(&ids).map_err(|e| e.to_string())?;
     let device = shelfrank::cpu_device();
-    let mut model = LoadedModel::from_file(file, &tokenizer, &data, &device)?;
+    let mut model = LoadedModel::from_file(file, tokenizer.as_deref(), &data, &device)?;
     let teacher = args.teacher.as_deref().map(TeacherEmbeddings::read).transpose()?;
-    let pairs = model.borrow_id_rows(&data, &tokenizer, teacher.as_ref(), &device)?;
+    let pairs = model.borrow_id_rows(&data, tokenizer.as_deref(), teacher.as_ref(), &device)?;
     let mut cosines: Vec<f32> = pairs.iter().map(|p| p.2).collect();
     cosines.sort_by(f32::total_cmp);
     let median = cosines.get(cosines.len() / 2).map(|c| format!(" (median cosine {c:.3})")).unwrap_or_default();

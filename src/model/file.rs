@@ -6,7 +6,8 @@
 //! 8       4     format version, u32 little-endian
 //! 12      32    sha256 of everything after it (the payload)
 //! 44      4     header length H, u32 little-endian
-//! 48      H     header, UTF-8 JSON: config, catalog ids, vocabulary, tensor table
+//! 48      H     header, UTF-8 JSON: config, catalog ids, vocabulary, the
+//!               tokenizer (packed), tensor table
 //! 48+H    ...   tensor data, in table order
 //! ```
 //!
@@ -23,6 +24,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::wordpiece::PackedWordPiece;
 use super::{RankerConfig, SessionRanker};
 use crate::error::{Error, ErrorKind, Result, err};
 
@@ -66,8 +68,13 @@ struct TensorRecord {
 struct Header {
     config: RankerConfig,
     items: Vec<String>,
+    /// Left out when it is the packed tokenizer's ids, sorted (as training
+    /// writes it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     vocab: Vec<u32>,
     tokenizer_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wordpiece: Option<PackedWordPiece>,
     #[serde(default)]
     meta: serde_json::Value,
     tensors: Vec<TensorRecord>,
@@ -83,6 +90,9 @@ pub struct ModelFile {
     pub vocab: Vec<u32>,
     /// sha256 (hex) of the `tokenizer.json` the model was trained with.
     pub tokenizer_sha256: String,
+    /// That tokenizer, packed for this model (files from before it was
+    /// carried have none: they need the `tokenizer.json`).
+    pub wordpiece: Option<PackedWordPiece>,
     /// Free-form facts about training (data, epochs, metrics).
     pub meta: serde_json::Value,
     pub tensors: Vec<TensorEntry>,
@@ -119,6 +129,12 @@ impl ModelFile {
         let header: Header = serde_json::from_slice(&payload[4..4 + header_len])
             .map_err(|e| Error::new(ErrorKind::ModelFile, format!("the model file's header is not valid: {e}")))?;
         header.config.validate()?;
+        let mut header = header;
+        if header.vocab.is_empty()
+            && let Some(packed) = &header.wordpiece
+        {
+            header.vocab = sorted(&packed.ids);
+        }
         if header.items.len() != header.config.n_items || header.vocab.len() != header.config.n_tokens {
             return err(ErrorKind::ModelFile, "the model file's catalog or vocabulary does not match its configuration");
         }
@@ -142,6 +158,7 @@ impl ModelFile {
             items: header.items,
             vocab: header.vocab,
             tokenizer_sha256: header.tokenizer_sha256,
+            wordpiece: header.wordpiece,
             meta: header.meta,
             tensors,
         })
@@ -264,8 +281,12 @@ impl ModelFile {
         let header = Header {
             config: self.config.clone(),
             items: self.items.clone(),
-            vocab: self.vocab.clone(),
+            vocab: match &self.wordpiece {
+                Some(packed) if sorted(&packed.ids) == self.vocab => Vec::new(),
+                _ => self.vocab.clone(),
+            },
             tokenizer_sha256: self.tokenizer_sha256.clone(),
+            wordpiece: self.wordpiece.clone(),
             meta: self.meta.clone(),
             tensors: records,
         };
@@ -323,6 +344,12 @@ impl ModelFile {
         }
         file
     }
+}
+
+fn sorted(ids: &[u32]) -> Vec<u32> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids
 }
 
 fn row_len(shape: &[usize]) -> usize {

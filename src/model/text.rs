@@ -1,10 +1,12 @@
 //! Item and query text → token rows of the model's (pruned) vocabulary.
 //!
-//! The tokenizer is all-MiniLM-L6-v2's WordPiece `tokenizer.json`, read by
-//! our own [`WordPiece`] once per ranker. The model keeps embedding rows
-//! only for the tokens its training catalog used; any other token maps to
-//! row 0 ("unknown").
+//! The tokenizer is all-MiniLM-L6-v2's WordPiece, read by our own
+//! [`WordPiece`] once per ranker: packed inside the model file, or from a
+//! `tokenizer.json` (training, and files that predate the packed one). The
+//! model keeps embedding rows only for the tokens its training catalog
+//! used; any other token maps to row 0 ("unknown").
 
+use super::file::{ModelFile, sha256_hex};
 use super::wordpiece::WordPiece;
 use crate::error::{ErrorKind, Result, err};
 
@@ -80,12 +82,50 @@ impl std::fmt::Debug for TextEncoder {
 impl TextEncoder {
     /// `vocab[i]` is the tokenizer id that owns embedding row `i + 1`.
     pub fn new(tokenizer_json: &[u8], vocab: &[u32], max_tokens: usize) -> Result<TextEncoder> {
-        let tokenizer = WordPiece::from_json(tokenizer_json)?;
+        Ok(TextEncoder::with_tokenizer(WordPiece::from_json(tokenizer_json)?, vocab, max_tokens))
+    }
+
+    /// The text encoder of a model file: with `tokenizer_json` when one is
+    /// given (it must be the one the model was trained with), else with the
+    /// tokenizer the file carries.
+    pub fn for_model(file: &ModelFile, tokenizer_json: Option<&[u8]>) -> Result<TextEncoder> {
+        let tokenizer = match (tokenizer_json, &file.wordpiece) {
+            (Some(json), _) => {
+                let sha = sha256_hex(json);
+                if file.tokenizer_sha256.is_empty() {
+                    return err(
+                        ErrorKind::ModelFile,
+                        "the model file does not name the tokenizer it was trained with (no tokenizerSha256)",
+                    );
+                }
+                if file.tokenizer_sha256 != sha {
+                    return err(
+                        ErrorKind::Tokenizer,
+                        format!(
+                            "this tokenizer.json (sha256 {sha}) is not the one the model was trained with (sha256 {}); leave the tokenizer out to use the one the model file carries, or use the tokenizer named in models/manifest.json",
+                            file.tokenizer_sha256
+                        ),
+                    );
+                }
+                WordPiece::from_json(json)?
+            }
+            (None, Some(packed)) => WordPiece::from_packed(packed)?,
+            (None, None) => {
+                return err(
+                    ErrorKind::Tokenizer,
+                    "this model file carries no tokenizer (it predates carrying one): pass the tokenizer.json it was trained with",
+                );
+            }
+        };
+        Ok(TextEncoder::with_tokenizer(tokenizer, &file.vocab, file.config.max_text_tokens))
+    }
+
+    fn with_tokenizer(tokenizer: WordPiece, vocab: &[u32], max_tokens: usize) -> TextEncoder {
         let mut rows = vec![0; tokenizer.vocab_size().max(vocab.iter().map(|&id| id as usize + 1).max().unwrap_or(0))];
         for (i, &id) in vocab.iter().enumerate() {
             rows[id as usize] = i as u32 + 1;
         }
-        Ok(TextEncoder { tokenizer, rows, max_tokens })
+        TextEncoder { tokenizer, rows, max_tokens }
     }
 
     /// Embedding rows of `text`'s tokens, at most `max_tokens` of them.

@@ -206,7 +206,6 @@ test("under a strict CSP (script-src 'self' 'wasm-unsafe-eval') the packed packa
   const paths = new Set(requests.map((r) => new URL(r.url).pathname));
   const fromPackage = [...paths].filter((p) => p.startsWith('/package/')).sort();
   assert.deepEqual(fromPackage, [
-    '/package/models/minilm-tokenizer.json',
     '/package/models/shelfrank-scientific.bin',
     '/package/www/capture.js',
     '/package/www/engine.js',
@@ -432,7 +431,7 @@ async function shopperSession(demo, browser, network) {
     ...[...opened].map((id) => `/api/item/${encodeURIComponent(id)}`),
     ...[...searched].map((q) => `/api/search?q=${encodeURIComponent(q)}&limit=40`),
   ]);
-  const files = /^\/www\/(demo\/(demo\.js|demo\.css)?|shelfrank\.js|capture\.js|protocol\.js|engine\.js|worker\.js|host\.js|service-worker\.js|pkg-cpu\/shelfrank(\.js|_bg\.wasm)|pkg-webgpu\/shelfrank\.js)$|^\/models\/(shelfrank-scientific\.bin|minilm-tokenizer\.json)$/;
+  const files = /^\/www\/(demo\/(demo\.js|demo\.css)?|shelfrank\.js|capture\.js|protocol\.js|engine\.js|worker\.js|host\.js|service-worker\.js|pkg-cpu\/shelfrank(\.js|_bg\.wasm)|pkg-webgpu\/shelfrank\.js)$|^\/models\/shelfrank-scientific\.bin$/;
   const check = (r) => {
     const url = new URL(r.url);
     const headers = Object.entries(r.headers).map(([k, v]) => `${k}: ${v}`).join('\n');

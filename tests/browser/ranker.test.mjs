@@ -31,14 +31,14 @@ test('the packed package ships the wasm, the shim, its types and the default mod
   for (const needed of [...shipped, 'www/pkg-cpu/shelfrank_bg.wasm', 'www/pkg-cpu/shelfrank.js', 'www/pkg-webgpu/shelfrank_bg.wasm', 'www/pkg-webgpu/shelfrank.js', 'models/manifest.json', 'package.json']) {
     assert.ok(files.includes(needed), `${needed} is missing from the package: ${files.join(', ')}`);
   }
-  // The shim names the default model files statically (so bundlers can see
-  // them); they must be the ones the manifest ships.
+  // The shim names the default model file statically (so bundlers can see
+  // it); it must be the one the manifest ships. The model carries its
+  // tokenizer: no tokenizer.json is shipped or named.
   const manifest = JSON.parse(readFileSync(path.join(site.site.dir, 'package/models/manifest.json'), 'utf8'));
   const shim = readFileSync(path.join(site.site.dir, 'package/www/shelfrank.js'), 'utf8');
-  for (const file of [manifest.model.file, manifest.tokenizer.file]) {
-    assert.ok(files.includes(`models/${file}`), `models/${file} is missing`);
-    assert.ok(shim.includes(`'../models/${file}'`), `the shim does not load models/${file}`);
-  }
+  assert.ok(files.includes(`models/${manifest.model.file}`), `models/${manifest.model.file} is missing`);
+  assert.ok(shim.includes(`'../models/${manifest.model.file}'`), `the shim does not load models/${manifest.model.file}`);
+  assert.ok(!files.some((f) => f.endsWith('tokenizer.json')) && !shim.includes('tokenizer.json'), files.join(', '));
   assert.ok(!files.some((f) => /Scientific\.|\.inter$|catalog\.json$/.test(f)), `the dataset leaked into the package: ${files.join(', ')}`);
 });
 
@@ -182,12 +182,12 @@ test('the sequence, not the category, decides: an item’s frequent next item fr
 test('a corrupted model file is rejected with a clear error', async () => {
   const page = await site.openPage();
   const outcome = await page.evaluate(async () => {
-    const { modelUrl, tokenizerUrl } = await window.shelfrank.defaultModelUrls();
+    const { modelUrl } = await window.shelfrank.defaultModelUrls();
     const bytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
     bytes[bytes.length >> 1] ^= 0x40;
     const url = URL.createObjectURL(new Blob([bytes]));
     try {
-      await window.shelfrank.loadReranker({ modelUrl: url, tokenizerUrl, backend: 'cpu', persist: false });
+      await window.shelfrank.loadReranker({ modelUrl: url, backend: 'cpu', persist: false });
       return { loaded: true };
     } catch (error) {
       return { loaded: false, name: error.name, message: error.message };

@@ -43,6 +43,7 @@ fn tiny_model_file(seed: u64) -> ModelFile {
         items: ITEMS.iter().map(|(id, _)| id.to_string()).collect(),
         vocab,
         tokenizer_sha256: sha256_hex(TOKENIZER),
+        wordpiece: None,
         meta: serde_json::json!({ "purpose": "test" }),
     }
 }
@@ -221,7 +222,7 @@ fn a_file_from_a_different_configuration_or_naming_no_tokenizer_is_rejected() {
     let mut file = tiny_model_file(5);
     file.config.dim = 32;
     file.config.ff_dim = 64;
-    let error = Reranker::load(&file.to_bytes(), TOKENIZER, Device::flex(), HistoryLimits::default()).err().unwrap();
+    let error = Reranker::load(&file.to_bytes(), Some(TOKENIZER), Device::flex(), HistoryLimits::default()).err().unwrap();
     assert_eq!(error.kind(), ErrorKind::ModelFile, "{error}");
     // A configuration out of range is refused while parsing.
     let mut file = tiny_model_file(5);
@@ -231,7 +232,7 @@ fn a_file_from_a_different_configuration_or_naming_no_tokenizer_is_rejected() {
     // A file must say which tokenizer it was trained with.
     let mut file = tiny_model_file(5);
     file.tokenizer_sha256.clear();
-    let error = Reranker::load(&file.to_bytes(), TOKENIZER, Device::flex(), HistoryLimits::default()).err().unwrap();
+    let error = Reranker::load(&file.to_bytes(), Some(TOKENIZER), Device::flex(), HistoryLimits::default()).err().unwrap();
     assert!(error.message().contains("tokenizer"), "{error}");
 }
 
@@ -249,16 +250,16 @@ fn a_model_with_a_different_shape_is_rejected_before_use() {
 fn the_wrong_tokenizer_is_rejected() {
     let mut file = tiny_model_file(6);
     file.tokenizer_sha256 = "0".repeat(64);
-    let error = Reranker::load(&file.to_bytes(), TOKENIZER, Device::flex(), HistoryLimits::default()).err().unwrap();
+    let error = Reranker::load(&file.to_bytes(), Some(TOKENIZER), Device::flex(), HistoryLimits::default()).err().unwrap();
     assert_eq!(error.kind(), ErrorKind::Tokenizer);
-    let error = Reranker::load(&tiny_model_file(6).to_bytes(), b"{not json", Device::flex(), HistoryLimits::default()).err().unwrap();
+    let error = Reranker::load(&tiny_model_file(6).to_bytes(), Some(b"{not json"), Device::flex(), HistoryLimits::default()).err().unwrap();
     assert_eq!(error.kind(), ErrorKind::Tokenizer);
 }
 
 #[test]
 fn rerank_is_a_deterministic_permutation_that_keeps_pinned_slots() {
     let bytes = tiny_model_file(7).to_bytes();
-    let mut ranker = Reranker::load(&bytes, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+    let mut ranker = Reranker::load(&bytes, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
     let list = candidates(&[1, 4]);
     // No history: server order.
     let ranked = ranker.rerank_blocking(&list, &RerankOptions::default(), 1e12).unwrap();
@@ -292,7 +293,7 @@ fn wgpu_and_cpu_backends_agree() {
     };
     let bytes = tiny_model_file(8).to_bytes();
     let scores = |device: Device, fixed_shapes: bool| {
-        let mut ranker = Reranker::load(&bytes, TOKENIZER, device, HistoryLimits::default()).unwrap();
+        let mut ranker = Reranker::load(&bytes, Some(TOKENIZER), device, HistoryLimits::default()).unwrap();
         ranker.set_fixed_shapes(fixed_shapes);
         ranker.record(event(EventKind::View, "g1"), 1e12).unwrap();
         ranker
@@ -324,7 +325,7 @@ fn wgpu_and_cpu_backends_agree() {
 fn explanations_name_the_history_event_each_item_is_most_like() {
     // The shipped model: the reasons must make sense to a shopper.
     let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shelfrank-scientific.bin")).unwrap();
-    let mut ranker = Reranker::load(&model, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+    let mut ranker = Reranker::load(&model, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
     let viewed = |id: &str, title: &str| SessionEvent {
         kind: EventKind::View,
         id: Some(id.into()),
@@ -369,7 +370,7 @@ fn explanations_name_the_history_event_each_item_is_most_like() {
 
 #[test]
 fn our_wordpiece_matches_the_tokenizers_crate_on_the_catalog_and_on_awkward_text() {
-    use shelfrank::model::wordpiece::WordPiece;
+    use shelfrank::model::wordpiece::{PackedWordPiece, WordPiece};
     let ours = WordPiece::from_json(TOKENIZER).unwrap();
     let reference = load_tokenizer(TOKENIZER).unwrap();
     let catalog = shelfrank::dataset::Dataset::load(concat!(env!("CARGO_MANIFEST_DIR"), "/data/scientific").as_ref()).unwrap();
@@ -385,9 +386,21 @@ fn our_wordpiece_matches_the_tokenizers_crate_on_the_catalog_and_on_awkward_text
         "",
         "   ",
     ];
+    // The tokenizer the shipped model file carries (what the page uses)
+    // splits every text as the full one does: the same ids where the model
+    // keeps a row, "not kept" elsewhere, and the same embedding rows.
+    let shipped = ModelFile::from_bytes(shelfrank::fuzzing::MODEL).unwrap();
+    let packed = WordPiece::from_packed(shipped.wordpiece.as_ref().expect("the shipped model carries its tokenizer")).unwrap();
+    let kept: std::collections::HashSet<u32> = shipped.vocab.iter().copied().collect();
+    let rows_packed = shelfrank::model::TextEncoder::for_model(&shipped, None).unwrap();
+    let rows_json = shelfrank::model::TextEncoder::for_model(&shipped, Some(TOKENIZER)).unwrap();
     let mut checked = 0;
     for text in catalog.items.iter().map(|i| i.text.as_str()).chain(awkward) {
-        assert_eq!(ours.encode(text), token_ids(&reference, text).unwrap(), "tokenizing {text:?}");
+        let ids = ours.encode(text);
+        assert_eq!(ids, token_ids(&reference, text).unwrap(), "tokenizing {text:?}");
+        let hidden: Vec<u32> = ids.iter().map(|id| if kept.contains(id) { *id } else { PackedWordPiece::NOT_KEPT }).collect();
+        assert_eq!(packed.encode(text), hidden, "the packed tokenizer on {text:?}");
+        assert_eq!(rows_packed.encode(text).unwrap(), rows_json.encode(text).unwrap(), "embedding rows of {text:?}");
         checked += 1;
     }
     assert!(checked > 4000);
@@ -398,14 +411,14 @@ fn the_cached_session_state_gives_the_same_scores_as_a_fresh_ranker() {
     let bytes = tiny_model_file(9).to_bytes();
     let list = candidates(&[]);
     let options = RerankOptions { server_weight: 0.0, ..RerankOptions::default() };
-    let mut warm = Reranker::load(&bytes, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+    let mut warm = Reranker::load(&bytes, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
     warm.record(event(EventKind::View, "g1"), 1e12).unwrap();
     let first = warm.rerank_blocking(&list, &options, 1e12).unwrap();
     let again = warm.rerank_blocking(&list, &options, 1e12).unwrap(); // from the cache
     assert_eq!(first, again);
     warm.record(event(EventKind::AddToCart, "t2"), 1e12).unwrap(); // the cache must not survive this
     let after = warm.rerank_blocking(&list, &options, 1e12).unwrap();
-    let mut fresh = Reranker::load(&bytes, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+    let mut fresh = Reranker::load(&bytes, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
     fresh.record(event(EventKind::View, "g1"), 1e12).unwrap();
     fresh.record(event(EventKind::AddToCart, "t2"), 1e12).unwrap();
     assert_eq!(after, fresh.rerank_blocking(&list, &options, 1e12).unwrap());
@@ -416,14 +429,14 @@ fn the_cached_session_state_gives_the_same_scores_as_a_fresh_ranker() {
 fn cached_candidate_text_vectors_give_the_same_scores_across_lists() {
     let bytes = tiny_model_file(10).to_bytes();
     let options = RerankOptions { server_weight: 0.0, ..RerankOptions::default() };
-    let mut ranker = Reranker::load(&bytes, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+    let mut ranker = Reranker::load(&bytes, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
     ranker.record(event(EventKind::View, "s1"), 1e12).unwrap();
     let all = candidates(&[]);
     // Warm the cache with part of the list, then rank overlapping and reordered lists.
     ranker.rerank_blocking(&all[..3], &options, 1e12).unwrap();
     let reversed: Vec<_> = all.iter().rev().cloned().collect();
     let cached = ranker.rerank_blocking(&reversed, &options, 1e12).unwrap();
-    let mut fresh = Reranker::load(&bytes, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+    let mut fresh = Reranker::load(&bytes, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
     fresh.record(event(EventKind::View, "s1"), 1e12).unwrap();
     let expected = fresh.rerank_blocking(&reversed, &options, 1e12).unwrap();
     for (a, b) in cached.iter().zip(&expected) {
@@ -439,7 +452,7 @@ fn fixed_shapes_give_the_same_ranking_reasons_and_scores() {
     let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shelfrank-scientific.bin")).unwrap();
     let data = shelfrank::dataset::Dataset::load(concat!(env!("CARGO_MANIFEST_DIR"), "/data/scientific").as_ref()).unwrap();
     let load = |fixed: bool| {
-        let mut ranker = Reranker::load(&model, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+        let mut ranker = Reranker::load(&model, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
         ranker.set_fixed_shapes(fixed);
         if fixed {
             ranker.warm_up().unwrap(); // must leave no trace in what follows
@@ -502,7 +515,7 @@ fn the_evaluation_scorer_and_the_page_reranker_give_the_same_scores() {
     let n = data.items.len();
     let list: Vec<Candidate> = data.items.iter().map(|i| i.candidate()).collect();
     for (b, session) in sessions.iter().enumerate() {
-        let mut ranker = Reranker::load(&bytes, TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+        let mut ranker = Reranker::load(&bytes, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
         for &item in examples[b].history.iter() {
             ranker.record(data.items[item as usize].event(EventKind::Purchase, None), 1e12).unwrap();
         }
@@ -539,7 +552,7 @@ fn the_shipped_model_keeps_its_measured_quality_on_a_fixed_sample_of_users() {
     assert!(users.len() >= 500, "the sample holds at least 500 users");
     assert_eq!(users.len() as u64, sample["users"].as_u64().unwrap());
     let device = Device::flex();
-    let model = LoadedModel::load(&root.join("models/shelfrank-scientific.bin"), TOKENIZER, &data, &device).unwrap();
+    let model = LoadedModel::load(&root.join("models/shelfrank-scientific.bin"), None, &data, &device).unwrap();
     assert_eq!(report["model"]["sha256"], model.sha256.as_str(), "eval.json describes the shipped model file");
     let mut scorer = model.scorer(model.affinity, true, &device);
     let measured = evaluate_with(&mut scorer, &users, data.items.len(), model.max_events, &mut |_, _| {}).unwrap().published;
@@ -621,7 +634,7 @@ fn a_catalog_update_keeps_known_rows_and_new_items_borrow_their_nearest_items_ro
 
     let device = Device::flex();
     let score = |file: &ModelFile, ids: [&str; 3]| -> Vec<f32> {
-        let mut ranker = Reranker::load(&file.to_bytes(), TOKENIZER, Device::flex(), HistoryLimits::default()).unwrap();
+        let mut ranker = Reranker::load(&file.to_bytes(), Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
         ranker.record(data.items[20].event(EventKind::View, None), 1e12).unwrap();
         let list: Vec<Candidate> = ids.iter().map(|id| Candidate { id: id.to_string(), ..twin.candidate() }).collect();
         let mut list = list;
@@ -633,8 +646,8 @@ fn a_catalog_update_keeps_known_rows_and_new_items_borrow_their_nearest_items_ro
     let s = score(&file, [&twin.id, "new-twin", "nowhere"]);
     assert!((s[1] - s[2]).abs() < 1e-5 && (s[0] - s[1]).abs() > 1e-3, "{s:?}");
 
-    let mut model = LoadedModel::from_file(file, TOKENIZER, &data, &device).unwrap();
-    let pairs = model.borrow_id_rows(&data, TOKENIZER, None, &device).unwrap();
+    let mut model = LoadedModel::from_file(file, Some(TOKENIZER), &data, &device).unwrap();
+    let pairs = model.borrow_id_rows(&data, Some(TOKENIZER), None, &device).unwrap();
     assert_eq!(pairs.len(), 1);
     let (item, from, cosine) = pairs[0];
     assert_eq!(data.items[item as usize].id, "new-twin");

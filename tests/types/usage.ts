@@ -83,7 +83,7 @@ export async function storefront(list: HTMLElement): Promise<void> {
   const bundled = createReranker({ packageUrl: '/shelfrank/' });
   createReranker({ packageUrl: new URL('https://shop.example/static/shelfrank/'), onMetrics: (m) => m.type === 'fallback' && m.to === 'page' });
   bundled.destroy();
-  const urls: { modelUrl: string; tokenizerUrl: string } = defaultModelUrls();
+  const urls: { modelUrl: string } = defaultModelUrls();
   console.log(recorded, skus, why, reasonType, strict, history, exported.events.length, loaded.status, urls);
 
   // @ts-expect-error: not an event type
