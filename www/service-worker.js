@@ -1,7 +1,7 @@
 // The ranker's host across page views (`createReranker({ serviceWorker: true })`).
 //
 // On a multi-page shop every page view would start the ranker again: the
-// wasm, the model, the tokenizer and the stored history, a few hundred ms
+// wasm, the model (with its tokenizer) and the stored history, a few hundred ms
 // each time. A service worker outlives page views, so the engine loaded for
 // one page serves the next at once. This one controls no page and handles
 // no fetch (its scope is the package's own folder): it only answers the
