@@ -28,7 +28,7 @@ export type Metrics =
       host: 'service-worker' | 'worker' | 'page';
       /** With `host: 'service-worker'`: the engine was already loaded by an earlier page view. */
       shared?: boolean;
-      /** ms from the start of the engine's load to the end of each step (wasm, model, tokenizer, adapter, ranker, storage; resync for a shared engine). */
+      /** ms from the start of the engine's load to the end of each step (wasm, model, adapter, ranker, storage; tokenizer when tokenizerUrl is given; resync for a shared engine). */
       stages?: Record<string, number>;
       restoredEvents: number;
       /** This load restarted the ranker (on the CPU) after its worker crashed. */

@@ -126,10 +126,9 @@ impl ModelFile {
         if header_len > MAX_HEADER || 4 + header_len > payload.len() {
             return err(ErrorKind::ModelFile, "the model file's header length is out of range");
         }
-        let header: Header = serde_json::from_slice(&payload[4..4 + header_len])
+        let mut header: Header = serde_json::from_slice(&payload[4..4 + header_len])
             .map_err(|e| Error::new(ErrorKind::ModelFile, format!("the model file's header is not valid: {e}")))?;
         header.config.validate()?;
-        let mut header = header;
         if header.vocab.is_empty()
             && let Some(packed) = &header.wordpiece
         {

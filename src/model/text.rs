@@ -102,7 +102,7 @@ impl TextEncoder {
                     return err(
                         ErrorKind::Tokenizer,
                         format!(
-                            "this tokenizer.json (sha256 {sha}) is not the one the model was trained with (sha256 {}); leave the tokenizer out to use the one the model file carries, or use the tokenizer named in models/manifest.json",
+                            "this tokenizer.json (sha256 {sha}) is not the one the model was trained with (sha256 {}): leave the tokenizer out to use the one the model file carries",
                             file.tokenizer_sha256
                         ),
                     );
