@@ -182,16 +182,18 @@ impl LoadedModel {
         })
     }
 
-    /// For every catalog item without a trained ID row, the trained item
-    /// whose text is nearest by cosine, `(item, from, cosine)`, ties to the
-    /// lower index. Text is compared through `teacher` (all-MiniLM-L6-v2
-    /// sentence embeddings of this catalog, which validation prefers) when
-    /// given, else through this model's own text tower.
+    /// For every catalog item without a trained ID row, the `k` trained
+    /// items whose text is nearest by cosine, best first, `(item, [(from,
+    /// cosine)])`, ties to the lower index. Text is compared through
+    /// `teacher` (all-MiniLM-L6-v2 sentence embeddings of this catalog,
+    /// which validation prefers) when given, else through this model's own
+    /// text tower.
     pub fn nearest_trained(
         &self,
         teacher: Option<&TeacherEmbeddings>,
+        k: usize,
         device: &Device,
-    ) -> std::result::Result<Vec<(u32, u32, f32)>, String> {
+    ) -> std::result::Result<Vec<(u32, NearItems)>, String> {
         let n = self.ids.all().len();
         let untrained: Vec<u32> = (0..n as u32).filter(|&i| self.ids.row(i) == 0).collect();
         let trained: Vec<u32> = (0..n as u32).filter(|&i| self.ids.row(i) != 0).collect();
@@ -211,44 +213,81 @@ impl LoadedModel {
                 .select(0, Tensor::<1, Int>::from_data(TensorData::new(items.iter().map(|&i| i as i64).collect(), [items.len()]), device))
         };
         let known = pick(&trained).transpose(); // [d, trained]
-        let mut pairs = Vec::with_capacity(untrained.len());
+        let k = k.clamp(1, trained.len());
+        let mut nearest = Vec::with_capacity(untrained.len());
         for chunk in untrained.chunks(512) {
             let cosine = crate::read_scores(pick(chunk).matmul(known.clone()).into_data()).map_err(|e| e.to_string())?; // [chunk, trained]
             for (row, &item) in cosine.chunks(trained.len()).zip(chunk) {
-                let (best, value) =
-                    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |acc, (j, &v)| if v > acc.1 { (j, v) } else { acc });
-                pairs.push((item, trained[best], value));
+                let mut order: Vec<usize> = (0..row.len()).collect();
+                order.select_nth_unstable_by(k - 1, |&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+                order.truncate(k);
+                order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+                nearest.push((item, order.into_iter().map(|j| (trained[j], row[j])).collect()));
             }
         }
-        Ok(pairs)
+        Ok(nearest)
     }
 
-    /// Gives every item without a trained ID row the row of its nearest
-    /// trained item ([`LoadedModel::nearest_trained`]) and rebuilds the
-    /// network; returns the pairs.
+    /// Gives every item without a trained ID row a row from its nearest
+    /// trained items ([`LoadedModel::nearest_trained`], blended as
+    /// [`Neighbours`] says) and rebuilds the network; returns each such
+    /// item with its nearest trained item and their cosine.
     pub fn borrow_id_rows(
         &mut self,
         data: &Dataset,
         tokenizer_json: Option<&[u8]>,
         teacher: Option<&TeacherEmbeddings>,
+        neighbours: Neighbours,
         device: &Device,
     ) -> std::result::Result<Vec<(u32, u32, f32)>, String> {
-        let pairs = self.nearest_trained(teacher, device)?;
-        if pairs.is_empty() {
-            return Ok(pairs);
+        let nearest = self.nearest_trained(teacher, neighbours.k, device)?;
+        if nearest.is_empty() {
+            return Ok(Vec::new());
         }
+        let borrows: Vec<(usize, Vec<(usize, f32)>)> =
+            nearest.iter().map(|(item, near)| (*item as usize, neighbours.weights(near))).collect();
         let mut file = self.file.clone();
-        file.borrow_id_rows(&pairs.iter().map(|&(item, from, _)| (item as usize, from as usize)).collect::<Vec<_>>())
-            .map_err(|e| e.to_string())?;
+        file.borrow_id_rows(&borrows).map_err(|e| e.to_string())?;
         file.meta["borrowedBy"] = serde_json::json!(if teacher.is_some() { "all-MiniLM-L6-v2 cosine" } else { "text tower cosine" });
+        file.meta["borrowedFrom"] = serde_json::json!({ "neighbours": neighbours.k, "temperature": neighbours.temperature });
         *self = LoadedModel::from_file(file, tokenizer_json, data, device)?;
-        Ok(pairs)
+        Ok(nearest.into_iter().map(|(item, near)| (item, near[0].0, near[0].1)).collect())
     }
 
     /// A scorer with `affinity` and, when `repeats` is set, the file's repeat prior.
     pub fn scorer(&self, affinity: Affinity, repeats: bool, device: &Device) -> ModelScorer<'_> {
         let scorer = ModelScorer::new(&self.network, &self.catalog, self.ids.clone(), affinity, device);
         if repeats { scorer.with_repeat_prior(&self.file.config.repeat_prior) } else { scorer }
+    }
+}
+
+/// An item's nearest trained items by text, `(item, cosine)`, best first.
+pub type NearItems = Vec<(u32, f32)>;
+
+/// How an item training never saw gets its ID row: a blend of its `k`
+/// nearest trained items' rows by text, weighted by a softmax of their
+/// cosines at `temperature` (the blend keeps the rows' mean length).
+/// `k = 1` copies the nearest item's row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Neighbours {
+    pub k: usize,
+    pub temperature: f32,
+}
+
+impl Default for Neighbours {
+    fn default() -> Self {
+        Neighbours { k: 2, temperature: 0.1 }
+    }
+}
+
+impl Neighbours {
+    /// Softmax weights over `near`'s cosines, `(from, weight)`.
+    pub fn weights(&self, near: &[(u32, f32)]) -> Vec<(usize, f32)> {
+        let near = &near[..self.k.clamp(1, near.len().max(1)).min(near.len())];
+        let best = near.first().map_or(0.0, |n| n.1);
+        let raw: Vec<f32> = near.iter().map(|n| ((n.1 - best) / self.temperature.max(1e-6)).exp()).collect();
+        let total: f32 = raw.iter().sum();
+        near.iter().zip(raw).map(|(n, w)| (n.0 as usize, w / total)).collect()
     }
 }
 

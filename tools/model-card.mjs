@@ -47,7 +47,11 @@ for (const [key, title] of heldOut) {
   console.log(`\n${title(c)} The baselines count a log without the held-out items, as the model saw it.${c.idDropout ? ` Trained with ID dropout ${c.idDropout}.` : ''}\n`);
   console.log(line(['users', 'model', 'R@10', 'N@10']));
   console.log(line(['---', '---', '---', '---']));
-  const borrowed = c.borrowedIdRows ? `, ID rows borrowed from the nearest trained item by text (\`update-catalog\`, median cosine ${c.borrowedIdRows.medianCosine?.toFixed(3)})` : '';
+  const from = c.borrowedIdRows?.from;
+  const sources = from && from.neighbours > 1
+    ? `a blend of the ${from.neighbours} nearest trained items' rows by text (softmax of cosine at temperature ${+from.temperature.toFixed(3)}; rows opposed to the nearest's left out)`
+    : 'the row of the nearest trained item by text';
+  const borrowed = c.borrowedIdRows ? `, ID rows borrowed as ${sources} (\`update-catalog\`, median cosine to the nearest ${c.borrowedIdRows.medianCosine?.toFixed(3)})` : '';
   console.log(line(['held-out targets', `model trained without them${borrowed}`, f(c.test['recall@10']), f(c.test['ndcg@10'])]));
   if (c.textOnly) console.log(line(['held-out targets', 'model trained without them, scored from text alone (ID row 0)', f(c.textOnly.test['recall@10']), f(c.textOnly.test['ndcg@10'])]));
   console.log(line(['held-out targets', 'popularity', f(c.popularityOnColdUsers['recall@10']), f(c.popularityOnColdUsers['ndcg@10'])]));

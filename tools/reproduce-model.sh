@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the shipped model and every figure in models/README.md:
 # the teacher embeddings (only if missing), the shipped model, the
-# ablations, the cold-start model, the scoring settings (validation sweep
+# ablations, the cold-start model, the scoring settings (validation sweeps
 # and repeat priors), and eval's JSON report.
 # About 45 minutes on 2 cores. Run from the repository root.
 set -euo pipefail
@@ -38,6 +38,9 @@ decay=$(node -p "JSON.parse(process.argv[1]).affinityDecay" "$chosen")
 for m in no-teacher id-only text-only cold-start category-split; do
   ./target/release/tune --model target/models/$m.bin --data data/scientific --tokenizer models/minilm-tokenizer.json --write
 done
+# How items training never saw borrow ID rows (update-catalog's defaults),
+# on validation users of the cold-start and category-split models.
+bash tools/sweep-neighbours.sh
 
 ./target/release/eval --model models/shelfrank-scientific.bin --data data/scientific --json \
   --ablation f32=target/models/f32.bin \

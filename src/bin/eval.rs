@@ -22,7 +22,7 @@
 //! order versus reranked by shelfrank. Cold start: a model trained with 10%
 //! of items held out, on users whose test target is one of them, scored
 //! from text alone and after `update-catalog` gave them borrowed ID rows
-//! (nearest trained item by `--teacher` embeddings when given, else by
+//! (nearest trained items by `--teacher` embeddings when given, else by
 //! the model's text tower).
 
 use std::path::{Path, PathBuf};
@@ -32,8 +32,8 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 use shelfrank::dataset::{Dataset, Example};
 use shelfrank::evaluation::{
-    Classification, Cooccurrence, LoadedModel, Popularity, Ranked, Scorer, Statistics, best_threshold, classify, evaluate_with, histories,
-    ndcg10_in_list, read_tokenizer,
+    Classification, Cooccurrence, LoadedModel, Neighbours, Popularity, Ranked, Scorer, Statistics, best_threshold, classify, evaluate_with,
+    histories, ndcg10_in_list, read_tokenizer,
 };
 use shelfrank::model::Affinity;
 use shelfrank::rank::{Candidate, RerankOptions, arrange};
@@ -185,6 +185,15 @@ fn report(
     Ok(Report { valid, test, classification })
 }
 
+/// Catalog indices of the items `file` was trained without: still
+/// untrained, or given a borrowed ID row since.
+fn held_out_items(file: &shelfrank::model::ModelFile, data: &Dataset) -> std::collections::HashSet<u32> {
+    let (untrained, borrowed) = (file.untrained(), file.borrowed());
+    (0..data.items.len() as u32)
+        .filter(|&i| untrained.contains(data.items[i as usize].id.as_str()) || borrowed.contains(data.items[i as usize].id.as_str()))
+        .collect()
+}
+
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let started = Instant::now();
@@ -205,12 +214,20 @@ fn run() -> Result<(), String> {
     if args.valid_only {
         let mut scorer = main.scorer(main.affinity, true, &device);
         let valid = evaluate_with(&mut scorer, &data.valid, n, main.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
-        let out = json!({
+        let mut out = json!({
             "affinityWeight": main.affinity.weight,
             "affinityDecay": main.affinity.decay,
             "valid": valid.published,
             "historyMasked": { "valid": valid.history_masked },
         });
+        // A model trained without some items: also the validation users
+        // whose target is one of them (for choosing how they borrow rows).
+        let held = held_out_items(&main.file, &data);
+        if !held.is_empty() {
+            let users: Vec<Example> = data.valid.iter().filter(|e| held.contains(&e.target)).cloned().collect();
+            let cold = evaluate_with(&mut scorer, &users, n, main.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
+            out["heldOutTargets"] = json!({ "valid": cold.published });
+        }
         println!("{}", if args.json { serde_json::to_string_pretty(&out).expect("json") } else { out.to_string() });
         return Ok(());
     }
@@ -267,14 +284,7 @@ fn run() -> Result<(), String> {
         let mut model = load(path)?;
         let file_facts = json!({ "file": path.display().to_string(), "sha256": model.sha256, "bytes": model.bytes });
         // Items training never saw: still untrained, or given a borrowed ID row since.
-        let held: std::collections::HashSet<u32> = {
-            let (untrained, borrowed) = (model.file.untrained(), model.file.borrowed());
-            (0..n as u32)
-                .filter(|&i| {
-                    untrained.contains(data.items[i as usize].id.as_str()) || borrowed.contains(data.items[i as usize].id.as_str())
-                })
-                .collect()
-        };
+        let held = held_out_items(&model.file, &data);
         let cold_users: Vec<Example> = data.test.iter().filter(|e| held.contains(&e.target)).cloned().collect();
         let warm_users: Vec<Example> = data.test.iter().filter(|e| !held.contains(&e.target)).cloned().collect();
         let both = |model: &shelfrank::evaluation::LoadedModel| -> Result<(Ranked, Ranked), String> {
@@ -285,8 +295,8 @@ fn run() -> Result<(), String> {
         };
         // As trained: unseen items scored from their text alone (ID row 0).
         let text_only = both(&model)?;
-        // As `update-catalog` writes it: each borrows its nearest trained item's ID row.
-        let pairs = model.borrow_id_rows(&data, tokenizer_json.as_deref(), teacher.as_ref(), &device)?;
+        // As `update-catalog` writes it: each borrows an ID row from its nearest trained items.
+        let pairs = model.borrow_id_rows(&data, tokenizer_json.as_deref(), teacher.as_ref(), Neighbours::default(), &device)?;
         let (metrics, warm) = both(&model)?;
         let mut cosines: Vec<f32> = pairs.iter().map(|p| p.2).collect();
         cosines.sort_by(f32::total_cmp);
@@ -305,7 +315,7 @@ fn run() -> Result<(), String> {
             "heldOutCategories": model.file.meta["heldOutCategories"],
             "idDropout": model.file.meta["idDropout"],
             "coldTargetUsers": cold_users.len(),
-            "borrowedIdRows": { "items": pairs.len(), "by": model.file.meta["borrowedBy"], "medianCosine": cosines.get(cosines.len() / 2) },
+            "borrowedIdRows": { "items": pairs.len(), "by": model.file.meta["borrowedBy"], "medianCosine": cosines.get(cosines.len() / 2), "from": model.file.meta["borrowedFrom"] },
             "test": metrics.published,
             "warmTargetTest": warm.published,
             "textOnly": { "test": text_only.0.published, "warmTargetTest": text_only.1.published },

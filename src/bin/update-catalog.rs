@@ -1,20 +1,24 @@
 //! Brings a trained model up to date with a shop's current catalog,
 //! without training: items the model already knows keep their ID rows,
 //! items it has never seen (new since training, or held out of it) borrow
-//! the ID row of the trained item whose text is nearest (cosine of
+//! an ID row from the trained items whose text is nearest (cosine of
 //! all-MiniLM-L6-v2 sentence embeddings from the `teacher` binary when
 //! `--teacher` is given, which validation prefers, else of this model's
-//! text vectors), and items gone from the catalog are dropped.
+//! text vectors), and items gone from the catalog are dropped. The
+//! borrowed row blends the `--neighbours K` nearest items' rows by a
+//! softmax of their cosines at `--temperature T` (defaults 2 and 0.1,
+//! chosen on validation by `tools/sweep-neighbours.sh`; 1 copies the
+//! nearest item's row).
 //! Before, a new item was scored from its text alone and ranked as if no
 //! one wanted it; `eval --cold-start` measures both.
 //!
 //! ```text
-//! cargo run --release --bin update-catalog -- --model FILE (--data DIR | --catalog FILE) --out FILE [--teacher FILE] [--tokenizer FILE]
+//! cargo run --release --bin update-catalog -- --model FILE (--data DIR | --catalog FILE) --out FILE [--teacher FILE] [--tokenizer FILE] [--neighbours K] [--temperature T]
 //! ```
 
 use std::path::PathBuf;
 
-use shelfrank::evaluation::{LoadedModel, read_tokenizer, update_manifest};
+use shelfrank::evaluation::{LoadedModel, Neighbours, read_tokenizer, update_manifest};
 use shelfrank::model::ModelFile;
 use shelfrank::teacher::TeacherEmbeddings;
 
@@ -25,6 +29,7 @@ struct Args {
     out: Option<PathBuf>,
     tokenizer: Option<PathBuf>,
     teacher: Option<PathBuf>,
+    neighbours: Neighbours,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -35,6 +40,7 @@ fn parse_args() -> Result<Args, String> {
         out: None,
         tokenizer: None,
         teacher: None,
+        neighbours: Neighbours::default(),
     };
     let mut it = shelfrank::cli::args();
     while let Some(flag) = it.next() {
@@ -46,9 +52,16 @@ fn parse_args() -> Result<Args, String> {
             "--out" => args.out = Some(value()?.into()),
             "--tokenizer" => args.tokenizer = Some(value()?.into()),
             "--teacher" => args.teacher = Some(value()?.into()),
+            "--neighbours" => {
+                args.neighbours.k = value()?.parse().ok().filter(|&k| k >= 1).ok_or("--neighbours needs a whole number of at least 1")?
+            }
+            "--temperature" => {
+                args.neighbours.temperature =
+                    value()?.parse().ok().filter(|&t: &f32| t > 0.0 && t.is_finite()).ok_or("--temperature needs a positive number")?
+            }
             "--help" | "-h" => {
                 return Err(
-                    "usage: update-catalog --model FILE (--data DIR | --catalog FILE) --out FILE [--teacher FILE] [--tokenizer FILE]"
+                    "usage: update-catalog --model FILE (--data DIR | --catalog FILE) --out FILE [--teacher FILE] [--tokenizer FILE] [--neighbours K] [--temperature T]"
                         .into(),
                 );
             }
@@ -77,7 +90,7 @@ fn run() -> Result<(), String> {
     let device = shelfrank::cpu_device();
     let mut model = LoadedModel::from_file(file, tokenizer.as_deref(), &data, &device)?;
     let teacher = args.teacher.as_deref().map(TeacherEmbeddings::read).transpose()?;
-    let pairs = model.borrow_id_rows(&data, tokenizer.as_deref(), teacher.as_ref(), &device)?;
+    let pairs = model.borrow_id_rows(&data, tokenizer.as_deref(), teacher.as_ref(), args.neighbours, &device)?;
     let mut cosines: Vec<f32> = pairs.iter().map(|p| p.2).collect();
     cosines.sort_by(f32::total_cmp);
     let median = cosines.get(cosines.len() / 2).map(|c| format!(" (median cosine {c:.3})")).unwrap_or_default();

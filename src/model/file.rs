@@ -238,23 +238,50 @@ impl ModelFile {
         Ok((file, new, dropped))
     }
 
-    /// Gives untrained items trained ID rows: each `(item, from)` pair
-    /// (indices into `items`) copies `from`'s row to `item`, takes `item`
-    /// out of `heldOutItems` and lists it under `meta.borrowedIdRows`.
-    pub fn borrow_id_rows(&mut self, pairs: &[(usize, usize)]) -> Result<()> {
-        if pairs.is_empty() {
+    /// Gives untrained items trained ID rows: each `(item, sources)` entry
+    /// sets `item`'s row to the weighted mean of its sources' rows
+    /// (`(from, weight)`, indices into `items`, the first the nearest),
+    /// rescaled to the sources' weighted mean length so that blending does
+    /// not shrink it. A source whose row points away from the first's
+    /// (cosine ≤ 0) is left out, since a blend of opposed rows points
+    /// nowhere either came from; one source copies its row. `item` leaves
+    /// `heldOutItems` and is listed under `meta.borrowedIdRows`.
+    pub fn borrow_id_rows(&mut self, borrows: &[(usize, Vec<(usize, f32)>)]) -> Result<()> {
+        if borrows.is_empty() {
             return Ok(());
         }
         let dim = self.config.dim;
         let n = self.items.len();
         let table = &mut self.id_table()?.values;
-        for &(item, from) in pairs {
-            if item >= n || from >= n {
-                return err(ErrorKind::Data, format!("item index {} is outside the catalog of {n}", item.max(from)));
+        let length = |row: &[f32]| row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        for (item, sources) in borrows {
+            if let Some(bad) = std::iter::once(*item).chain(sources.iter().map(|s| s.0)).find(|&i| i >= n) {
+                return err(ErrorKind::Data, format!("item index {bad} is outside the catalog of {n}"));
             }
-            table.copy_within((from + 1) * dim..(from + 2) * dim, (item + 1) * dim);
+            let Some(&(nearest, _)) = sources.first() else {
+                return err(ErrorKind::Data, format!("item index {item} has no row to borrow"));
+            };
+            let row_of = |i: usize| &table[(i + 1) * dim..(i + 2) * dim];
+            let first = row_of(nearest);
+            let kept: Vec<(&[f32], f32)> = sources
+                .iter()
+                .map(|&(from, weight)| (row_of(from), weight))
+                .filter(|(row, _)| row.iter().zip(first).map(|(a, b)| a * b).sum::<f32>() > 0.0 || std::ptr::eq(*row, first))
+                .collect();
+            let total: f32 = kept.iter().map(|k| k.1).sum();
+            let mut row = vec![0f32; dim];
+            let mut mean_length = 0f32;
+            for (source, weight) in &kept {
+                let weight = weight / total;
+                mean_length += weight * length(source);
+                row.iter_mut().zip(*source).for_each(|(r, v)| *r += weight * v);
+            }
+            let norm = length(&row);
+            let scale = if kept.len() > 1 && norm > 0.0 { mean_length / norm } else { 1.0 };
+            row.iter_mut().for_each(|r| *r *= scale);
+            table[(item + 1) * dim..(item + 2) * dim].copy_from_slice(&row);
         }
-        let borrowed: std::collections::BTreeSet<String> = pairs.iter().map(|&(item, _)| self.items[item].clone()).collect();
+        let borrowed: std::collections::BTreeSet<String> = borrows.iter().map(|(item, _)| self.items[*item].clone()).collect();
         let untrained: std::collections::BTreeSet<&str> = self.untrained().into_iter().filter(|id| !borrowed.contains(*id)).collect();
         let mut listed: std::collections::BTreeSet<String> = self.borrowed().into_iter().map(str::to_owned).collect();
         listed.extend(borrowed);

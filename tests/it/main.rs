@@ -604,7 +604,7 @@ fn the_demo_catalog_script_reads_the_dataset_as_training_does() {
 /// its nearest trained item, and the page then scores it as that item.
 #[test]
 fn a_catalog_update_keeps_known_rows_and_new_items_borrow_their_nearest_items_row() {
-    use shelfrank::evaluation::LoadedModel;
+    use shelfrank::evaluation::{LoadedModel, Neighbours};
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let bytes = std::fs::read(root.join("models/shelfrank-scientific.bin")).unwrap();
     let shipped = ModelFile::from_bytes(&bytes).unwrap();
@@ -646,8 +646,10 @@ fn a_catalog_update_keeps_known_rows_and_new_items_borrow_their_nearest_items_ro
     let s = score(&file, [&twin.id, "new-twin", "nowhere"]);
     assert!((s[1] - s[2]).abs() < 1e-5 && (s[0] - s[1]).abs() > 1e-3, "{s:?}");
 
+    let mut blended = LoadedModel::from_file(file.clone(), Some(TOKENIZER), &data, &device).unwrap();
     let mut model = LoadedModel::from_file(file, Some(TOKENIZER), &data, &device).unwrap();
-    let pairs = model.borrow_id_rows(&data, Some(TOKENIZER), None, &device).unwrap();
+    let one = Neighbours { k: 1, ..Neighbours::default() };
+    let pairs = model.borrow_id_rows(&data, Some(TOKENIZER), None, one, &device).unwrap();
     assert_eq!(pairs.len(), 1);
     let (item, from, cosine) = pairs[0];
     assert_eq!(data.items[item as usize].id, "new-twin");
@@ -658,4 +660,39 @@ fn a_catalog_update_keeps_known_rows_and_new_items_borrow_their_nearest_items_ro
     let reread = ModelFile::from_bytes(&model.file.to_bytes()).unwrap();
     let s = score(&reread, [data.items[from as usize].id.as_str(), "new-twin", "nowhere"]);
     assert!((s[0] - s[1]).abs() < 1e-5 && (s[1] - s[2]).abs() > 1e-3, "{s:?}");
+
+    // Two neighbours (the default): the same nearest item, and a row that
+    // leans towards the second one's.
+    let two = blended.borrow_id_rows(&data, Some(TOKENIZER), None, Neighbours::default(), &device).unwrap();
+    assert_eq!(two, pairs, "the report names the nearest item either way");
+    let row = |f: &ModelFile, i: usize| table(f)[(i + 1) * dim..(i + 2) * dim].to_vec();
+    let (copied, mixed) = (row(&model.file, item as usize), row(&blended.file, item as usize));
+    assert!(copied.iter().zip(&mixed).any(|(a, b)| (a - b).abs() > 1e-4), "the second neighbour moves the row");
+}
+
+/// How a borrowed ID row blends its sources: weighted, at the sources'
+/// mean length, and without a source whose row points away from the
+/// nearest's.
+#[test]
+fn a_borrowed_row_blends_agreeing_rows_at_their_mean_length() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut file = ModelFile::from_bytes(&std::fs::read(root.join("models/shelfrank-scientific.bin")).unwrap()).unwrap();
+    let dim = file.config.dim;
+    let entry = file.tensors.iter_mut().find(|t| t.name == "item_ids.weight").unwrap();
+    let mut set = |item: usize, f: &dyn Fn(usize) -> f32| (0..dim).for_each(|j| entry.values[(item + 1) * dim + j] = f(j));
+    set(1, &|j| if j == 0 { 3.0 } else { 0.0 }); // length 3 along axis 0
+    set(2, &|j| [0.6, 0.8].get(j).copied().unwrap_or(0.0)); // length 1, agreeing with item 1
+    set(3, &|j| if j == 0 { -2.0 } else { 0.0 }); // opposed to item 1
+    file.borrow_id_rows(&[(10, vec![(1, 0.5), (2, 0.5)]), (11, vec![(1, 0.5), (3, 0.5)]), (12, vec![(2, 1.0)])]).unwrap();
+    let values = &file.tensors.iter().find(|t| t.name == "item_ids.weight").unwrap().values;
+    let row = |item: usize| &values[(item + 1) * dim..(item + 2) * dim];
+    let length = |r: &[f32]| r.iter().map(|v| v * v).sum::<f32>().sqrt();
+    assert!((length(row(10)) - 2.0).abs() < 1e-5, "mean of the lengths 3 and 1");
+    assert!((row(10)[0] / row(10)[1] - 4.5).abs() < 1e-4, "the direction of the weighted mean (1.8, 0.4)");
+    assert_eq!(row(11), row(1), "the opposed row is left out");
+    assert_eq!(row(12), row(2), "one source is copied");
+    let e = file.borrow_id_rows(&[(10, vec![])]).unwrap_err();
+    assert!(e.message().contains("no row to borrow"), "{e}");
+    let e = file.borrow_id_rows(&[(10, vec![(file.items.len(), 1.0)])]).unwrap_err();
+    assert!(e.message().contains("outside the catalog"), "{e}");
 }
