@@ -1,5 +1,5 @@
 //! The command line of the native tools: each is its own binary (`train`,
-//! `tune`, `eval`, `update-catalog`, `teacher`) and a subcommand of
+//! `tune`, `eval`, `update-catalog`, `teacher`, `kind-weights`) and a subcommand of
 //! `shelfrank` (`shelfrank train …`), which runs the same code.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

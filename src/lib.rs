@@ -34,6 +34,8 @@ pub mod evaluation;
 #[cfg(not(target_arch = "wasm32"))]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod kinds;
 pub mod model;
 pub mod rank;
 mod reranker;

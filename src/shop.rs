@@ -30,6 +30,9 @@ const QUOTED_LINES: usize = 5;
 pub struct Import {
     pub dataset: Dataset,
     pub report: ImportReport,
+    /// Each user's event kinds in time order, aligned with
+    /// `dataset.test[user]`'s history followed by its target.
+    pub kinds: Vec<Vec<EventKind>>,
 }
 
 /// Counts of what was read and used, and warnings for what was not.
@@ -262,7 +265,7 @@ impl DataSource {
             (None, None, Some(ga4)) => read_ga4(ga4),
             (None, None, None) => return Dataset::load(&self.data).map(|d| (d, None)).map_err(|e| e.to_string()),
         };
-        let Import { dataset, report } = import.map_err(|e| e.to_string())?;
+        let Import { dataset, report, .. } = import.map_err(|e| e.to_string())?;
         if dataset.valid.is_empty() {
             return Err(format!(
                 "{}: no user has {MIN_EVENTS} or more item events, so there is nothing to learn from\n{}",
@@ -271,6 +274,19 @@ impl DataSource {
             ));
         }
         Ok((dataset, Some(report)))
+    }
+}
+
+impl DataSource {
+    /// A shop's data with each user's event kinds (see [`Import::kinds`]);
+    /// a RecBole/UniSRec folder has one kind only, so it is refused.
+    pub fn load_typed(&self) -> std::result::Result<Import, String> {
+        let import = match (&self.events, &self.catalog, &self.ga4) {
+            (Some(events), Some(catalog), None) => read_events_and_catalog(events, catalog),
+            (None, None, Some(ga4)) => read_ga4(ga4),
+            _ => return Err("needs a shop's typed events: --events FILE --catalog FILE, or --ga4 DIR".into()),
+        };
+        import.map_err(|e| e.to_string())
     }
 }
 
@@ -463,7 +479,7 @@ fn build(name: String, items: Vec<CatalogItem>, raw: Vec<RawEvent>, mut report: 
         });
         users[slot].1.push(event);
     }
-    let (mut valid, mut test) = (Vec::new(), Vec::new());
+    let (mut valid, mut test, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
     for (_, events) in &mut users {
         if events.len() < MIN_EVENTS {
             report.warn(
@@ -482,9 +498,10 @@ fn build(name: String, items: Vec<CatalogItem>, raw: Vec<RawEvent>, mut report: 
         let n = sequence.len();
         valid.push(Example { user, history: sequence[..n - 2].to_vec(), target: sequence[n - 2] });
         test.push(Example { user, history: sequence[..n - 1].to_vec(), target: sequence[n - 1] });
+        kinds.push(events.iter().map(|e| e.kind).collect());
     }
     report.users = test.len();
     report.items = items.len();
     report.items_without_text = items.iter().filter(|i| i.text.is_empty()).count();
-    Import { dataset: Dataset { name, items, valid, test }, report }
+    Import { dataset: Dataset { name, items, valid, test }, report, kinds }
 }

@@ -5,6 +5,8 @@
 
 #[path = "eval.rs"]
 mod eval;
+#[path = "kind-weights.rs"]
+mod kind_weights;
 #[path = "teacher.rs"]
 mod teacher;
 #[path = "train.rs"]
@@ -20,7 +22,8 @@ const USAGE: &str = "usage: shelfrank <command> [flags]   (each command's --help
   tune            choose the scoring settings on validation (--write stores them in the model)
   eval            the full report: test and validation figures against baselines
   update-catalog  bring a trained model to the shop's current catalog, without retraining
-  teacher         MiniLM embeddings of a catalog's texts (for train, eval and update-catalog)";
+  teacher         MiniLM embeddings of a catalog's texts (for train, eval and update-catalog)
+  kind-weights    learn from a typed event log what a view, a cart and a purchase are worth";
 
 fn main() {
     let command = std::env::args().nth(1);
@@ -31,6 +34,7 @@ fn main() {
         Some("eval") => eval::main(),
         Some("update-catalog") => update_catalog::main(),
         Some("teacher") => teacher::main(),
+        Some("kind-weights") => kind_weights::main(),
         Some("--help" | "-h" | "help") => println!("{USAGE}"),
         Some(other) => {
             eprintln!("shelfrank: unknown command '{other}'\n\n{USAGE}");

@@ -221,3 +221,52 @@ fn train_runs_end_to_end_on_a_shops_events_and_on_its_ga4_export() {
     assert!(!status.status.success());
     assert!(String::from_utf8_lossy(&status.stderr).contains("--out FILE is required"));
 }
+
+/// `kind-weights` on the shop's typed events: each user's kinds line up
+/// with their sequence, and the report covers the three targets with the
+/// guessed, uniform, shipped and learned weights; a dataset folder (one
+/// kind only) is refused.
+#[test]
+fn kind_weights_are_learned_from_a_shops_typed_events() {
+    let mut source = shelfrank::shop::DataSource::default();
+    let (events, catalog) = (fixtures().join("events.csv"), fixtures().join("catalog.csv"));
+    for (flag, path) in [("--events", &events), ("--catalog", &catalog)] {
+        assert!(source.take(flag, &mut || Ok(path.display().to_string())).unwrap());
+    }
+    let import = source.load_typed().unwrap();
+    assert_eq!(import.kinds.len(), import.dataset.test.len());
+    for (kinds, example) in import.kinds.iter().zip(&import.dataset.test) {
+        assert_eq!(kinds.len(), example.history.len() + 1);
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for kind in import.kinds.iter().flatten() {
+        *counts.entry(kind.name().to_owned()).or_insert(0usize) += 1;
+    }
+    assert_eq!(counts, import.report.kinds);
+
+    let run = |args: &[&std::ffi::OsStr]| std::process::Command::new(env!("CARGO_BIN_EXE_kind-weights")).args(args).output().unwrap();
+    let out = run(&["--events".as_ref(), events.as_os_str(), "--catalog".as_ref(), catalog.as_os_str(), "--json".as_ref()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["users"], 300);
+    assert_eq!(report["fittedOn"].as_u64().unwrap() + report["reportedOn"].as_u64().unwrap(), 300);
+    let targets = report["targets"].as_array().unwrap();
+    let names: Vec<&str> = targets.iter().map(|t| t["target"].as_str().unwrap()).collect();
+    assert_eq!(names, ["any", "add_to_cart", "purchase"]);
+    for t in targets {
+        let settings = t["settings"].as_array().unwrap();
+        let names: Vec<&str> = settings.iter().map(|s| s["setting"].as_str().unwrap()).collect();
+        assert_eq!(names, ["guessed", "uniform", "shipped", "learned"]);
+        assert_eq!(settings[0]["minusGuessed"]["value"], 0.0);
+        assert_eq!(settings[2]["weights"]["purchase"], 0.25);
+        for s in settings {
+            let v = &s["ndcg@10"];
+            let (value, low, high) = (v["value"].as_f64().unwrap(), v["low"].as_f64().unwrap(), v["high"].as_f64().unwrap());
+            assert!((0.0..=1.0).contains(&value) && low <= value + 1e-12 && value <= high + 1e-12, "{s}");
+        }
+    }
+    assert!(targets[0]["events"].as_u64().unwrap() > 500, "every event after a user's first is predicted");
+    let refused = run(&["--data".as_ref(), Path::new(env!("CARGO_MANIFEST_DIR")).join("data/scientific").as_os_str()]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("typed events"), "{}", String::from_utf8_lossy(&refused.stderr));
+}
