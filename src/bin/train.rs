@@ -16,6 +16,12 @@
 //! training event is shown to the model as a random event kind, and one in
 //! ten as a text-only search, so that all kinds and ID-less items share the
 //! item space. Early stopping on validation NDCG@10.
+//!
+//! `--minutes M` (default 12) is a budget for the whole run, kept within an
+//! epoch: steps stop early enough for the validation pass after them (its
+//! length measured before training and after each pass), so a large
+//! shop's first epoch ends on time, part-trained, rather than running on.
+//! The model card of a shop's model is written after the budget.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -24,13 +30,17 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use shelfrank::dataset::Dataset;
-use shelfrank::evaluation::{IdRows, catalog_text, catalog_vectors, evaluate, session_input};
+use shelfrank::dataset::{Dataset, Example};
+use shelfrank::evaluation::{IdRows, ModelScorer, catalog_text, catalog_vectors, evaluate, evaluate_with, session_input};
 use shelfrank::model::EventKind;
 use shelfrank::model::wordpiece::WordPiece;
 use shelfrank::model::{Affinity, ItemText, ModelFile, RankerConfig, SessionRanker, StoredAs, TextEncoder, sha256_hex};
 use shelfrank::shop::DataSource;
 use shelfrank::teacher::TeacherEmbeddings;
+
+/// Validation during training reads at most this many users (all of
+/// Scientific's 8,442), spread evenly, so that a large shop's pass stays short.
+const VALID_USERS: usize = 20_000;
 
 struct Args {
     source: DataSource,
@@ -298,6 +308,29 @@ fn run() -> Result<(), String> {
     let mut best: Option<(f64, usize, SessionRanker)> = None;
     let mut history_log = Vec::new();
     let mut stale = 0;
+    // `--minutes` is a budget for the whole run, kept within an epoch too:
+    // steps stop early enough for the validation pass after them, whose
+    // length is measured on a slice of users before training, then on each
+    // pass. Validation reads at most VALID_USERS users (spread evenly).
+    let budget = args.minutes * 60.0;
+    let valid_users: Vec<Example> = {
+        let step = data.valid.len().div_ceil(VALID_USERS).max(1);
+        data.valid.iter().step_by(step).cloned().collect()
+    };
+    let mut valid_seconds = {
+        // The catalog's text vectors once, then a share per user.
+        let probe = &valid_users[..valid_users.len().min(256)];
+        let inference = model.valid();
+        let at = Instant::now();
+        let mut scorer = ModelScorer::new(&inference, &catalog, ids.clone(), transformer_alone, &eval_device);
+        let fixed = at.elapsed().as_secs_f64();
+        let at = Instant::now();
+        evaluate_with(&mut scorer, probe, catalog.n, config.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
+        let per_user = at.elapsed().as_secs_f64() / probe.len().max(1) as f64;
+        (fixed + per_user * valid_users.len() as f64) * 1.2
+    };
+    eprintln!("train: a validation pass over {} users should take about {valid_seconds:.1}s", valid_users.len());
+    let mut out_of_time = false;
     for epoch in 1..=args.epochs {
         let epoch_start = Instant::now();
         // Batches of similar length (little padding), in random order.
@@ -306,8 +339,13 @@ fn run() -> Result<(), String> {
         let order: Vec<usize> = order.into_iter().map(|(i, _)| i).collect();
         let mut batches: Vec<&[usize]> = order.chunks(args.batch).collect();
         rng.shuffle(&mut batches);
+        let total_steps = batches.len();
         let (mut loss_sum, mut steps) = (0.0, 0);
         for chunk in batches {
+            if steps > 0 && started.elapsed().as_secs_f64() + valid_seconds > budget {
+                out_of_time = true;
+                break;
+            }
             let cut = config.max_events + 1;
             let seqs: Vec<&[u32]> = chunk.iter().map(|&i| &sequences[i][sequences[i].len().saturating_sub(cut)..]).collect();
             let (loss, new_model) = step(model, &mut optim, &mut rng, &seqs, &batch_context, args.lr, with_ids, args.id_dropout);
@@ -318,26 +356,30 @@ fn run() -> Result<(), String> {
         // The transformer alone has no repeat prior yet (`tune` fits it
         // afterwards), so it is judged with history items masked, the
         // closest stand-in for the prior it will get.
-        let valid = evaluate(&model.valid(), &catalog, ids.clone(), &data.valid, config.max_events, transformer_alone, &eval_device)
+        let valid_start = Instant::now();
+        let valid = evaluate(&model.valid(), &catalog, ids.clone(), &valid_users, config.max_events, transformer_alone, &eval_device)
             .map_err(|e| e.to_string())?
             .history_masked;
+        valid_seconds = valid_start.elapsed().as_secs_f64();
         let elapsed = started.elapsed().as_secs_f64();
+        let part = if out_of_time { format!(", {steps} of {total_steps} steps: out of time") } else { String::new() };
         eprintln!(
-            "epoch {epoch}: loss {:.4}, valid NDCG@10 {:.4} Recall@10 {:.4} ({:.0}s epoch, {:.0}s total)",
+            "epoch {epoch}: loss {:.4}, valid NDCG@10 {:.4} Recall@10 {:.4} ({:.0}s epoch, {:.0}s total{part})",
             loss_sum / steps as f64,
             valid.ndcg_10,
             valid.recall_10,
             epoch_start.elapsed().as_secs_f64(),
             elapsed
         );
-        history_log.push(serde_json::json!({"epoch": epoch, "loss": loss_sum / steps as f64, "validNdcg10": valid.ndcg_10}));
+        history_log.push(serde_json::json!({"epoch": epoch, "loss": loss_sum / steps as f64, "validNdcg10": valid.ndcg_10, "steps": steps, "of": total_steps}));
         if best.as_ref().is_none_or(|(score, _, _)| valid.ndcg_10 > *score) {
             best = Some((valid.ndcg_10, epoch, model.clone()));
             stale = 0;
         } else {
             stale += 1;
         }
-        if stale >= 3 || elapsed > args.minutes * 60.0 {
+        // The next epoch's first step and validation must fit too.
+        if stale >= 3 || out_of_time || elapsed + valid_seconds > budget {
             break;
         }
     }

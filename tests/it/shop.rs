@@ -270,3 +270,30 @@ fn kind_weights_are_learned_from_a_shops_typed_events() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("typed events"), "{}", String::from_utf8_lossy(&refused.stderr));
 }
+
+/// `train --minutes` is kept within an epoch: with a budget smaller than
+/// one epoch, training stops after its first step, still validates and
+/// writes a model, and says so.
+#[test]
+fn train_keeps_its_time_budget_within_an_epoch() {
+    let dir = scratch("budget");
+    let out = dir.join("shelfrank.bin");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_train"))
+        .arg("--events")
+        .arg(fixtures().join("events.csv"))
+        .arg("--catalog")
+        .arg(fixtures().join("catalog.csv"))
+        .args(["--dim", "16", "--batch", "32", "--minutes", "0.0001", "--no-manifest", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{log}");
+    let file = shelfrank::model::ModelFile::from_bytes(&std::fs::read(&out).unwrap()).unwrap();
+    let epochs = file.meta["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 1, "{log}");
+    assert_eq!(epochs[0]["steps"], 1);
+    let of = epochs[0]["of"].as_u64().unwrap();
+    assert!(of > 1, "an epoch of the fixture has several steps at batch 32");
+    assert!(log.contains(&format!("1 of {of} steps: out of time")), "{log}");
+}
