@@ -260,6 +260,31 @@ fn run() -> Result<(), String> {
         config
     );
 
+    let eval_device = Device::flex();
+    // `--minutes` is a budget for the whole run, kept within an epoch too:
+    // steps stop early enough for the validation pass after them, whose
+    // length is measured on a slice of users before training, then on each
+    // pass. Validation reads at most VALID_USERS users (spread evenly).
+    let budget = args.minutes * 60.0;
+    let valid_users: Vec<Example> = {
+        let step = data.valid.len().div_ceil(VALID_USERS).max(1);
+        data.valid.iter().step_by(step).cloned().collect()
+    };
+    let mut valid_seconds = {
+        // The catalog's text vectors once, then a share per user.
+        let probe = &valid_users[..valid_users.len().min(256)];
+        // A throwaway model, before the seed: timing it draws nothing from
+        // the random stream training uses.
+        let inference: SessionRanker = config.init(&eval_device);
+        let at = Instant::now();
+        let mut scorer = ModelScorer::new(&inference, &catalog, ids.clone(), Affinity { weight: 0.0, ..config.affinity() }, &eval_device);
+        let fixed = at.elapsed().as_secs_f64();
+        let at = Instant::now();
+        evaluate_with(&mut scorer, probe, catalog.n, config.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
+        let per_user = at.elapsed().as_secs_f64() / probe.len().max(1) as f64;
+        (fixed + per_user * valid_users.len() as f64) * 1.2
+    };
+    eprintln!("train: a validation pass over {} users should take about {valid_seconds:.1}s", valid_users.len());
     let device = Device::flex().autodiff();
     device.seed(args.seed);
     let mut model: SessionRanker = config.init(&device);
@@ -299,7 +324,6 @@ fn run() -> Result<(), String> {
         device: &device,
     };
 
-    let eval_device = Device::flex();
     // Early stopping looks at the transformer alone; the affinity term's
     // weight and decay and the repeat prior (stored in the config) are
     // chosen afterwards by `tune` (affinity on validation, the prior fitted
@@ -308,28 +332,6 @@ fn run() -> Result<(), String> {
     let mut best: Option<(f64, usize, SessionRanker)> = None;
     let mut history_log = Vec::new();
     let mut stale = 0;
-    // `--minutes` is a budget for the whole run, kept within an epoch too:
-    // steps stop early enough for the validation pass after them, whose
-    // length is measured on a slice of users before training, then on each
-    // pass. Validation reads at most VALID_USERS users (spread evenly).
-    let budget = args.minutes * 60.0;
-    let valid_users: Vec<Example> = {
-        let step = data.valid.len().div_ceil(VALID_USERS).max(1);
-        data.valid.iter().step_by(step).cloned().collect()
-    };
-    let mut valid_seconds = {
-        // The catalog's text vectors once, then a share per user.
-        let probe = &valid_users[..valid_users.len().min(256)];
-        let inference = model.valid();
-        let at = Instant::now();
-        let mut scorer = ModelScorer::new(&inference, &catalog, ids.clone(), transformer_alone, &eval_device);
-        let fixed = at.elapsed().as_secs_f64();
-        let at = Instant::now();
-        evaluate_with(&mut scorer, probe, catalog.n, config.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
-        let per_user = at.elapsed().as_secs_f64() / probe.len().max(1) as f64;
-        (fixed + per_user * valid_users.len() as f64) * 1.2
-    };
-    eprintln!("train: a validation pass over {} users should take about {valid_seconds:.1}s", valid_users.len());
     let mut out_of_time = false;
     for epoch in 1..=args.epochs {
         let epoch_start = Instant::now();
