@@ -283,7 +283,7 @@ impl Default for Neighbours {
 impl Neighbours {
     /// Softmax weights over `near`'s cosines, `(from, weight)`.
     pub fn weights(&self, near: &[(u32, f32)]) -> Vec<(usize, f32)> {
-        let near = &near[..self.k.clamp(1, near.len().max(1)).min(near.len())];
+        let near = &near[..self.k.max(1).min(near.len())];
         let best = near.first().map_or(0.0, |n| n.1);
         let raw: Vec<f32> = near.iter().map(|n| ((n.1 - best) / self.temperature.max(1e-6)).exp()).collect();
         let total: f32 = raw.iter().sum();

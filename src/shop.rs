@@ -257,36 +257,38 @@ impl DataSource {
 
     /// The dataset and, for a shop's data, its import report.
     pub fn load(&self) -> std::result::Result<(Dataset, Option<ImportReport>), String> {
+        match self.import()? {
+            Some(Import { dataset, report, .. }) => Ok((dataset, Some(report))),
+            None => Dataset::load(&self.data).map(|d| (d, None)).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// A shop's data with each user's event kinds (see [`Import::kinds`]);
+    /// a RecBole/UniSRec folder has one kind only, so it is refused.
+    pub fn load_typed(&self) -> std::result::Result<Import, String> {
+        self.import()?.ok_or_else(|| "needs a shop's typed events: --events FILE --catalog FILE, or --ga4 DIR".into())
+    }
+
+    /// The shop's data when the flags name it (`None` for a dataset folder),
+    /// with at least one user to learn from.
+    fn import(&self) -> std::result::Result<Option<Import>, String> {
         let import = match (&self.events, &self.catalog, &self.ga4) {
             (Some(_), Some(_), Some(_)) => return Err("give either --events with --catalog, or --ga4, not both".into()),
             (Some(events), Some(catalog), None) => read_events_and_catalog(events, catalog),
             (Some(_), None, _) => return Err("--events needs --catalog FILE (id,title,category,brand,price) beside it".into()),
             (None, Some(_), _) => return Err("--catalog needs --events FILE (user,item,kind,timestamp) beside it".into()),
             (None, None, Some(ga4)) => read_ga4(ga4),
-            (None, None, None) => return Dataset::load(&self.data).map(|d| (d, None)).map_err(|e| e.to_string()),
-        };
-        let Import { dataset, report, .. } = import.map_err(|e| e.to_string())?;
-        if dataset.valid.is_empty() {
+            (None, None, None) => return Ok(None),
+        }
+        .map_err(|e| e.to_string())?;
+        if import.dataset.valid.is_empty() {
             return Err(format!(
                 "{}: no user has {MIN_EVENTS} or more item events, so there is nothing to learn from\n{}",
-                report.source,
-                report.summary()
+                import.report.source,
+                import.report.summary()
             ));
         }
-        Ok((dataset, Some(report)))
-    }
-}
-
-impl DataSource {
-    /// A shop's data with each user's event kinds (see [`Import::kinds`]);
-    /// a RecBole/UniSRec folder has one kind only, so it is refused.
-    pub fn load_typed(&self) -> std::result::Result<Import, String> {
-        let import = match (&self.events, &self.catalog, &self.ga4) {
-            (Some(events), Some(catalog), None) => read_events_and_catalog(events, catalog),
-            (None, None, Some(ga4)) => read_ga4(ga4),
-            _ => return Err("needs a shop's typed events: --events FILE --catalog FILE, or --ga4 DIR".into()),
-        };
-        import.map_err(|e| e.to_string())
+        Ok(Some(import))
     }
 }
 

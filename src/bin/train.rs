@@ -247,6 +247,7 @@ fn run() -> Result<(), String> {
     config.layers = args.layers;
     config.dropout = args.dropout;
     let text = TextEncoder::new(&tokenizer_json, &vocab, config.max_text_tokens).map_err(|e| e.to_string())?;
+    let wordpiece = WordPiece::from_json(&tokenizer_json).map_err(|e| e.to_string())?;
     let catalog = catalog_text(&data.items, &text).map_err(|e| e.to_string())?;
     let ids = IdRows::new(data.items.len(), with_ids, &held_out);
     eprintln!(
@@ -256,7 +257,7 @@ fn run() -> Result<(), String> {
         data.valid.len(),
         args.variant,
         vocab.len(),
-        WordPiece::from_json(&tokenizer_json).map_err(|e| e.to_string())?.vocab_size(),
+        wordpiece.vocab_size(),
         config
     );
 
@@ -380,7 +381,7 @@ fn run() -> Result<(), String> {
         } else {
             stale += 1;
         }
-        // The next epoch's first step and validation must fit too.
+        // The next epoch's validation must fit too (its first step always runs).
         if stale >= 3 || out_of_time || elapsed + valid_seconds > budget {
             break;
         }
@@ -389,7 +390,7 @@ fn run() -> Result<(), String> {
     let inference = best_model.valid();
     let stored_as = if args.int8 { StoredAs::I8 } else { StoredAs::F32 };
     // The page tokenises with the copy of the tokenizer the file carries.
-    let wordpiece = WordPiece::from_json(&tokenizer_json).and_then(|w| w.pack(&vocab)).map_err(|e| e.to_string())?;
+    let wordpiece = wordpiece.pack(&vocab).map_err(|e| e.to_string())?;
     let file = ModelFile {
         config,
         items: catalog_ids,

@@ -265,8 +265,10 @@ impl ModelFile {
             let first = row_of(nearest);
             let kept: Vec<(&[f32], f32)> = sources
                 .iter()
-                .map(|&(from, weight)| (row_of(from), weight))
-                .filter(|(row, _)| row.iter().zip(first).map(|(a, b)| a * b).sum::<f32>() > 0.0 || std::ptr::eq(*row, first))
+                .enumerate()
+                .map(|(j, &(from, weight))| (j, row_of(from), weight))
+                .filter(|(j, row, _)| *j == 0 || row.iter().zip(first).map(|(a, b)| a * b).sum::<f32>() > 0.0)
+                .map(|(_, row, weight)| (row, weight))
                 .collect();
             let total: f32 = kept.iter().map(|k| k.1).sum();
             let mut row = vec![0f32; dim];
