@@ -43,7 +43,7 @@ fn main() {
         let from_file = ms(t);
         let t = Instant::now();
         let warm = ranker.warm_up().expect("warm-up");
-        warm.scores.into_iter().for_each(|s| drop(s.into_data()));
+        warm.scores.into_iter().for_each(|s| drop(s.read_blocking()));
         let warm_up = ms(t);
         for (i, item) in data.items[..50].iter().enumerate() {
             let event = SessionEvent {

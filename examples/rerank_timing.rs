@@ -31,8 +31,8 @@ fn main() {
     }
     let t = Instant::now();
     let warm = ranker.warm_up().expect("warm-up");
-    warm.scores.into_iter().for_each(|t| drop(t.into_data()));
-    warm.attention.into_iter().for_each(|t| drop(t.into_data()));
+    warm.scores.into_iter().for_each(|t| drop(t.read_blocking()));
+    warm.attention.into_iter().for_each(|t| drop(t.read_blocking()));
     println!("warm-up: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
     let now = 1.7e12;
     let record = |ranker: &mut Reranker, events: usize| {

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::model::{FORMAT_VERSION, MAGIC, ModelFile, RankerConfig, StoredAs, sha256_hex, text::vocabulary_ids};
 use crate::rank::{Candidate, RankedItem, RerankOptions, arrange};
 use crate::session::{History, HistoryLimits, SessionEvent};
-use crate::{Reranker, Result};
+use crate::{Backend, Reranker, Result};
 
 /// The shipped tokenizer, which every model file names by its hash.
 pub const TOKENIZER: &[u8] = include_bytes!("../models/minilm-tokenizer.json");
@@ -88,7 +88,7 @@ pub fn model_file(data: &[u8]) {
     if parameters > 1 << 20 {
         return;
     }
-    let Ok(mut ranker) = Reranker::from_file(file, Some(TOKENIZER), Device::flex(), HistoryLimits::default()) else { return };
+    let Ok(mut ranker) = Reranker::from_file(file, Some(TOKENIZER), Backend::Host, HistoryLimits::default()) else { return };
     let event = SessionEvent { title: Some("Nitrile gloves".into()), ..item_event("a1") };
     ranker.record(event, NOW).expect("a valid event is recorded");
     let list: Vec<Candidate> = ["a1", "b2", "zz"].iter().map(|id| candidate(id, "Safety goggles")).collect();
@@ -148,9 +148,8 @@ struct RerankRequest {
 pub fn rerank(data: &[u8]) {
     let Ok(request) = serde_json::from_slice::<RerankRequest>(data) else { return };
     static RANKER: OnceLock<Mutex<Reranker>> = OnceLock::new();
-    let ranker = RANKER.get_or_init(|| {
-        Mutex::new(Reranker::load(MODEL, None, Device::flex(), HistoryLimits::default()).expect("the shipped model loads"))
-    });
+    let ranker = RANKER
+        .get_or_init(|| Mutex::new(Reranker::load(MODEL, None, Backend::Host, HistoryLimits::default()).expect("the shipped model loads")));
     let mut ranker = ranker.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     ranker.forget();
     ranker.set_fixed_shapes(request.fixed_shapes);

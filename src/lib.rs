@@ -25,32 +25,36 @@ let ranked = ranker.rerank_blocking(&list, &RerankOptions::default(), 1.7e12)?;
 ```
 */
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "device"))]
 pub mod cli;
 pub mod dataset;
 mod error;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "device"))]
 pub mod evaluation;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "device"))]
 #[doc(hidden)]
 pub mod fuzzing;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "device"))]
 pub mod kinds;
 pub mod model;
 pub mod rank;
 mod reranker;
 pub mod session;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "device"))]
 pub mod shop;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "device"))]
 pub mod teacher;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
 pub use error::{Error, ErrorKind, Result};
-pub use reranker::{PendingScores, ReadScores, Reranker, ScoreLayout, ScoringInputs, WarmUp, read_scores};
+#[cfg(feature = "device")]
+pub use reranker::read_scores;
+pub use reranker::{Backend, Output, PendingScores, ReadScores, Reranker, ScoreLayout, ScoringInputs, WarmUp};
 
-/// The CPU backend's device.
+/// burn's CPU backend's device (training, evaluation and native tools;
+/// the page scores on the CPU through [`Backend::Host`]).
+#[cfg(feature = "device")]
 pub fn cpu_device() -> burn::tensor::Device {
     burn::tensor::Device::flex()
 }

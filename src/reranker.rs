@@ -5,11 +5,14 @@
 
 use std::borrow::Cow;
 
+#[cfg(feature = "device")]
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{ErrorKind, Result, err};
-use crate::model::{EventKind, FastSet};
-use crate::model::{FastMap, ItemText, ModelFile, RankerConfig, SessionInput, SessionRanker, SessionState, TextEncoder, TokenTable};
+use crate::model::{EventKind, FastSet, HostNetwork, HostState};
+use crate::model::{FastMap, ItemText, ModelFile, RankerConfig, SessionInput, TextEncoder, TokenTable};
+#[cfg(feature = "device")]
+use crate::model::{SessionRanker, SessionState};
 use crate::rank::{Candidate, HistoryReason, RankedItem, Repeats, RerankOptions, arrange, validate};
 use crate::session::{History, HistoryLimits, SessionEvent};
 
@@ -33,10 +36,84 @@ const TEXT_CHUNK: usize = 256;
 const FIRST_CANDIDATE_BUCKET: usize = 64;
 const WARM_CANDIDATE_BUCKETS: usize = 1024;
 
+/// Where the network runs.
+pub enum Backend {
+    /// Plain Rust on the calling thread ([`HostNetwork`]): the page's CPU
+    /// path, and the only one in the CPU-only browser build.
+    Host,
+    /// A burn device (WebGPU, or burn's own CPU backend natively).
+    #[cfg(feature = "device")]
+    Device(Device),
+}
+
+#[cfg(feature = "device")]
+impl From<Device> for Backend {
+    fn from(device: Device) -> Backend {
+        Backend::Device(device)
+    }
+}
+
+/// The loaded network, and candidate text vectors kept between reranks
+/// (`[TEXT_VECTOR_ROWS, dim]` at most) where it runs.
+enum Engine {
+    Host {
+        network: HostNetwork,
+        text_vectors: Vec<f32>,
+    },
+    #[cfg(feature = "device")]
+    Device {
+        model: SessionRanker,
+        device: Device,
+        text_vectors: Option<Tensor<2>>,
+    },
+}
+
+/// A session's state where the network runs.
+enum State {
+    Host(HostState),
+    #[cfg(feature = "device")]
+    Device(SessionState),
+}
+
+/// Model outputs: numbers already on the host, or a tensor still on the
+/// device (read it back asynchronously in the browser).
+pub enum Output<const D: usize> {
+    Host(Vec<f32>),
+    #[cfg(feature = "device")]
+    Device(Tensor<D>),
+}
+
+impl<const D: usize> Output<D> {
+    /// The values, reading a device tensor back synchronously (native
+    /// only; the browser must use [`Output::read`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_blocking(self) -> Result<Vec<f32>> {
+        match self {
+            Output::Host(values) => Ok(values),
+            #[cfg(feature = "device")]
+            Output::Device(tensor) => read_scores(tensor.into_data()),
+        }
+    }
+
+    /// The values, reading a device tensor back asynchronously.
+    pub async fn read(self) -> Result<Vec<f32>> {
+        match self {
+            Output::Host(values) => Ok(values),
+            #[cfg(feature = "device")]
+            Output::Device(tensor) => {
+                let data = tensor
+                    .into_data_async()
+                    .await
+                    .map_err(|e| crate::Error::new(ErrorKind::Backend, format!("reading scores from the device failed: {e:?}")))?;
+                read_scores(data)
+            }
+        }
+    }
+}
+
 pub struct Reranker {
-    model: SessionRanker,
+    engine: Engine,
     config: RankerConfig,
-    device: Device,
     text: TextEncoder,
     /// The text tower's token table, on the host (see [`TokenTable`]).
     token_table: TokenTable,
@@ -46,9 +123,8 @@ pub struct Reranker {
     /// The session state for the history at a version: reused until the
     /// history changes.
     session_cache: Option<CachedSession>,
-    /// Candidate text vectors, `[TEXT_VECTOR_ROWS, dim]`, and which row
-    /// holds which text: a list reranked again is not re-embedded.
-    text_vectors: Option<Tensor<2>>,
+    /// Which row of the engine's candidate text vectors holds which text:
+    /// a list reranked again is not re-embedded.
     text_rows: FastMap<String, usize>,
     /// The next free row of `text_vectors`.
     next_text_row: usize,
@@ -60,7 +136,7 @@ pub struct Reranker {
 
 struct CachedSession {
     version: u64,
-    state: SessionState,
+    state: State,
     events: Vec<SessionEvent>,
     /// Padding events before `events` in the state (fixed shapes).
     padding_events: usize,
@@ -69,10 +145,10 @@ struct CachedSession {
 /// A rerank whose model scores are still on the device.
 pub struct PendingScores {
     /// `[layout.rows]`: the candidates first, then any padding.
-    pub scores: Option<Tensor<1>>,
+    pub scores: Option<Output<1>>,
     /// With `explain`: `[layout.rows, layout.columns]` attention over
     /// padding events, then `events`.
-    pub attention: Option<Tensor<2>>,
+    pub attention: Option<Output<2>>,
     /// The events the scores were computed from, oldest first.
     pub events: Vec<SessionEvent>,
     /// Per candidate, the repeat prior's offset ([`RepeatPrior::adjust`]),
@@ -117,8 +193,8 @@ pub struct ScoringInputs {
 
 /// The outputs of [`Reranker::warm_up`], still on the device.
 pub struct WarmUp {
-    pub scores: Vec<Tensor<1>>,
-    pub attention: Vec<Tensor<2>>,
+    pub scores: Vec<Output<1>>,
+    pub attention: Vec<Output<2>>,
 }
 
 /// What came back from the device for one rerank.
@@ -133,30 +209,38 @@ pub struct ReadScores {
 }
 
 impl Reranker {
-    /// Verifies and builds the model on `device`. `tokenizer_json`: `None`
-    /// for the tokenizer the model file carries; a given one must be the one
-    /// the model was trained with.
-    pub fn load(model_bytes: &[u8], tokenizer_json: Option<&[u8]>, device: Device, limits: HistoryLimits) -> Result<Reranker> {
-        Reranker::from_file(ModelFile::from_bytes(model_bytes)?, tokenizer_json, device, limits)
+    /// Verifies and builds the model on `backend` ([`Backend::Host`], or
+    /// a burn `Device`). `tokenizer_json`: `None` for the tokenizer the
+    /// model file carries; a given one must be the one the model was
+    /// trained with.
+    pub fn load(model_bytes: &[u8], tokenizer_json: Option<&[u8]>, backend: impl Into<Backend>, limits: HistoryLimits) -> Result<Reranker> {
+        Reranker::from_file(ModelFile::from_bytes(model_bytes)?, tokenizer_json, backend, limits)
     }
 
     /// Like [`Reranker::load`], from an already verified and decoded file.
-    pub fn from_file(file: ModelFile, tokenizer_json: Option<&[u8]>, device: Device, limits: HistoryLimits) -> Result<Reranker> {
+    pub fn from_file(
+        file: ModelFile,
+        tokenizer_json: Option<&[u8]>,
+        backend: impl Into<Backend>,
+        limits: HistoryLimits,
+    ) -> Result<Reranker> {
         let text = TextEncoder::for_model(&file, tokenizer_json)?;
         let token_table = TokenTable::from_file(&file)?;
-        let model = file.build(&device)?;
+        let engine = match backend.into() {
+            Backend::Host => Engine::Host { network: HostNetwork::from_file(&file)?, text_vectors: Vec::new() },
+            #[cfg(feature = "device")]
+            Backend::Device(device) => Engine::Device { model: file.build(&device)?, device, text_vectors: None },
+        };
         let catalog = file.catalog_rows();
         Ok(Reranker {
-            model,
+            engine,
             config: file.config.clone(),
-            device,
             text,
             token_table,
             catalog,
             history: History::new(limits)?,
             text_cache: FastMap::default(),
             session_cache: None,
-            text_vectors: None,
             text_rows: FastMap::default(),
             next_text_row: 0,
             fixed_shapes: false,
@@ -176,9 +260,10 @@ impl Reranker {
     /// of a fixed size. For backends that compile kernels per shape
     /// (WebGPU): after [`Reranker::warm_up`] a rerank of up to 1,024
     /// candidates compiles nothing. Costs a little padding work; scores are
-    /// unchanged (to float rounding).
+    /// unchanged (to float rounding). The host network has no kernels to
+    /// compile: it ignores this.
     pub fn set_fixed_shapes(&mut self, on: bool) {
-        self.fixed_shapes = on;
+        self.fixed_shapes = on && !matches!(self.engine, Engine::Host { .. });
         self.session_cache = None;
     }
 
@@ -190,8 +275,13 @@ impl Reranker {
         &self.meta
     }
 
-    pub fn device(&self) -> &Device {
-        &self.device
+    /// The burn device the network runs on (`None` on the host).
+    #[cfg(feature = "device")]
+    pub fn device(&self) -> Option<&Device> {
+        match &self.engine {
+            Engine::Device { device, .. } => Some(device),
+            Engine::Host { .. } => None,
+        }
     }
 
     /// Whether the model has a trained (or borrowed) ID embedding for this shop id.
@@ -262,19 +352,31 @@ impl Reranker {
         let rows = if self.fixed_shapes { n.next_power_of_two().max(FIRST_CANDIDATE_BUCKET) } else { n };
         let mut candidate_rows: Vec<i64> = ids.map(|id| self.catalog.get(id).copied().unwrap_or(0)).collect();
         candidate_rows.resize(rows, 0);
-        let text_vectors = self.candidate_text_vectors(texts, rows)?;
+        let affinity = self.config.affinity();
+        let (scores, attention) = match self.candidate_text_vectors(texts, rows)? {
+            Output::Host(text_vectors) => {
+                let (Engine::Host { network, .. }, Some(CachedSession { state: State::Host(state), .. })) =
+                    (&self.engine, &self.session_cache)
+                else {
+                    unreachable!("host vectors come from the host engine, whose sessions are host states")
+                };
+                let (scores, attention) = network.score(state, &candidate_rows, &text_vectors, affinity, explain);
+                (Output::Host(scores), attention.map(Output::Host))
+            }
+            #[cfg(feature = "device")]
+            Output::Device(text_vectors) => {
+                let (Engine::Device { model, device, .. }, Some(CachedSession { state: State::Device(state), .. })) =
+                    (&self.engine, &self.session_cache)
+                else {
+                    unreachable!("device vectors come from the device engine, whose sessions are device states")
+                };
+                let real = self.fixed_shapes.then_some(n);
+                let (scores, attention) =
+                    model.score_candidate_vectors(state, &candidate_rows, text_vectors, affinity, device, explain, real);
+                (Output::Device(scores.reshape([rows])), attention.map(Output::Device))
+            }
+        };
         let cached = self.session_cache.as_ref().expect("filled by the caller");
-        let real = self.fixed_shapes.then_some(n);
-        let (scores, attention) = self.model.score_candidate_vectors(
-            &cached.state,
-            &candidate_rows,
-            text_vectors,
-            self.config.affinity(),
-            &self.device,
-            explain,
-            real,
-        );
-        let scores = scores.reshape([rows]);
         let events = if explain { cached.events.clone() } else { Vec::new() };
         let layout = ScoreLayout { rows, columns: cached.padding_events + cached.events.len(), padding_events: cached.padding_events };
         Ok(PendingScores { scores: Some(scores), attention, events, repeat_offsets: Vec::new(), layout })
@@ -282,7 +384,7 @@ impl Reranker {
 
     /// The session state for `events` (oldest first) and how many padding
     /// events lead it.
-    fn session_state(&mut self, events: &[SessionEvent]) -> Result<(SessionState, usize)> {
+    fn session_state(&mut self, events: &[SessionEvent]) -> Result<(State, usize)> {
         let mut session = self.session_input(events);
         let mut texts = events.iter().map(|e| self.tokens(&e.text())).collect::<Result<Vec<_>>>()?;
         let mut padding = 0;
@@ -294,23 +396,44 @@ impl Reranker {
             session.padding.splice(0..0, std::iter::repeat_n(true, padding));
             texts.splice(0..0, std::iter::repeat_n(Vec::new(), padding));
         }
-        let text_vectors = self.text_vectors(&texts, texts.len());
-        Ok((self.model.session_states(&session, text_vectors, self.config.affinity(), &self.device), padding))
+        Ok((self.state_of(&session, &texts)?, padding))
+    }
+
+    /// The network's state for `session`, whose events' token rows are `texts`.
+    fn state_of(&self, session: &SessionInput, texts: &[Vec<u32>]) -> Result<State> {
+        let affinity = self.config.affinity();
+        Ok(match (&self.engine, self.text_vectors(texts, texts.len())) {
+            (Engine::Host { network, .. }, Output::Host(event_text)) => {
+                State::Host(network.session_state(session, &event_text, affinity)?)
+            }
+            #[cfg(feature = "device")]
+            (Engine::Device { model, device, .. }, Output::Device(event_text)) => {
+                State::Device(model.session_states(session, event_text, affinity, device))
+            }
+            #[cfg(feature = "device")]
+            _ => unreachable!("an engine embeds where it runs"),
+        })
     }
 
     /// Text vectors `[rows, dim]` of token rows (`rows - texts.len()`
     /// padding rows at the end): the mean token rows on the host, then the
-    /// tower's linear map on the device.
-    fn text_vectors<T: AsRef<[u32]>>(&self, texts: &[T], rows: usize) -> Tensor<2> {
+    /// tower's linear map where the network runs.
+    fn text_vectors<T: AsRef<[u32]>>(&self, texts: &[T], rows: usize) -> Output<2> {
         let dim = self.token_table.dim();
         let mut means = Vec::with_capacity(rows * dim);
         self.token_table.means_into(texts, &mut means);
         self.token_table.means_into(&vec![[0u32]; rows.saturating_sub(texts.len())], &mut means);
-        self.model.project_text(Tensor::<2>::from_data(TensorData::new(means, [rows, dim]), &self.device))
+        match &self.engine {
+            Engine::Host { network, .. } => Output::Host(network.project_text(&means)),
+            #[cfg(feature = "device")]
+            Engine::Device { model, device, .. } => {
+                Output::Device(model.project_text(Tensor::<2>::from_data(TensorData::new(means, [rows, dim]), device)))
+            }
+        }
     }
 
     /// Text vectors of `texts` (tokenised through the cache), `rows` of them.
-    fn embed(&mut self, texts: &[&str], rows: usize) -> Result<Tensor<2>> {
+    fn embed(&mut self, texts: &[&str], rows: usize) -> Result<Output<2>> {
         let tokens = texts.iter().map(|t| self.tokens(t)).collect::<Result<Vec<_>>>()?;
         Ok(self.text_vectors(&tokens, rows))
     }
@@ -318,7 +441,7 @@ impl Reranker {
     /// The candidates' text vectors `[rows, dim]` (`rows - texts.len()`
     /// padding rows at the end), embedding only texts not seen since the
     /// cache last started over.
-    fn candidate_text_vectors(&mut self, texts: &[String], rows: usize) -> Result<Tensor<2>> {
+    fn candidate_text_vectors(&mut self, texts: &[String], rows: usize) -> Result<Output<2>> {
         let mut missing: Vec<&str> = Vec::new();
         let mut seen = FastSet::default();
         for text in texts {
@@ -347,18 +470,40 @@ impl Reranker {
         for part in missing.chunks(chunk) {
             let fresh = self.embed(part, chunk.max(part.len()))?; // [chunk or part.len(), dim]
             let start = self.next_text_row;
-            let end = start + fresh.dims()[0];
-            let matrix = self.text_vectors.take().unwrap_or_else(|| Tensor::zeros([TEXT_VECTOR_ROWS, dim], &self.device));
-            self.text_vectors = Some(matrix.slice_assign([start..end, 0..dim], fresh));
+            let end = match (&mut self.engine, fresh) {
+                (Engine::Host { text_vectors, .. }, Output::Host(fresh)) => {
+                    let end = start + fresh.len() / dim;
+                    text_vectors.resize(text_vectors.len().max(end * dim), 0.0);
+                    text_vectors[start * dim..end * dim].copy_from_slice(&fresh);
+                    end
+                }
+                #[cfg(feature = "device")]
+                (Engine::Device { text_vectors, device, .. }, Output::Device(fresh)) => {
+                    let end = start + fresh.dims()[0];
+                    let matrix = text_vectors.take().unwrap_or_else(|| Tensor::zeros([TEXT_VECTOR_ROWS, dim], &*device));
+                    *text_vectors = Some(matrix.slice_assign([start..end, 0..dim], fresh));
+                    end
+                }
+                #[cfg(feature = "device")]
+                _ => unreachable!("an engine embeds where it runs"),
+            };
             for (i, text) in part.iter().enumerate() {
                 self.text_rows.insert((*text).to_owned(), start + i);
             }
             self.next_text_row = end;
         }
-        let mut index: Vec<i64> = texts.iter().map(|t| self.text_rows[t] as i64).collect();
+        let mut index: Vec<usize> = texts.iter().map(|t| self.text_rows[t]).collect();
         index.resize(rows, 0);
-        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows]), &self.device);
-        Ok(self.text_vectors.clone().expect("filled above").select(0, index))
+        Ok(match &self.engine {
+            Engine::Host { text_vectors, .. } => {
+                Output::Host(index.iter().flat_map(|&row| &text_vectors[row * dim..(row + 1) * dim]).copied().collect())
+            }
+            #[cfg(feature = "device")]
+            Engine::Device { text_vectors, device, .. } => {
+                let index = Tensor::<1, Int>::from_data(TensorData::new(index.iter().map(|&i| i as i64).collect(), [rows]), device);
+                Output::Device(text_vectors.clone().expect("filled above").select(0, index))
+            }
+        })
     }
 
     fn session_input(&self, events: &[SessionEvent]) -> SessionInput {
@@ -441,7 +586,7 @@ impl Reranker {
     /// One fixed inference (20 events × 100 candidates, a full forward pass
     /// including the text embeddings), touching no history: what backends
     /// are timed on to choose between them.
-    pub fn benchmark_inference(&mut self) -> Result<Tensor<1>> {
+    pub fn benchmark_inference(&mut self) -> Result<Output<1>> {
         // Shapes like a typical shelf (a few dozen events, a hundred
         // candidates, titles of a few dozen tokens), since some kernels are
         // compiled per shape.
@@ -456,11 +601,20 @@ impl Reranker {
         let title = "warm up shelf item with a title of typical length for a storefront product listing page";
         let row = self.tokens(title)?;
         let affinity = self.config.affinity();
-        let state = self.model.session_states(&session, self.text_vectors(&vec![row.clone(); events], events), affinity, &self.device);
+        let state = self.state_of(&session, &vec![row.clone(); events])?;
         let candidate_rows: Vec<i64> = (0..candidates as i64).map(|i| i.min(self.config.n_items as i64)).collect();
-        let text_vectors = self.text_vectors(&vec![row; candidates], candidates);
-        let (scores, _) = self.model.score_candidate_vectors(&state, &candidate_rows, text_vectors, affinity, &self.device, false, None);
-        Ok(scores.reshape([candidates]))
+        Ok(match (&self.engine, state, self.text_vectors(&vec![row; candidates], candidates)) {
+            (Engine::Host { network, .. }, State::Host(state), Output::Host(text_vectors)) => {
+                Output::Host(network.score(&state, &candidate_rows, &text_vectors, affinity, false).0)
+            }
+            #[cfg(feature = "device")]
+            (Engine::Device { model, device, .. }, State::Device(state), Output::Device(text_vectors)) => {
+                let (scores, _) = model.score_candidate_vectors(&state, &candidate_rows, text_vectors, affinity, device, false, None);
+                Output::Device(scores.reshape([candidates]))
+            }
+            #[cfg(feature = "device")]
+            _ => unreachable!("an engine's states and vectors are its own"),
+        })
     }
 
     /// Orders the candidates once the scores are read back.
@@ -495,11 +649,12 @@ impl Reranker {
 
     /// The whole rerank with a synchronous readback (native only; the
     /// browser must read back asynchronously).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn rerank_blocking(&mut self, candidates: &[Candidate], options: &RerankOptions, now_ms: f64) -> Result<Vec<RankedItem>> {
         let pending = self.start(candidates, options, now_ms)?;
         let read = ReadScores {
-            scores: pending.scores.map(|t| read_scores(t.into_data())).transpose()?,
-            attention: pending.attention.map(|t| read_scores(t.into_data())).transpose()?,
+            scores: pending.scores.map(Output::read_blocking).transpose()?,
+            attention: pending.attention.map(Output::read_blocking).transpose()?,
             events: pending.events,
             repeat_offsets: pending.repeat_offsets,
             layout: pending.layout,
@@ -521,6 +676,7 @@ impl Reranker {
 }
 
 /// Scores read back from the device, as f32.
+#[cfg(feature = "device")]
 pub fn read_scores(data: burn::tensor::TensorData) -> Result<Vec<f32>> {
     data.try_into_vec_as::<f32>().map_err(|e| crate::Error::new(ErrorKind::Backend, format!("cannot read the model's scores back: {e:?}")))
 }

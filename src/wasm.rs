@@ -5,20 +5,13 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::error::{Error, ErrorKind};
 use crate::rank::{Candidate, HistoryReason, RerankOptions};
 use crate::session::{HistoryLimits, SessionEvent};
-use crate::{ReadScores, Reranker, read_scores};
-
-/// Scores read back from the device, or a `BackendError`.
-fn read_back<E: std::fmt::Debug>(data: std::result::Result<burn::tensor::TensorData, E>) -> Result<Vec<f32>, JsValue> {
-    let data = data.map_err(|e| bad_input(ErrorKind::Backend, "reading scores from the device failed", format!("{e:?}")))?;
-    read_scores(data).map_err(js_error)
-}
+use crate::{Backend, ReadScores, Reranker};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
@@ -191,8 +184,8 @@ struct BackendInfo {
 
 /// Opens WebGPU. Returns the device and what the adapter is.
 #[cfg(feature = "webgpu")]
-async fn open_webgpu() -> Result<(Device, AdapterInfo), String> {
-    let (device, setup) = Device::wgpu_options().init_with_setup_async().await.map_err(|e| format!("{e:?}"))?;
+async fn open_webgpu() -> Result<(Backend, AdapterInfo), String> {
+    let (device, setup) = burn::tensor::Device::wgpu_options().init_with_setup_async().await.map_err(|e| format!("{e:?}"))?;
     let info = setup.adapter.get_info();
     let device_type = format!("{:?}", info.device_type);
     let adapter = AdapterInfo {
@@ -204,19 +197,21 @@ async fn open_webgpu() -> Result<(Device, AdapterInfo), String> {
         backend: format!("{:?}", info.backend),
         driver: info.driver,
     };
-    Ok((device, adapter))
+    Ok((Backend::Device(device), adapter))
 }
 
 /// This build has no WebGPU backend: the shim loads the WebGPU build when
 /// it wants one.
 #[cfg(not(feature = "webgpu"))]
-async fn open_webgpu() -> Result<(Device, AdapterInfo), String> {
+async fn open_webgpu() -> Result<(Backend, AdapterInfo), String> {
     Err("this is the CPU-only build of shelfrank (the WebGPU build is a separate file)".into())
 }
 
-async fn choose_backend(choice: &str) -> Result<(Device, BackendInfo), JsValue> {
+/// The backend to load on. The CPU is always the host network (plain
+/// Rust, no tensor library).
+async fn choose_backend(choice: &str) -> Result<(Backend, BackendInfo), JsValue> {
     match choice {
-        "cpu" => Ok((crate::cpu_device(), BackendInfo { name: "cpu", adapter: None, reason: "requested".into() })),
+        "cpu" => Ok((Backend::Host, BackendInfo { name: "cpu", adapter: None, reason: "requested".into() })),
         "webgpu" => {
             let (device, adapter) = open_webgpu().await.map_err(|e| {
                 bad_input(ErrorKind::Backend, "WebGPU was requested but no adapter could be opened (use backend 'auto' or 'cpu')", e)
@@ -226,7 +221,7 @@ async fn choose_backend(choice: &str) -> Result<(Device, BackendInfo), JsValue> 
         "auto" => match open_webgpu().await {
             // A software adapter is slower than the CPU path: never prefer it.
             Ok((_, adapter)) if adapter.is_fallback => Ok((
-                crate::cpu_device(),
+                Backend::Host,
                 BackendInfo {
                     name: "cpu",
                     reason: format!("the only WebGPU adapter ('{}') is a software fallback", adapter.name),
@@ -237,7 +232,7 @@ async fn choose_backend(choice: &str) -> Result<(Device, BackendInfo), JsValue> 
                 device,
                 BackendInfo { name: "webgpu", adapter: Some(adapter), reason: "a hardware WebGPU adapter is available".into() },
             )),
-            Err(e) => Ok((crate::cpu_device(), BackendInfo { name: "cpu", adapter: None, reason: format!("WebGPU is unavailable: {e}") })),
+            Err(e) => Ok((Backend::Host, BackendInfo { name: "cpu", adapter: None, reason: format!("WebGPU is unavailable: {e}") })),
         },
         other => Err(js_error(Error::new(ErrorKind::InvalidOption, format!("unknown backend '{other}'; use 'auto', 'webgpu' or 'cpu'")))),
     }
@@ -275,10 +270,10 @@ impl Ranker {
         let warm = reranker.warm_up().map_err(js_error)?;
         let failed = |e| bad_input(ErrorKind::Backend, "the warm-up inference failed", format!("{e:?}"));
         for scores in warm.scores {
-            scores.into_data_async().await.map_err(failed)?;
+            scores.read().await.map_err(failed)?;
         }
         for attention in warm.attention {
-            attention.into_data_async().await.map_err(failed)?;
+            attention.read().await.map_err(failed)?;
         }
         Ok(Ranker { inner: Rc::new(RefCell::new(reranker)), backend })
     }
@@ -331,7 +326,7 @@ impl Ranker {
     /// to choose between backends.
     pub async fn benchmark(&self) -> Result<(), JsValue> {
         let scores = self.inner.borrow_mut().benchmark_inference().map_err(js_error)?;
-        scores.into_data_async().await.map_err(|e| bad_input(ErrorKind::Backend, "the benchmark inference failed", format!("{e:?}")))?;
+        scores.read().await.map_err(|e| bad_input(ErrorKind::Backend, "the benchmark inference failed", format!("{e:?}")))?;
         Ok(())
     }
 
@@ -433,11 +428,11 @@ async fn run_rerank(
     let pending = inner.borrow_mut().start(candidates, options, js_sys::Date::now()).map_err(js_error)?;
     let read = ReadScores {
         scores: match pending.scores {
-            Some(tensor) => Some(read_back(tensor.into_data_async().await)?),
+            Some(scores) => Some(scores.read().await.map_err(js_error)?),
             None => None,
         },
         attention: match pending.attention {
-            Some(tensor) => Some(read_back(tensor.into_data_async().await)?),
+            Some(attention) => Some(attention.read().await.map_err(js_error)?),
             None => None,
         },
         events: pending.events,

@@ -4,12 +4,11 @@
 
 use std::hint::black_box;
 
-use burn::tensor::Device;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use shelfrank::Reranker;
 use shelfrank::dataset::Dataset;
 use shelfrank::rank::{Candidate, RerankOptions};
 use shelfrank::session::{EventKind, HistoryLimits};
+use shelfrank::{Backend, Reranker};
 
 fn rerank(c: &mut Criterion) {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -19,7 +18,7 @@ fn rerank(c: &mut Criterion) {
     let mut group = c.benchmark_group("rerank");
     for history in [10usize, 50] {
         for n in [20usize, 100, 1000, 5000] {
-            let mut ranker = Reranker::load(&model, None, Device::flex(), HistoryLimits::default()).expect("the model loads");
+            let mut ranker = Reranker::load(&model, None, Backend::Host, HistoryLimits::default()).expect("the model loads");
             for i in 0..history {
                 let item = &data.items[(i * 131 + 17) % data.items.len()];
                 let kind = [EventKind::View, EventKind::Click, EventKind::AddToCart, EventKind::Purchase][i % 4];

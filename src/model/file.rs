@@ -19,13 +19,17 @@
 
 use std::collections::HashMap;
 
+#[cfg(feature = "device")]
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+#[cfg(feature = "device")]
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::RankerConfig;
+#[cfg(feature = "device")]
+use super::SessionRanker;
 use super::wordpiece::PackedWordPiece;
-use super::{RankerConfig, SessionRanker};
 use crate::error::{Error, ErrorKind, Result, err};
 
 /// The ID-embedding tensor's name in the file.
@@ -334,6 +338,7 @@ impl ModelFile {
 
     /// Reads every parameter of `model` (a synchronous readback: native
     /// tools only, never in the browser).
+    #[cfg(feature = "device")]
     pub fn capture(model: &SessionRanker, stored_as: StoredAs) -> Vec<TensorEntry> {
         let mut reader = ParamReader { path: Vec::new(), tensors: Vec::new(), stored_as };
         model.visit(&mut reader);
@@ -342,6 +347,7 @@ impl ModelFile {
 
     /// Builds the network on `device` from the stored tensors. Every
     /// parameter must be present with its exact shape.
+    #[cfg(feature = "device")]
     pub fn build(&self, device: &Device) -> Result<SessionRanker> {
         let model = self.config.init(device);
         let by_name: HashMap<&str, &TensorEntry> = self.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
@@ -427,12 +433,14 @@ fn decode_values(record: &TensorRecord, chunk: &[u8]) -> Result<Vec<f32>> {
     }
 }
 
+#[cfg(feature = "device")]
 struct ParamReader {
     path: Vec<String>,
     tensors: Vec<TensorEntry>,
     stored_as: StoredAs,
 }
 
+#[cfg(feature = "device")]
 impl ModuleVisitor for ParamReader {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_owned());
@@ -451,6 +459,7 @@ impl ModuleVisitor for ParamReader {
     }
 }
 
+#[cfg(feature = "device")]
 struct ParamWriter<'a> {
     path: Vec<String>,
     tensors: HashMap<&'a str, &'a TensorEntry>,
@@ -458,6 +467,7 @@ struct ParamWriter<'a> {
     problem: Option<String>,
 }
 
+#[cfg(feature = "device")]
 impl ModuleMapper for ParamWriter<'_> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_owned());

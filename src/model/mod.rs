@@ -19,6 +19,9 @@
 
 mod event;
 mod file;
+mod host;
+mod input;
+#[cfg(feature = "device")]
 mod network;
 mod repeat;
 pub mod text;
@@ -26,7 +29,10 @@ pub mod wordpiece;
 
 pub use event::EventKind;
 pub use file::{FORMAT_VERSION, MAGIC, ModelFile, StoredAs, TensorEntry, sha256_hex};
-pub use network::{SessionInput, SessionRanker, SessionState, unit};
+pub use host::{HostNetwork, HostState};
+pub use input::SessionInput;
+#[cfg(feature = "device")]
+pub use network::{SessionRanker, SessionState, unit};
 pub use repeat::{RECENCY_BUCKETS, RepeatPrior, recency_bucket};
 pub use text::{ItemText, TextEncoder, TokenTable};
 pub(crate) use wordpiece::{FastMap, FastSet};

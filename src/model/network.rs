@@ -7,7 +7,7 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use super::{Affinity, EventKind, ItemText, RankerConfig};
+use super::{Affinity, EventKind, ItemText, RankerConfig, SessionInput};
 
 /// The ranking network. Build it with [`RankerConfig::init`].
 #[derive(Module, Debug)]
@@ -51,20 +51,6 @@ impl RankerConfig {
     }
 }
 
-/// Sessions as plain numbers, ready to become tensors. Sequences are
-/// right-aligned: the newest event is the last column, padding comes first.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SessionInput {
-    pub batch: usize,
-    pub len: usize,
-    /// `[batch * len]` ID rows (0 for search queries, unknown items, padding).
-    pub item_rows: Vec<i64>,
-    /// `[batch * len]` event kinds.
-    pub kinds: Vec<i64>,
-    /// `[batch * len]` true where there is no event.
-    pub padding: Vec<bool>,
-}
-
 /// Sessions' encoder output and affinity profiles (see
 /// [`SessionRanker::session_states`]), `batch` rows each.
 #[derive(Debug, Clone)]
@@ -77,28 +63,6 @@ pub struct SessionState {
     pub event_units: Tensor<2>,
     /// `[batch, len]`: ln of each event's affinity weight.
     pub log_weights: Tensor<2>,
-}
-
-impl SessionInput {
-    /// Each event's weight in its session's affinity profile, `[batch *
-    /// len]`: its kind's weight times `decay` per newer event; 0 under
-    /// padding.
-    pub fn affinity_weights(&self, decay: f32) -> Vec<f32> {
-        let mut weights = vec![0.0; self.batch * self.len];
-        for b in 0..self.batch {
-            let mut scale = 1.0;
-            for t in (0..self.len).rev() {
-                let slot = b * self.len + t;
-                if self.padding[slot] {
-                    continue;
-                }
-                let kind = EventKind::ALL.get(self.kinds[slot] as usize).copied().unwrap_or(EventKind::View);
-                weights[slot] = kind.affinity_weight() * scale;
-                scale *= decay;
-            }
-        }
-        weights
-    }
 }
 
 /// Rows scaled to unit length (zero rows stay zero).

@@ -12,7 +12,7 @@ use shelfrank::model::{
 };
 use shelfrank::rank::{Candidate, RerankOptions};
 use shelfrank::session::{EventKind, HistoryLimits, SessionEvent};
-use shelfrank::{ErrorKind, Reranker};
+use shelfrank::{Backend, ErrorKind, Reranker};
 
 const TOKENIZER: &[u8] = include_bytes!("../../models/minilm-tokenizer.json");
 
@@ -155,6 +155,74 @@ fn the_newest_state_alone_equals_the_full_encoders_last_column() {
     }
 }
 
+/// The page scores on the CPU through the host network (plain Rust);
+/// training, `eval` and WebGPU through the burn module. On random and
+/// trained weights, every kind, sessions of one event to the longest, ID
+/// rows known and unknown, the two must compute the same session state,
+/// scores and explanations.
+#[test]
+fn the_host_network_computes_what_the_burn_module_computes() {
+    use shelfrank::model::{HostNetwork, TokenTable};
+    let shipped = ModelFile::from_bytes(include_bytes!("../../models/shelfrank-scientific.bin")).unwrap();
+    let close = |what: &str, a: &[f32], b: &[f32], tolerance: f32| {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= tolerance * (1.0 + y.abs()), "{what}[{i}]: host {x} vs burn {y}");
+        }
+    };
+    for file in [tiny_model_file(21), tiny_model_file(22), shipped] {
+        let device = Device::flex();
+        let model = file.build(&device).unwrap();
+        let host = HostNetwork::from_file(&file).unwrap();
+        let table = TokenTable::from_file(&file).unwrap();
+        let (config, dim) = (&file.config, file.config.dim);
+        let affinity = config.affinity();
+        let texts = |n: usize, salt: usize| -> Vec<Vec<u32>> {
+            (0..n).map(|i| (0..1 + (i * 7 + salt) % 9).map(|j| ((i * 31 + j * 17 + salt) % config.n_tokens) as u32 + 1).collect()).collect()
+        };
+        for len in [1, 3, config.max_events] {
+            let session = SessionInput {
+                batch: 1,
+                len,
+                item_rows: (0..len).map(|t| if t % 4 == 3 { 0 } else { ((t * 13) % config.n_items) as i64 + 1 }).collect(),
+                kinds: (0..len).map(|t| (t % 5) as i64).collect(),
+                padding: vec![false; len],
+            };
+            let mut means = Vec::new();
+            table.means_into(&texts(len, 1), &mut means);
+            let burn_text =
+                model.project_text(burn::tensor::Tensor::<2>::from_data(burn::tensor::TensorData::new(means.clone(), [len, dim]), &device));
+            let host_text = host.project_text(&means);
+            close("text vectors", &host_text, &burn_text.clone().into_data().to_vec::<f32>().unwrap(), 1e-5);
+            let burn_state = model.session_states(&session, burn_text, affinity, &device);
+            let host_state = host.session_state(&session, &host_text, affinity).unwrap();
+            let read = |t: burn::tensor::Tensor<2>| t.into_data().to_vec::<f32>().unwrap();
+            close("state", &host_state.state, &read(burn_state.state.clone()), 1e-4);
+            close("profile", &host_state.profile, &read(burn_state.profile.clone()), 1e-5);
+            close("event units", &host_state.event_units, &read(burn_state.event_units.clone()), 1e-5);
+            close("log weights", &host_state.log_weights, &read(burn_state.log_weights.clone()), 1e-6);
+
+            let n = 37;
+            let rows: Vec<i64> = (0..n).map(|i| if i % 6 == 0 { 0 } else { ((i * 29) % config.n_items) as i64 + 1 }).collect();
+            let mut means = Vec::new();
+            table.means_into(&texts(n, 5), &mut means);
+            let burn_vectors =
+                model.project_text(burn::tensor::Tensor::<2>::from_data(burn::tensor::TensorData::new(means.clone(), [n, dim]), &device));
+            let (burn_scores, burn_attention) =
+                model.score_candidate_vectors(&burn_state, &rows, burn_vectors, affinity, &device, true, None);
+            let (host_scores, host_attention) = host.score(&host_state, &rows, &host.project_text(&means), affinity, true);
+            // Random weights score every candidate nearly alike, and the
+            // standardisation magnifies rounding (states agree to ~4e-7).
+            let tolerance = if file.meta["purpose"] == "test" { 1e-3 } else { 1e-4 };
+            close("scores", &host_scores, &read(burn_scores), tolerance);
+            close("attention", &host_attention.unwrap(), &read(burn_attention.unwrap()), 1e-4);
+        }
+        // Padding, batches and empty sessions are the burn module's.
+        let padded = SessionInput { batch: 1, len: 2, item_rows: vec![0, 1], kinds: vec![0, 0], padding: vec![true, false] };
+        assert!(host.session_state(&padded, &vec![0.0; 2 * dim], affinity).is_err());
+    }
+}
+
 #[test]
 fn model_file_round_trips_exactly_in_f32_and_closely_in_int8() {
     let file = tiny_model_file(3);
@@ -222,7 +290,7 @@ fn a_file_from_a_different_configuration_or_naming_no_tokenizer_is_rejected() {
     let mut file = tiny_model_file(5);
     file.config.dim = 32;
     file.config.ff_dim = 64;
-    let error = Reranker::load(&file.to_bytes(), Some(TOKENIZER), Device::flex(), HistoryLimits::default()).err().unwrap();
+    let error = Reranker::load(&file.to_bytes(), Some(TOKENIZER), Backend::Host, HistoryLimits::default()).err().unwrap();
     assert_eq!(error.kind(), ErrorKind::ModelFile, "{error}");
     // A configuration out of range is refused while parsing.
     let mut file = tiny_model_file(5);
@@ -232,7 +300,7 @@ fn a_file_from_a_different_configuration_or_naming_no_tokenizer_is_rejected() {
     // A file must say which tokenizer it was trained with.
     let mut file = tiny_model_file(5);
     file.tokenizer_sha256.clear();
-    let error = Reranker::load(&file.to_bytes(), Some(TOKENIZER), Device::flex(), HistoryLimits::default()).err().unwrap();
+    let error = Reranker::load(&file.to_bytes(), Some(TOKENIZER), Backend::Host, HistoryLimits::default()).err().unwrap();
     assert!(error.message().contains("tokenizer"), "{error}");
 }
 
@@ -250,16 +318,16 @@ fn a_model_with_a_different_shape_is_rejected_before_use() {
 fn the_wrong_tokenizer_is_rejected() {
     let mut file = tiny_model_file(6);
     file.tokenizer_sha256 = "0".repeat(64);
-    let error = Reranker::load(&file.to_bytes(), Some(TOKENIZER), Device::flex(), HistoryLimits::default()).err().unwrap();
+    let error = Reranker::load(&file.to_bytes(), Some(TOKENIZER), Backend::Host, HistoryLimits::default()).err().unwrap();
     assert_eq!(error.kind(), ErrorKind::Tokenizer);
-    let error = Reranker::load(&tiny_model_file(6).to_bytes(), Some(b"{not json"), Device::flex(), HistoryLimits::default()).err().unwrap();
+    let error = Reranker::load(&tiny_model_file(6).to_bytes(), Some(b"{not json"), Backend::Host, HistoryLimits::default()).err().unwrap();
     assert_eq!(error.kind(), ErrorKind::Tokenizer);
 }
 
 #[test]
 fn rerank_is_a_deterministic_permutation_that_keeps_pinned_slots() {
     let bytes = tiny_model_file(7).to_bytes();
-    let mut ranker = Reranker::load(&bytes, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
+    let mut ranker = Reranker::load(&bytes, Some(TOKENIZER), Backend::Host, HistoryLimits::default()).unwrap();
     let list = candidates(&[1, 4]);
     // No history: server order.
     let ranked = ranker.rerank_blocking(&list, &RerankOptions::default(), 1e12).unwrap();
@@ -325,7 +393,7 @@ fn wgpu_and_cpu_backends_agree() {
 fn explanations_name_the_history_event_each_item_is_most_like() {
     // The shipped model: the reasons must make sense to a shopper.
     let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shelfrank-scientific.bin")).unwrap();
-    let mut ranker = Reranker::load(&model, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
+    let mut ranker = Reranker::load(&model, Some(TOKENIZER), Backend::Host, HistoryLimits::default()).unwrap();
     let viewed = |id: &str, title: &str| SessionEvent {
         kind: EventKind::View,
         id: Some(id.into()),
@@ -411,14 +479,14 @@ fn the_cached_session_state_gives_the_same_scores_as_a_fresh_ranker() {
     let bytes = tiny_model_file(9).to_bytes();
     let list = candidates(&[]);
     let options = RerankOptions { server_weight: 0.0, ..RerankOptions::default() };
-    let mut warm = Reranker::load(&bytes, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
+    let mut warm = Reranker::load(&bytes, Some(TOKENIZER), Backend::Host, HistoryLimits::default()).unwrap();
     warm.record(event(EventKind::View, "g1"), 1e12).unwrap();
     let first = warm.rerank_blocking(&list, &options, 1e12).unwrap();
     let again = warm.rerank_blocking(&list, &options, 1e12).unwrap(); // from the cache
     assert_eq!(first, again);
     warm.record(event(EventKind::AddToCart, "t2"), 1e12).unwrap(); // the cache must not survive this
     let after = warm.rerank_blocking(&list, &options, 1e12).unwrap();
-    let mut fresh = Reranker::load(&bytes, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
+    let mut fresh = Reranker::load(&bytes, Some(TOKENIZER), Backend::Host, HistoryLimits::default()).unwrap();
     fresh.record(event(EventKind::View, "g1"), 1e12).unwrap();
     fresh.record(event(EventKind::AddToCart, "t2"), 1e12).unwrap();
     assert_eq!(after, fresh.rerank_blocking(&list, &options, 1e12).unwrap());
@@ -429,14 +497,14 @@ fn the_cached_session_state_gives_the_same_scores_as_a_fresh_ranker() {
 fn cached_candidate_text_vectors_give_the_same_scores_across_lists() {
     let bytes = tiny_model_file(10).to_bytes();
     let options = RerankOptions { server_weight: 0.0, ..RerankOptions::default() };
-    let mut ranker = Reranker::load(&bytes, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
+    let mut ranker = Reranker::load(&bytes, Some(TOKENIZER), Backend::Host, HistoryLimits::default()).unwrap();
     ranker.record(event(EventKind::View, "s1"), 1e12).unwrap();
     let all = candidates(&[]);
     // Warm the cache with part of the list, then rank overlapping and reordered lists.
     ranker.rerank_blocking(&all[..3], &options, 1e12).unwrap();
     let reversed: Vec<_> = all.iter().rev().cloned().collect();
     let cached = ranker.rerank_blocking(&reversed, &options, 1e12).unwrap();
-    let mut fresh = Reranker::load(&bytes, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
+    let mut fresh = Reranker::load(&bytes, Some(TOKENIZER), Backend::Host, HistoryLimits::default()).unwrap();
     fresh.record(event(EventKind::View, "s1"), 1e12).unwrap();
     let expected = fresh.rerank_blocking(&reversed, &options, 1e12).unwrap();
     for (a, b) in cached.iter().zip(&expected) {
@@ -452,7 +520,10 @@ fn fixed_shapes_give_the_same_ranking_reasons_and_scores() {
     let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shelfrank-scientific.bin")).unwrap();
     let data = shelfrank::dataset::Dataset::load(concat!(env!("CARGO_MANIFEST_DIR"), "/data/scientific").as_ref()).unwrap();
     let load = |fixed: bool| {
-        let mut ranker = Reranker::load(&model, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
+        // Fixed shapes are for burn devices; the plain ranker is the page's
+        // CPU path (the host network), so this also holds the two together.
+        let backend = if fixed { Backend::Device(Device::flex()) } else { Backend::Host };
+        let mut ranker = Reranker::load(&model, Some(TOKENIZER), backend, HistoryLimits::default()).unwrap();
         ranker.set_fixed_shapes(fixed);
         if fixed {
             ranker.warm_up().unwrap(); // must leave no trace in what follows
@@ -515,7 +586,7 @@ fn the_evaluation_scorer_and_the_page_reranker_give_the_same_scores() {
     let n = data.items.len();
     let list: Vec<Candidate> = data.items.iter().map(|i| i.candidate()).collect();
     for (b, session) in sessions.iter().enumerate() {
-        let mut ranker = Reranker::load(&bytes, Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
+        let mut ranker = Reranker::load(&bytes, Some(TOKENIZER), Backend::Host, HistoryLimits::default()).unwrap();
         for &item in examples[b].history.iter() {
             ranker.record(data.items[item as usize].event(EventKind::Purchase, None), 1e12).unwrap();
         }
@@ -525,7 +596,7 @@ fn the_evaluation_scorer_and_the_page_reranker_give_the_same_scores() {
         assert_eq!(offsets.len(), n);
         let sunk = examples[b].history.iter().filter(|&&item| offsets[item as usize] < 0.0).count();
         assert!(file.config.repeat_prior.is_empty() || sunk > 0, "the shipped prior moves the history's items");
-        let raw = shelfrank::read_scores(pending.scores.unwrap().into_data()).unwrap();
+        let raw = pending.scores.unwrap().read_blocking().unwrap();
         let page: Vec<f32> = raw.iter().zip(&offsets).map(|(s, o)| s + o).collect();
         let row = &evaluated[b * n..(b + 1) * n];
         let worst = page.iter().zip(row).map(|(p, e)| (p - e).abs()).fold(0f32, f32::max);
@@ -634,13 +705,13 @@ fn a_catalog_update_keeps_known_rows_and_new_items_borrow_their_nearest_items_ro
 
     let device = Device::flex();
     let score = |file: &ModelFile, ids: [&str; 3]| -> Vec<f32> {
-        let mut ranker = Reranker::load(&file.to_bytes(), Some(TOKENIZER), Device::flex(), HistoryLimits::default()).unwrap();
+        let mut ranker = Reranker::load(&file.to_bytes(), Some(TOKENIZER), Backend::Host, HistoryLimits::default()).unwrap();
         ranker.record(data.items[20].event(EventKind::View, None), 1e12).unwrap();
         let list: Vec<Candidate> = ids.iter().map(|id| Candidate { id: id.to_string(), ..twin.candidate() }).collect();
         let mut list = list;
         list.push(data.items[40].candidate());
         let pending = ranker.start(&list, &RerankOptions::default(), 1e12).unwrap();
-        shelfrank::read_scores(pending.scores.unwrap().into_data()).unwrap()
+        pending.scores.unwrap().read_blocking().unwrap()
     };
     // Before borrowing: the new item is scored as an item no catalog knows.
     let s = score(&file, [&twin.id, "new-twin", "nowhere"]);

@@ -6,12 +6,11 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use burn::tensor::Device;
 use proptest::prelude::*;
 use shelfrank::fuzzing::{MODEL, check_ranked};
 use shelfrank::rank::{Candidate, RerankOptions, arrange, validate};
 use shelfrank::session::{EventKind, HistoryLimits, SessionEvent};
-use shelfrank::{ErrorKind, Reranker};
+use shelfrank::{Backend, ErrorKind, Reranker};
 
 fn candidate_strategy() -> impl Strategy<Value = (String, Option<String>, Option<f64>, bool)> {
     (
@@ -86,7 +85,7 @@ fn ranked_in_server_order(ranked: &[shelfrank::rank::RankedItem]) -> bool {
 
 fn shipped() -> &'static Mutex<Reranker> {
     static RANKER: OnceLock<Mutex<Reranker>> = OnceLock::new();
-    RANKER.get_or_init(|| Mutex::new(Reranker::load(MODEL, None, Device::flex(), HistoryLimits::default()).unwrap()))
+    RANKER.get_or_init(|| Mutex::new(Reranker::load(MODEL, None, Backend::Host, HistoryLimits::default()).unwrap()))
 }
 
 fn events() -> impl Strategy<Value = Vec<SessionEvent>> {

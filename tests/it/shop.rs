@@ -176,7 +176,7 @@ fn train_runs_end_to_end_on_a_shops_events_and_on_its_ga4_export() {
         let file = shelfrank::model::ModelFile::from_bytes(&bytes).unwrap();
         assert_eq!(file.items.len(), 1048);
         assert_eq!(file.meta["import"]["users"], 300);
-        let mut ranker = shelfrank::Reranker::load(&bytes, None, burn::tensor::Device::flex(), Default::default()).unwrap();
+        let mut ranker = shelfrank::Reranker::load(&bytes, None, shelfrank::Backend::Host, Default::default()).unwrap();
         let data = read_events_and_catalog(&fixtures().join("events.csv"), &fixtures().join("catalog.csv")).unwrap().dataset;
         ranker.record(data.items[0].event(shelfrank::model::EventKind::View, None), 1e12).unwrap();
         let list: Vec<_> = data.items[1..30].iter().map(|i| i.candidate()).collect();
