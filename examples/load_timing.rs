@@ -9,7 +9,7 @@ use std::time::Instant;
 use shelfrank::model::{ModelFile, TextEncoder, sha256_hex};
 use shelfrank::rank::{Candidate, RerankOptions};
 use shelfrank::session::{EventKind, HistoryLimits, SessionEvent};
-use shelfrank::{Reranker, cpu_device};
+use shelfrank::{Backend, Reranker, cpu_device};
 
 fn main() {
     let model = std::fs::read("models/shelfrank-scientific.bin").expect("model");
@@ -39,7 +39,7 @@ fn main() {
         let _ = file.build(&cpu_device()).expect("network");
         let build = ms(t);
         let t = Instant::now();
-        let mut ranker = Reranker::from_file(file, None, cpu_device(), HistoryLimits::default()).expect("ranker");
+        let mut ranker = Reranker::from_file(file, None, Backend::Host, HistoryLimits::default()).expect("ranker");
         let from_file = ms(t);
         let t = Instant::now();
         let warm = ranker.warm_up().expect("warm-up");
@@ -69,7 +69,7 @@ fn main() {
         ranker.rerank_blocking(&other, &RerankOptions::default(), 1.7e12 + 60.0).expect("rerank");
         let new_list = ms(t);
         println!(
-            "round {round}: model decode+sha {decode:.1} ms, tokenizer.json sha {tokenizer_hash:.1}, tokenizer.json parse {tokenizer_parse:.1}, packed tokenizer parse {packed_parse:.1}, tokenizing 150 texts {tokenize:.1}, build {build:.1}, Reranker::from_file (all of it) {from_file:.1}, warm-up {warm_up:.1}, first rerank (100 x 50) {first:.1}, same list again {again:.2}, a new list of 100 {new_list:.1}"
+            "round {round}: model decode+sha {decode:.1} ms, tokenizer.json sha {tokenizer_hash:.1}, tokenizer.json parse {tokenizer_parse:.1}, packed tokenizer parse {packed_parse:.1}, tokenizing 150 texts {tokenize:.1}, burn build {build:.1}, Reranker::from_file on the host (all of it) {from_file:.1}, warm-up {warm_up:.1}, first rerank (100 x 50) {first:.1}, same list again {again:.2}, a new list of 100 {new_list:.1}"
         );
     }
 }
