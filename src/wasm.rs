@@ -20,6 +20,8 @@ export interface LoadOptions {
   /** 'auto' (default) uses a real GPU through WebGPU when one exists, else the CPU. */
   backend?: BackendChoice;
   history?: { maxEvents?: number; maxAgeMs?: number };
+  /** sha256 (64 hex digits) of the model file from byte 44 on, when the caller has hashed it. */
+  modelSha256?: string;
 }
 export type EventType = 'view' | 'click' | 'add_to_cart' | 'purchase' | 'search';
 export interface SessionEvent {
@@ -113,6 +115,15 @@ fn on_instantiate() {
     unsafe { __wasm_call_ctors() }
 }
 
+/// A sha256 digest from its 64 hex digits.
+fn hex_digest(hex: &str) -> Result<Vec<u8>, JsValue> {
+    let bad = || js_error(Error::new(ErrorKind::InvalidOption, "'modelSha256' must be 64 hexadecimal digits"));
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(bad());
+    }
+    (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())).collect()
+}
+
 /// JS error with `name` set to the error kind, so callers can branch on it.
 fn js_error(error: Error) -> JsValue {
     let js = js_sys::Error::new(error.message());
@@ -159,6 +170,10 @@ fn without_undefined(value: JsValue) -> JsValue {
 struct LoadOptions {
     backend: Option<String>,
     history: HistoryLimits,
+    /// sha256 (hex) of the model file's payload, computed by the browser
+    /// (see [`crate::model::ModelFile::from_bytes_digested`]); without it
+    /// the model is hashed here.
+    model_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -260,7 +275,8 @@ impl Ranker {
         let options: LoadOptions = from_js(options, ErrorKind::InvalidOption, "invalid load options")?;
         let choice = options.backend.as_deref().unwrap_or("auto");
         // Check the bytes before touching the GPU, so a bad file fails fast.
-        let file = crate::model::ModelFile::from_bytes(&model_bytes).map_err(js_error)?;
+        let digest = options.model_sha256.as_deref().map(hex_digest).transpose()?;
+        let file = crate::model::ModelFile::from_bytes_digested(&model_bytes, digest.as_deref()).map_err(js_error)?;
         drop(model_bytes);
         let (device, backend) = choose_backend(choice).await?;
         let mut reranker = Reranker::from_file(file, tokenizer_bytes.as_deref(), device, options.history).map_err(js_error)?;

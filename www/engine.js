@@ -98,6 +98,24 @@ async function fetchBytes(url, what) {
 }
 
 /**
+ * sha256 (hex) of a model file's payload (from byte 44 on, after the hash
+ * it stores), by the browser's own crypto: a few ms for a megabyte, where
+ * hashing in freshly loaded wasm took ~57 ms of every page view's load.
+ * Undefined where there is no SubtleCrypto (an insecure context): the
+ * wasm then hashes the file itself.
+ */
+async function payloadDigest(bytes) {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle || bytes.length < 44) return undefined;
+  try {
+    const digest = new Uint8Array(await subtle.digest('SHA-256', bytes.subarray(44)));
+    return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Settles when `tx` does, never later and never not at all: complete, or
  * the first of error (a failed request, which then aborts the transaction)
  * and abort (a quota failure aborts at commit with no error event; so does
@@ -381,15 +399,16 @@ export class Engine {
       });
     const probe = backend === 'auto' ? hardwareAdapter(allowFallbackAdapter) : Promise.resolve({ adapter: null, why: '' });
     const first = backend === 'webgpu' ? 'webgpu' : 'cpu';
-    const [RankerClass, modelBytes, tokenizerBytes, { adapter, why }] = await Promise.all([
+    const [RankerClass, [modelBytes, modelSha256], tokenizerBytes, { adapter, why }] = await Promise.all([
       timed('wasm', rankerClass(first, first === 'cpu' ? wasmUrl : webgpuWasmUrl)),
-      timed('model', fetchBytes(modelUrl, 'model')),
+      timed('model', fetchBytes(modelUrl, 'model').then(async (bytes) => [bytes, await payloadDigest(bytes)])),
       // The model file carries its tokenizer: a tokenizer.json only when the page names one.
       tokenizerUrl ? timed('tokenizer', fetchBytes(tokenizerUrl, 'tokenizer')) : undefined,
       timed('adapter', probe),
     ]);
     const options = { backend: first };
     if (history !== undefined) options.history = history;
+    if (modelSha256) options.modelSha256 = modelSha256;
     let fallback = null;
     try {
       this.#ranker = await RankerClass.load(modelBytes, tokenizerBytes, options);

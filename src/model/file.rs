@@ -110,6 +110,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl ModelFile {
     /// Decodes and verifies a model file.
     pub fn from_bytes(bytes: &[u8]) -> Result<ModelFile> {
+        ModelFile::from_bytes_digested(bytes, None)
+    }
+
+    /// [`ModelFile::from_bytes`], given the sha256 of the file's payload
+    /// (every byte after the stored hash, offset 44 on) as computed by
+    /// someone else: the browser's own SubtleCrypto hashes a megabyte in a
+    /// few milliseconds, where sha256 in freshly loaded wasm took ~57 ms of
+    /// a page view's load. It is compared with the stored hash instead of
+    /// hashing again; the hash guards against corruption and truncation
+    /// (anyone who can change the file can change its stored hash too), so
+    /// the digest of the same bytes, from the caller, serves as well.
+    pub fn from_bytes_digested(bytes: &[u8], payload_sha256: Option<&[u8]>) -> Result<ModelFile> {
         if bytes.len() < PREFIX + 4 || &bytes[..8] != MAGIC {
             return err(ErrorKind::ModelFile, "these bytes are not a shelfrank model file (bad magic); check the model URL");
         }
@@ -123,7 +135,11 @@ impl ModelFile {
             );
         }
         let payload = &bytes[PREFIX..];
-        if Sha256::digest(payload).as_slice() != &bytes[12..PREFIX] {
+        let digest = match payload_sha256 {
+            Some(digest) => digest.to_vec(),
+            None => Sha256::digest(payload).to_vec(),
+        };
+        if digest != bytes[12..PREFIX] {
             return err(ErrorKind::ModelFile, "the model file is corrupted or truncated (its sha256 does not match); download it again");
         }
         let header_len = u32::from_le_bytes(payload[..4].try_into().expect("4 bytes")) as usize;

@@ -263,6 +263,15 @@ fn corrupted_truncated_or_foreign_files_are_rejected_clearly() {
     let error = ModelFile::from_bytes(b"<html>not found</html>").unwrap_err();
     assert!(error.message().contains("magic"), "{error}");
     assert!(ModelFile::from_bytes(&[]).is_err());
+
+    // The page passes the digest the browser computed: the digest of the
+    // bytes it has, checked against the stored hash, as if hashed here.
+    let digest = |b: &[u8]| -> Vec<u8> { (0..32).map(|i| u8::from_str_radix(&sha256_hex(&b[44..])[2 * i..2 * i + 2], 16).unwrap()).collect() };
+    assert!(ModelFile::from_bytes_digested(&bytes, Some(&digest(&bytes))).is_ok());
+    let error = ModelFile::from_bytes_digested(&flipped, Some(&digest(&flipped))).unwrap_err();
+    assert!(error.message().contains("sha256"), "{error}");
+    let error = ModelFile::from_bytes_digested(&bytes, Some(&[0; 32])).unwrap_err();
+    assert!(error.message().contains("sha256"), "{error}");
 }
 
 #[test]
