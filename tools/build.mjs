@@ -2,7 +2,7 @@
 // each, and the demo catalog. One script, run by `npm start`, `npm test`,
 // `npm run build` and `npm run bench`.
 //
-//   www/pkg-cpu/     the CPU build (burn's flex backend): every page loads it
+//   www/pkg-cpu/     the CPU build (the plain-Rust host network, no burn): every page loads it
 //   www/pkg-webgpu/  the WebGPU build: fetched only when a hardware GPU exists
 //
 // The CPU build uses the `wasm` profile (LTO, panic = abort) and binaryen's
@@ -36,8 +36,8 @@ const started = Date.now();
 const optimise = process.env.SHELFRANK_WASM_OPT ?? '3';
 
 const variants = [
-  // `first`: how long a first build took on an idle 2-core machine (compiling burn for wasm, then wasm-opt).
-  { name: 'cpu', profile: 'wasm', features: ['--no-default-features'], optimise, first: '4-5 min' },
+  // `first`: how long a first build takes on an idle 2-core machine (the WebGPU build compiles burn for wasm).
+  { name: 'cpu', profile: 'wasm', features: ['--no-default-features'], optimise, first: 'under a minute' },
   { name: 'webgpu', profile: 'wasm-webgpu', features: [], optimise: process.env.SHELFRANK_WASM_OPT_WEBGPU === '1' ? optimise : '0', first: '7-8 min' },
 ];
 for (const { name, profile, features, optimise, first } of variants) {

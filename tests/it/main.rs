@@ -266,7 +266,8 @@ fn corrupted_truncated_or_foreign_files_are_rejected_clearly() {
 
     // The page passes the digest the browser computed: the digest of the
     // bytes it has, checked against the stored hash, as if hashed here.
-    let digest = |b: &[u8]| -> Vec<u8> { (0..32).map(|i| u8::from_str_radix(&sha256_hex(&b[44..])[2 * i..2 * i + 2], 16).unwrap()).collect() };
+    let digest =
+        |b: &[u8]| -> Vec<u8> { (0..32).map(|i| u8::from_str_radix(&sha256_hex(&b[44..])[2 * i..2 * i + 2], 16).unwrap()).collect() };
     assert!(ModelFile::from_bytes_digested(&bytes, Some(&digest(&bytes))).is_ok());
     let error = ModelFile::from_bytes_digested(&flipped, Some(&digest(&flipped))).unwrap_err();
     assert!(error.message().contains("sha256"), "{error}");
