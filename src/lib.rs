@@ -12,11 +12,11 @@ Layers, each depending only on those before it:
 - `wasm`: the JavaScript-facing `Ranker` class (wasm32 only).
 
 ```no_run
-use shelfrank::{Reranker, rank::{Candidate, RerankOptions}, session::{EventKind, HistoryLimits, SessionEvent}};
+use shelfrank::{Backend, Reranker, rank::{Candidate, RerankOptions}, session::{EventKind, HistoryLimits, SessionEvent}};
 # fn main() -> shelfrank::Result<()> {
 let model = std::fs::read("models/shelfrank-scientific.bin").unwrap();
 // The model file carries its tokenizer.
-let mut ranker = Reranker::load(&model, None, shelfrank::cpu_device(), HistoryLimits::default())?;
+let mut ranker = Reranker::load(&model, None, Backend::Host, HistoryLimits::default())?;
 ranker.record(SessionEvent { kind: EventKind::View, id: Some("B0000223UV".into()), title: Some("Gorilla Glue".into()),
     category: None, brand: None, query: None, timestamp: None }, 1.7e12)?;
 let list: Vec<Candidate> = serde_json::from_str(r#"[{"id":"a","title":"Epoxy"},{"id":"b","title":"Gloves"}]"#).unwrap();

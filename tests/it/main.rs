@@ -212,7 +212,7 @@ fn the_host_network_computes_what_the_burn_module_computes() {
                 model.score_candidate_vectors(&burn_state, &rows, burn_vectors, affinity, &device, true, None);
             let (host_scores, host_attention) = host.score(&host_state, &rows, &host.project_text(&means), affinity, true);
             // Random weights score every candidate nearly alike, and the
-            // standardisation magnifies rounding (states agree to ~4e-7).
+            // standardisation magnifies rounding (states agree to within 5e-7).
             let tolerance = if file.meta["purpose"] == "test" { 1e-3 } else { 1e-4 };
             close("scores", &host_scores, &read(burn_scores), tolerance);
             close("attention", &host_attention.unwrap(), &read(burn_attention.unwrap()), 1e-4);
