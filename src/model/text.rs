@@ -4,7 +4,8 @@
 //! [`WordPiece`] once per ranker: packed inside the model file, or from a
 //! `tokenizer.json` (training, and files that predate the packed one). The
 //! model keeps embedding rows only for the tokens its training catalog
-//! used; any other token maps to row 0 ("unknown").
+//! used, and tokenises with those pieces alone; a word they cannot spell
+//! maps to row 0 ("unknown").
 
 use super::file::{ModelFile, sha256_hex};
 use super::wordpiece::WordPiece;
@@ -120,8 +121,12 @@ impl TextEncoder {
         Ok(TextEncoder::with_tokenizer(tokenizer, &file.vocab, file.config.max_text_tokens))
     }
 
-    fn with_tokenizer(tokenizer: WordPiece, vocab: &[u32], max_tokens: usize) -> TextEncoder {
-        let mut rows = vec![0; tokenizer.vocab_size().max(vocab.iter().map(|&id| id as usize + 1).max().unwrap_or(0))];
+    /// The model tokenises with the pieces it keeps rows for only (see
+    /// [`PackedWordPiece`](super::wordpiece::PackedWordPiece)), from the
+    /// packed copy and the full `tokenizer.json` alike.
+    fn with_tokenizer(mut tokenizer: WordPiece, vocab: &[u32], max_tokens: usize) -> TextEncoder {
+        tokenizer.restrict(vocab);
+        let mut rows = vec![0; vocab.iter().map(|&id| id as usize + 1).max().unwrap_or(0)];
         for (i, &id) in vocab.iter().enumerate() {
             rows[id as usize] = i as u32 + 1;
         }

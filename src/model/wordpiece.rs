@@ -14,7 +14,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 use unicode_categories::UnicodeCategories;
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::{canonical_combining_class, decompose_canonical};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -120,21 +120,28 @@ fn unsupported(what: String) -> Error {
     Error::new(ErrorKind::Tokenizer, format!("unsupported tokenizer.json: {what}; shelfrank reads BERT WordPiece tokenizers"))
 }
 
-/// A WordPiece tokenizer as a model file carries it, so that a page loads
-/// one file instead of the model and a 466 KB `tokenizer.json` (about
-/// 190 KB gzipped, against about 70 KB for this).
+/// A WordPiece tokenizer as a model file carries it: the pieces the model
+/// keeps an embedding row for, so that a page loads one file instead of the
+/// model and a 466 KB `tokenizer.json` (about 190 KB gzipped, against about
+/// 26 KB for this).
 ///
-/// `pieces` holds every vocabulary entry, sorted and front-coded, separated
-/// by spaces (no entry holds whitespace). An entry starts with one
-/// character saying how many leading characters it shares with the entry
-/// before: `'0' + n` for an entry the model keeps no embedding row for,
-/// `'a' + n` for one it keeps, whose tokenizer id is then the next of
-/// `ids`. Entries without an id still take part in the greedy longest match
-/// (so words split exactly as with the full `tokenizer.json`); they encode
-/// to [`PackedWordPiece::NOT_KEPT`], which the model scores as its
-/// unknown-token row, as it does every id it did not keep. (The characters
-/// are all printable ASCII other than quote and backslash: the JSON header
-/// stores them unescaped.)
+/// A model tokenises with its tokenizer restricted to the pieces it keeps
+/// ([`WordPiece::restrict`]), whether it reads this or the full
+/// `tokenizer.json`. On the texts the model's vocabulary was chosen from
+/// that changes nothing: every piece the full vocabulary matches there is
+/// kept, so the greedy longest match finds the same pieces. On other texts
+/// a word splits into pieces the model has rows for, where the full
+/// vocabulary could match a longer piece that the model would score as
+/// its unknown row.
+///
+/// `pieces` holds the entries, sorted and front-coded, separated by spaces
+/// (no entry holds whitespace). An entry starts with one character saying
+/// how many leading characters it shares with the entry before: `'a' + n`
+/// for a kept entry, whose tokenizer id is then the next of `ids`; `'0' +
+/// n` for an entry without an id, which files packed before the
+/// restriction carried for the rest of the vocabulary (they load, and are
+/// restricted like any other). (The characters are all printable ASCII
+/// other than quote and backslash: the JSON header stores them unescaped.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PackedWordPiece {
@@ -161,17 +168,18 @@ impl PackedWordPiece {
 impl WordPiece {
     /// This tokenizer packed for a model that keeps the tokenizer ids `kept`
     /// (ids it does not know are an error: the model was made with another
-    /// tokenizer).
+    /// tokenizer): the kept entries only.
     pub fn pack(&self, kept: &[u32]) -> Result<PackedWordPiece> {
         let kept: FastSet<u32> = kept.iter().copied().collect();
-        let mut entries: Vec<(&str, u32)> = self.vocab.iter().map(|(piece, &id)| (piece.as_str(), id)).collect();
-        entries.sort_unstable();
-        let known: FastSet<u32> = entries.iter().map(|&(_, id)| id).collect();
+        let known: FastSet<u32> = self.vocab.values().copied().collect();
         if let Some(id) = kept.iter().find(|id| !known.contains(id)) {
             return Err(Error::new(ErrorKind::Tokenizer, format!("the model keeps token id {id}, which this tokenizer does not have")));
         }
+        let mut entries: Vec<(&str, u32)> =
+            self.vocab.iter().filter(|(_, id)| kept.contains(id)).map(|(piece, &id)| (piece.as_str(), id)).collect();
+        entries.sort_unstable();
         let mut pieces = String::with_capacity(entries.len() * 5);
-        let mut ids = Vec::with_capacity(kept.len());
+        let mut ids = Vec::with_capacity(entries.len());
         let mut previous = "";
         for (piece, id) in entries {
             if piece.contains(char::is_whitespace) {
@@ -182,12 +190,9 @@ impl WordPiece {
             if !pieces.is_empty() {
                 pieces.push(' ');
             }
-            let first = if kept.contains(&id) { b'a' } else { b'0' };
-            pieces.push(char::from(first + shared as u8));
+            pieces.push(char::from(b'a' + shared as u8));
             pieces.push_str(rest);
-            if kept.contains(&id) {
-                ids.push(id);
-            }
+            ids.push(id);
             previous = piece;
         }
         Ok(PackedWordPiece {
@@ -201,6 +206,15 @@ impl WordPiece {
             pieces,
             ids,
         })
+    }
+
+    /// Keeps only the vocabulary entries whose ids are in `kept` (a model's
+    /// vocabulary): what the model tokenises with (see [`PackedWordPiece`]).
+    /// A word no kept pieces can spell becomes the unknown token.
+    pub fn restrict(&mut self, kept: &[u32]) {
+        let kept: FastSet<u32> = kept.iter().copied().collect();
+        self.vocab.retain(|_, id| kept.contains(id));
+        self.longest = self.vocab.keys().map(String::len).max().unwrap_or(0);
     }
 
     /// Unpacks a model file's tokenizer (see [`PackedWordPiece`]).
@@ -379,7 +393,7 @@ impl WordPiece {
             }
         }
         if self.strip_accents {
-            out = out.nfd().filter(|&c| c.is_ascii() || !c.is_mark_nonspacing()).collect();
+            out = strip_accents(&out);
         }
         if self.lowercase {
             out = out.chars().flat_map(char::to_lowercase).collect();
@@ -433,6 +447,41 @@ impl WordPiece {
             }
         }
     }
+}
+
+/// BERT's accent stripping: the canonical decomposition (NFD) without
+/// non-spacing marks. NFD is spelled out from its two parts, each
+/// character's full canonical decomposition and the canonical ordering of
+/// combining marks (a stable sort by combining class between starters),
+/// because `str::nfd` also links the compatibility tables it never uses
+/// here: that was ~50 KB of every page's gzipped wasm.
+fn strip_accents(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    // Combining marks since the last starter, with their classes.
+    let mut marks: Vec<(u8, char)> = Vec::new();
+    let keep = |c: char| c.is_ascii() || !c.is_mark_nonspacing();
+    let flush = |marks: &mut Vec<(u8, char)>, out: &mut String| {
+        marks.sort_by_key(|&(class, _)| class);
+        out.extend(marks.drain(..).map(|(_, c)| c).filter(|&c| keep(c)));
+    };
+    for c in text.chars() {
+        if c.is_ascii() {
+            flush(&mut marks, &mut out);
+            out.push(c);
+            continue;
+        }
+        decompose_canonical(c, |d| match canonical_combining_class(d) {
+            0 => {
+                flush(&mut marks, &mut out);
+                if keep(d) {
+                    out.push(d);
+                }
+            }
+            class => marks.push((class, d)),
+        });
+    }
+    flush(&mut marks, &mut out);
+    out
 }
 
 /// Splits on whitespace (dropped) and punctuation (kept as its own word).
@@ -519,18 +568,32 @@ mod tests {
     }
 
     #[test]
-    fn a_packed_tokenizer_splits_words_the_same_and_hides_ids_the_model_does_not_keep() {
+    fn a_packed_tokenizer_holds_the_kept_pieces_and_splits_as_the_restricted_one() {
         let wp = tiny();
-        let packed = wp.pack(&[0, 2, 5, 7]).unwrap();
+        let kept = [0, 2, 3, 5, 7];
+        let packed = wp.pack(&kept).unwrap();
         let unpacked = WordPiece::from_packed(&packed).unwrap();
-        let not = PackedWordPiece::NOT_KEPT;
-        // "glues" still splits into glue + ##s: the entry ##s is there without an id.
-        assert_eq!(unpacked.encode("Café GLUES!"), [not, 2, not, not]);
-        assert_eq!(unpacked.encode("unglue\u{200b} 中 glux"), [not, 5, 7, 0]);
-        assert_eq!(unpacked.vocab_size(), wp.vocab_size());
-        assert_eq!(WordPiece::from_packed(&unpacked.pack(&[0, 2, 5, 7]).unwrap()).unwrap().pack(&[0, 2, 5, 7]).unwrap(), packed);
-        assert!(packed.pieces.len() < 60 && packed.ids.len() == 4, "front-coded: {packed:?}");
+        let mut restricted = tiny();
+        restricted.restrict(&kept);
+        assert_eq!(unpacked.vocab_size(), 5);
+        for text in ["Café GLUES!", "unglue\u{200b} 中 glux", "glue glues unglues 1.75", ""] {
+            assert_eq!(unpacked.encode(text), restricted.encode(text), "{text:?}");
+        }
+        // Where the full vocabulary's pieces are all kept, nothing changes.
+        assert_eq!(unpacked.encode("glues 中"), wp.encode("glues 中"));
+        // Elsewhere a word splits into kept pieces or is unknown as a whole:
+        // "unglue" is un + ##glue in full, and "un" has no row.
+        assert_eq!(wp.encode("unglue !"), [4, 5, 6]);
+        assert_eq!(unpacked.encode("unglue !"), [0, 0]);
+        assert_eq!(WordPiece::from_packed(&unpacked.pack(&kept).unwrap()).unwrap().pack(&kept).unwrap(), packed);
+        assert!(packed.pieces.len() < 30 && packed.ids.len() == 5, "front-coded: {packed:?}");
         assert_eq!(wp.pack(&[99]).unwrap_err().kind(), ErrorKind::Tokenizer, "an id the tokenizer lacks");
+        // Files packed with the whole vocabulary ('0' entries without ids)
+        // still load, and restricted they split as the new ones do.
+        let mut old = WordPiece::from_packed(&PackedWordPiece { pieces: "0! a中".into(), ids: vec![7], ..packed.clone() }).unwrap();
+        assert_eq!(old.encode("中 !"), [7, PackedWordPiece::NOT_KEPT]);
+        old.restrict(&[7]);
+        assert_eq!(old.encode("中 !"), [7, 0]);
         let damaged = |pieces: &str, ids: &[u32]| {
             let bad = PackedWordPiece { pieces: pieces.into(), ids: ids.to_vec(), ..packed.clone() };
             WordPiece::from_packed(&bad).map(|_| ()).map_err(|e| e.kind())
@@ -539,6 +602,44 @@ mod tests {
         assert_eq!(damaged("", &[]), Ok(()), "an empty vocabulary");
         for (pieces, ids) in [("0z a1", &[][..]), ("0z a1", &[4, 5]), ("0z ~1", &[]), ("0z 9abc", &[]), ("0z 0z", &[]), ("0z  0y", &[])] {
             assert_eq!(damaged(pieces, ids), Err(ErrorKind::ModelFile), "{pieces:?} {ids:?}");
+        }
+    }
+
+    /// What `strip_accents` must equal: the crate's own NFD, then no
+    /// non-spacing marks.
+    fn by_nfd(text: &str) -> String {
+        use unicode_normalization::UnicodeNormalization;
+        text.nfd().filter(|&c| c.is_ascii() || !c.is_mark_nonspacing()).collect()
+    }
+
+    #[test]
+    fn accents_are_stripped_as_nfd_then_dropping_non_spacing_marks_does() {
+        // Every character alone (Hangul, singletons, multi-level decompositions).
+        let all: Vec<char> = (0..=0x10FFFFu32).filter_map(char::from_u32).collect();
+        let mut differ = Vec::new();
+        for &c in &all {
+            let text = c.to_string();
+            if strip_accents(&text) != by_nfd(&text) {
+                differ.push(c);
+            }
+        }
+        assert!(differ.is_empty(), "{} characters differ, first {:?}", differ.len(), &differ[..differ.len().min(5)]);
+        // Canonical ordering across characters: runs of combining marks of
+        // different classes (some kept, some dropped), precomposed letters and
+        // starters that are marks themselves, in a fixed pseudo-random mix.
+        let marks: Vec<char> = all.iter().copied().filter(|&c| unicode_normalization::char::canonical_combining_class(c) != 0).collect();
+        let others = ['a', 'é', 'Å', 'ǖ', 'ệ', '\u{1e69}', '\u{ac00}', '\u{0958}', '\u{0f73}', '\u{1d15e}', '\u{0300}', ' ', '\u{0903}', '\u{302e}'];
+        let mut state = 0x9e3779b97f4a7c15u64;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..8 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let pick = (state >> 32) as usize;
+                text.push(if pick % 3 == 0 { others[pick % others.len()] } else { marks[pick % marks.len()] });
+            }
+            assert_eq!(strip_accents(&text), by_nfd(&text), "{text:?}");
         }
     }
 
