@@ -177,6 +177,8 @@ ${popular.map(listItem).join('\n')}
     serviceWorker: true,
     onMetrics(m) {
       if (m.type === 'load') status.textContent = m.ok ? \`Ranker ready in \${Math.round(m.ms)} ms (\${m.host}\${m.shared ? ', loaded by an earlier page' : ''}).\` : 'The ranker could not load: lists stay in the server order.';
+      // A first visit: the service worker has loaded the ranker for the next page.
+      if (m.type === 'warm') status.dataset.warm = m.ok ? 'loaded' : 'failed';
     },
   });
   window.shelf = shelf;

@@ -367,6 +367,27 @@ export class Engine {
   #storeName = 'shelfrank';
   #persist = true;
   #storageEnabled = false;
+  /** The model's bytes as the page fetched them (`modelFromPage`): `{ promise, resolve }`, made by whichever of load and provideModel comes first. */
+  #pageModel = null;
+
+  #fromPage() {
+    if (!this.#pageModel) {
+      let resolve;
+      const promise = new Promise((done) => (resolve = done));
+      this.#pageModel = { promise, resolve };
+    }
+    return this.#pageModel.promise;
+  }
+
+  /**
+   * The model file's bytes, fetched by the page for a load with
+   * `modelFromPage` (null when the page's fetch failed: the load fetches it
+   * itself, and reports why if it fails again).
+   */
+  provideModel(bytes) {
+    this.#fromPage();
+    this.#pageModel.resolve(bytes instanceof Uint8Array ? bytes : null);
+  }
 
   /**
    * Loads the model. `storage`: whether the history may be read from and
@@ -384,6 +405,7 @@ export class Engine {
     storage = true,
     storageName = 'shelfrank',
     allowFallbackAdapter = false,
+    modelFromPage = false,
   }) {
     if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
       throw namedError('InvalidOptionError', `unknown backend '${backend}'; use 'auto', 'webgpu' or 'cpu'`);
@@ -401,7 +423,8 @@ export class Engine {
     const first = backend === 'webgpu' ? 'webgpu' : 'cpu';
     const [RankerClass, [modelBytes, modelSha256], tokenizerBytes, { adapter, why }] = await Promise.all([
       timed('wasm', rankerClass(first, first === 'cpu' ? wasmUrl : webgpuWasmUrl)),
-      timed('model', fetchBytes(modelUrl, 'model').then(async (bytes) => [bytes, await payloadDigest(bytes)])),
+      // From the page when it fetched the model itself (it starts before this worker has); fetched here when it could not.
+      timed('model', (modelFromPage ? this.#fromPage() : Promise.resolve(null)).then((bytes) => bytes ?? fetchBytes(modelUrl, 'model')).then(async (bytes) => [bytes, await payloadDigest(bytes)])),
       // The model file carries its tokenizer: a tokenizer.json only when the page names one.
       tokenizerUrl ? timed('tokenizer', fetchBytes(tokenizerUrl, 'tokenizer')) : undefined,
       timed('adapter', probe),

@@ -6,6 +6,7 @@
 export function operations(engine) {
   return {
     load: (options) => engine.load(options),
+    provideModel: (bytes) => engine.provideModel(bytes),
     setStorage: (enabled) => engine.setStorage(enabled),
     record: (event) => engine.record(event),
     history: () => engine.history(),

@@ -48,6 +48,17 @@ export type Metrics =
       error: string;
     }
   | {
+      /**
+       * A first visit with `serviceWorker`: this page ran on its own worker, and the service worker has now loaded the
+       * engine for the next page views (a moment after this page's load), or failed to (`ok: false`, `error`).
+       */
+      type: 'warm';
+      host: 'service-worker';
+      ms: number;
+      ok: boolean;
+      error?: string;
+    }
+  | {
       type: 'rerank';
       surface?: string;
       backend: 'webgpu' | 'cpu' | null;

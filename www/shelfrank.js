@@ -56,6 +56,31 @@ function packageFiles(packageUrl) {
   };
 }
 
+/** `url` resolved against the page (as it is, where it cannot be). */
+function absolute(url) {
+  try {
+    return new URL(String(url), globalThis.location?.href).href;
+  } catch {
+    return String(url);
+  }
+}
+
+/**
+ * The model file's bytes, fetched by the page (null if that failed: the
+ * engine then fetches it itself and says why it could not).
+ */
+function fetchModel(url) {
+  try {
+    return globalThis
+      .fetch(url)
+      .then((response) => (response.ok ? response.arrayBuffer() : null))
+      .then((buffer) => buffer && new Uint8Array(buffer))
+      .catch(() => null);
+  } catch {
+    return Promise.resolve(null);
+  }
+}
+
 /** Talks to the engine in a Web Worker. */
 class WorkerTransport {
   #worker;
@@ -145,9 +170,7 @@ const HOST_LOAD_MS = 30_000;
 const HOST_CALL_MS = 10 * 1000;
 /** A visible page messages the service worker this often, so the browser does not stop it between page views. */
 const KEEP_ALIVE_MS = 20_000;
-/** On a first visit, how long the page waits for the service worker to install before its own worker serves. */
-const HOST_INSTALL_MS = 2_000;
-/** When it was not there in time: how long after this page's load the service worker starts loading its own engine. */
+/** On a first visit: how long after this page's load the service worker starts loading its own engine. */
 const HOST_WARM_DELAY_MS = 200;
 
 /**
@@ -354,6 +377,8 @@ export class Reranker {
       // page's own worker, and the service worker is warmed for the next page.
       let host = null;
       const { serviceWorker } = this.#options;
+      // Relative to the page, as the page's own fetch of it reads it (a worker would read it relative to its script).
+      const modelHref = absolute(modelUrl ?? defaults.modelUrl);
       if (serviceWorker && !afterCrash && this.#options.worker !== false) {
         // Not a literal `new URL('./…', import.meta.url)`: a bundler would emit the file on its own, without the
         // modules it imports. Bundled, `true` finds no host (a 404): pass its URL, or use packageUrl.
@@ -364,22 +389,32 @@ export class Reranker {
         });
       }
       if (host && !host.worker) {
-        // A first visit (or a new version): the service worker installs
-        // now; the engine goes there as soon as it is active, so the next
-        // page view finds it loaded. If it does not come up in time, this
-        // page's own worker serves.
-        host.worker = await withTimeout(host.activated, HOST_INSTALL_MS, () => namedError('TimeoutError', `the service worker was not active within ${HOST_INSTALL_MS} ms`)).catch((error) => {
+        // A first visit (or a new version): the service worker is
+        // installing. This page does not wait for it (that was ~100 ms of
+        // its first rerank): its own worker serves, and once this page has
+        // loaded, the service worker loads the engine for the next page
+        // view. A registration that fails is reported at once.
+        host.activated.catch((error) => {
           this.#report(asError(error), 'load');
           this.#metric({ type: 'fallback', from: 'service-worker', to: 'worker', error: asError(error).name });
-          return null;
         });
       }
       // destroy() may have come while the service worker was looked up: start nothing then.
       if (this.#status === 'destroyed') throw namedError('DestroyedError', 'the ranker was destroyed while loading');
+      // This page's own engine: its worker starts tens of ms from now (more
+      // on a busy page), so the page fetches the model now and hands the
+      // bytes over (one download, even where the server forbids caching).
+      let pageModel = !host?.worker && typeof globalThis.fetch === 'function' ? fetchModel(modelHref) : null;
+      const load = (transport) => {
+        if (!pageModel) return transport.call('load', request);
+        const loading = transport.call('load', { ...request, modelFromPage: true });
+        pageModel.then((bytes) => transport.call('provideModel', bytes)).catch(() => {});
+        return loading;
+      };
       this.#transport = host?.worker ? new ServiceWorkerTransport(host.worker, (error) => this.#status === 'ready' && this.#crashed(error)) : dedicated();
       const optional = (url) => (url === undefined ? undefined : String(url));
       const request = {
-        modelUrl: String(modelUrl ?? defaults.modelUrl),
+        modelUrl: modelHref,
         // Fetched only when given: the model file carries its tokenizer.
         tokenizerUrl: optional(tokenizerUrl),
         wasmUrl: optional(wasmUrl ?? defaults.wasmUrl),
@@ -393,7 +428,7 @@ export class Reranker {
       };
       let loaded;
       try {
-        loaded = await this.#transport.call('load', request);
+        loaded = await load(this.#transport);
       } catch (error) {
         if (this.#transport instanceof ServiceWorkerTransport && this.#status !== 'destroyed') {
           // The service worker could not serve (it failed, or did not answer): this page's own worker does.
@@ -403,7 +438,7 @@ export class Reranker {
           host.registration?.update().catch(() => {});
           this.#transport.terminate();
           this.#transport = dedicated();
-          loaded = await this.#transport.call('load', request);
+          loaded = await load(this.#transport);
         } else {
           if (!(this.#transport instanceof WorkerTransport && this.#transport.unloadable) || this.#status === 'destroyed') throw error;
           // The worker's script never ran (a 404, a wrong MIME type, a
@@ -411,9 +446,10 @@ export class Reranker {
           this.#report(asError(error), 'load');
           this.#metric({ type: 'fallback', from: 'worker', to: 'page', error: asError(error).name });
           this.#transport = new LocalTransport();
-          loaded = await this.#transport.call('load', request);
+          loaded = await load(this.#transport);
         }
       }
+      pageModel = null; // the engine has its copy
       if (this.#status === 'destroyed') throw namedError('DestroyedError', 'the ranker was destroyed while loading');
       this.#backend = loaded.backend;
       this.#modelInfo = loaded.modelInfo;
@@ -462,14 +498,20 @@ export class Reranker {
     const warm = async () => {
       const worker = await activated;
       if (this.#status === 'destroyed') return;
+      const started = performance.now();
       const transport = new ServiceWorkerTransport(worker);
       try {
         await transport.call('load', request);
+        this.#metric({ type: 'warm', host: 'service-worker', ms: performance.now() - started, ok: true });
+      } catch (error) {
+        this.#metric({ type: 'warm', host: 'service-worker', ms: performance.now() - started, ok: false, error: asError(error).name });
+        throw error;
       } finally {
         transport.terminate();
       }
     };
-    setTimeout(() => warm().catch((error) => this.#report(asError(error), 'load')), HOST_WARM_DELAY_MS);
+    // A failed registration was reported when it failed.
+    setTimeout(() => warm().catch((error) => activated.then(() => this.#report(asError(error), 'load'), () => {})), HOST_WARM_DELAY_MS);
   }
 
   /** The worker died: report it, and start a new one on the CPU (a few times at most). */

@@ -158,9 +158,13 @@ test('the multi-page mode: server-rendered product pages, each a full navigation
   page.on('pageerror', (error) => errors.push(error));
   await page.goto(`${demo.url}/shop/`);
   assert.match(new URL(page.url()).pathname, /^\/shop\/[A-Za-z0-9_-]+$/);
-  // The first visit: the service worker installs and the page's lists settle (reranked or in server order).
+  // The first visit: the page's lists settle (reranked or in server order) while the service worker installs.
   await page.waitForFunction(() => [...document.querySelectorAll('.shelf')].every((ul) => !ul.hasAttribute('data-shelfrank-hold')), null, { timeout: 30_000 });
   await page.waitForFunction(() => window.shelf.status === 'ready', null, { timeout: 30_000 });
+  // It reranked on its own worker; the service worker then loads the ranker for the next page.
+  assert.match(await page.$eval('#ranker-status', (e) => e.textContent), /\(worker\)/);
+  await page.waitForFunction(() => document.getElementById('ranker-status').dataset.warm !== undefined, null, { timeout: 30_000 });
+  assert.equal(await page.$eval('#ranker-status', (e) => e.dataset.warm), 'loaded');
   const firstPath = new URL(page.url()).pathname;
   // A shopper clicks a related product: a new document.
   const watch = `(() => {
