@@ -67,7 +67,7 @@ pub fn tiny_model_file() -> ModelFile {
     device.seed(1);
     let model = config.init(&device);
     ModelFile {
-        tensors: ModelFile::capture(&model, StoredAs::I8),
+        tensors: ModelFile::capture(&model, StoredAs::I8F16),
         config,
         items: items.iter().map(|(id, _)| id.to_string()).collect(),
         vocab,

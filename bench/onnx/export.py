@@ -90,13 +90,15 @@ def read_model_file(path):
                 raise ModelFileError(f"{path}: tensor {name!r} has the wrong size")
             values = np.frombuffer(chunk, dtype="<f4").astype(np.float32).reshape(shape)
             tensors[name] = (values, None, None)
-        elif stored == "i8":
+        elif stored in ("i8", "i8f16"):
             width = max(shape[-1] if shape else 1, 1)
             rows = count // width
-            if size != rows * 4 + count:
+            # Row scales: f32 ("i8") or f16 ("i8f16").
+            scale_type, scale_bytes = ("<f4", 4) if stored == "i8" else ("<f2", 2)
+            if size != rows * scale_bytes + count:
                 raise ModelFileError(f"{path}: tensor {name!r} has the wrong size")
-            scales = np.frombuffer(chunk[: rows * 4], dtype="<f4").astype(np.float32)
-            q = np.frombuffer(chunk[rows * 4 :], dtype=np.int8).reshape(rows, width)
+            scales = np.frombuffer(chunk[: rows * scale_bytes], dtype=scale_type).astype(np.float32)
+            q = np.frombuffer(chunk[rows * scale_bytes :], dtype=np.int8).reshape(rows, width)
             # value = q as f32 * scale, in float32 (as file.rs does).
             values = (q.astype(np.float32) * scales[:, None]).astype(np.float32).reshape(shape)
             tensors[name] = (values, q.reshape(shape), scales)

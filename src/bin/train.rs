@@ -388,7 +388,7 @@ fn run() -> Result<(), String> {
     }
     let (best_ndcg, best_epoch, best_model) = best.ok_or("no epoch ran")?;
     let inference = best_model.valid();
-    let stored_as = if args.int8 { StoredAs::I8 } else { StoredAs::F32 };
+    let stored_as = if args.int8 { StoredAs::I8F16 } else { StoredAs::F32 };
     // The page tokenises with the copy of the tokenizer the file carries.
     let wordpiece = wordpiece.pack(&vocab).map_err(|e| e.to_string())?;
     let file = ModelFile {

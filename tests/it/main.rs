@@ -232,12 +232,30 @@ fn model_file_round_trips_exactly_in_f32_and_closely_in_int8() {
     assert_eq!(loaded.items, file.items);
     assert_eq!(loaded.tensors, file.tensors);
 
-    let int8 = ModelFile::from_bytes(&file.quantised(StoredAs::I8).to_bytes()).unwrap();
-    assert!(int8.to_bytes().len() < bytes.len() / 2, "int8 file is not smaller");
-    for (q, f) in int8.tensors.iter().zip(&file.tensors) {
-        let max = f.values.iter().fold(0f32, |m, v| m.max(v.abs()));
-        for (a, b) in q.values.iter().zip(&f.values) {
-            assert!((a - b).abs() <= max / 127.0 * 0.5 + 1e-6, "{}: {a} vs {b}", f.name);
+    // f32 row scales (older files) and f16 row scales (what training writes).
+    for (stored_as, scale_bytes) in [(StoredAs::I8, 4), (StoredAs::I8F16, 2)] {
+        let int8_bytes = file.quantised(stored_as).to_bytes();
+        let int8 = ModelFile::from_bytes(&int8_bytes).unwrap();
+        assert!(int8_bytes.len() < bytes.len() / 2, "int8 file is not smaller");
+        for (q, f) in int8.tensors.iter().zip(&file.tensors) {
+            if f.shape.len() >= 2 {
+                assert_eq!(q.stored_as, stored_as);
+            }
+            let width = *f.shape.last().unwrap();
+            for (row_q, row_f) in q.values.chunks(width).zip(f.values.chunks(width)) {
+                let max = row_f.iter().fold(0f32, |m, v| m.max(v.abs()));
+                // Half a step of the row's scale (an f16 scale is rounded up: at most 2^-10 larger).
+                let step = max / 127.0 * if stored_as == StoredAs::I8F16 { 1.0 + 1.0 / 1024.0 } else { 1.0 };
+                for (a, b) in row_q.iter().zip(row_f) {
+                    assert!((a - b).abs() <= step * 0.5 + 1e-6, "{}: {a} vs {b}", f.name);
+                }
+            }
+        }
+        let f16_rows: usize = file.tensors.iter().filter(|t| t.shape.len() >= 2).map(|t| t.values.len() / t.shape.last().unwrap()).sum();
+        let f32_size = file.quantised(StoredAs::I8).to_bytes().len();
+        if stored_as == StoredAs::I8F16 {
+            // 2 bytes a row fewer (the header names the storage in 3 more characters a tensor).
+            assert!(int8_bytes.len() + f16_rows * (4 - scale_bytes) <= f32_size + 3 * file.tensors.len(), "{} vs {f32_size}", int8_bytes.len());
         }
     }
 }
