@@ -14,9 +14,9 @@
 //! A tensor is stored as `f32` (little-endian) or as int8: one scale per
 //! row (all dimensions but the last flattened), then the row-major int8
 //! values, symmetric (`value = q * scale`). The scales are f16 (`i8f16`,
-//! what training writes: 2 bytes a row instead of 4, a relative error of at
-//! most 2^-11, far under int8's own step; rounded up so that no value
-//! clips) or f32 (`i8`, files from before). The hash is checked before
+//! what training writes: 2 bytes a row instead of 4; rounded up so that no
+//! value clips, so at most 2^-10 above the f32 scale, far under int8's own
+//! step) or f32 (`i8`, files from before). The hash is checked before
 //! anything in the payload is parsed, so a tampered file never builds a
 //! tensor.
 
