@@ -37,6 +37,8 @@ use crate::error::{Error, ErrorKind, Result, err};
 
 /// The ID-embedding tensor's name in the file.
 const ITEM_IDS: &str = "item_ids.weight";
+/// The token-embedding tensor's name in the file.
+const TOKENS: &str = "tokens.weight";
 
 pub const MAGIC: &[u8; 8] = b"SHLFRANK";
 pub const FORMAT_VERSION: u32 = 1;
@@ -155,10 +157,15 @@ impl ModelFile {
         let mut header: Header = serde_json::from_slice(&payload[4..4 + header_len])
             .map_err(|e| Error::new(ErrorKind::ModelFile, format!("the model file's header is not valid: {e}")))?;
         header.config.validate()?;
-        if header.vocab.is_empty()
-            && let Some(packed) = &header.wordpiece
-        {
-            header.vocab = sorted(&packed.ids);
+        match &header.wordpiece {
+            Some(packed) if packed.implicit_ids => {
+                if !header.vocab.is_empty() {
+                    return err(ErrorKind::ModelFile, "the model file lists a vocabulary although its tokenizer's ids are its token rows");
+                }
+                header.vocab = (0..packed.kept() as u32).collect();
+            }
+            Some(packed) if header.vocab.is_empty() => header.vocab = sorted(&packed.ids),
+            _ => {}
         }
         if header.items.len() != header.config.n_items || header.vocab.len() != header.config.n_tokens {
             return err(ErrorKind::ModelFile, "the model file's catalog or vocabulary does not match its configuration");
@@ -320,11 +327,19 @@ impl ModelFile {
 
     /// Encodes the file, hashing the payload.
     pub fn to_bytes(&self) -> Vec<u8> {
+        let (wordpiece, vocab, token_rows) = self.stored_tokenizer();
         let mut data = Vec::new();
         let mut records = Vec::with_capacity(self.tensors.len());
         for tensor in &self.tensors {
             let before = data.len();
-            encode_values(tensor, &mut data);
+            match &token_rows {
+                Some(rows) if tensor.name == TOKENS => {
+                    let dim = self.config.dim;
+                    let values = rows.iter().flat_map(|&row| &tensor.values[row * dim..(row + 1) * dim]).copied().collect();
+                    encode_values(&TensorEntry { values, ..tensor.clone() }, &mut data);
+                }
+                _ => encode_values(tensor, &mut data),
+            }
             records.push(TensorRecord {
                 name: tensor.name.clone(),
                 shape: tensor.shape.clone(),
@@ -335,12 +350,9 @@ impl ModelFile {
         let header = Header {
             config: self.config.clone(),
             items: self.items.clone(),
-            vocab: match &self.wordpiece {
-                Some(packed) if sorted(&packed.ids) == self.vocab => Vec::new(),
-                _ => self.vocab.clone(),
-            },
+            vocab,
             tokenizer_sha256: self.tokenizer_sha256.clone(),
-            wordpiece: self.wordpiece.clone(),
+            wordpiece,
             meta: self.meta.clone(),
             tensors: records,
         };
@@ -356,6 +368,27 @@ impl ModelFile {
         bytes.extend_from_slice(&Sha256::digest(&payload));
         bytes.extend_from_slice(&payload);
         bytes
+    }
+
+    /// The tokenizer and vocabulary as the file stores them, and the token
+    /// table's rows in the order it stores them (`None`: as they are).
+    /// A packed tokenizer whose ids are the vocabulary is stored with
+    /// implicit ids (see [`PackedWordPiece`]): the table's rows in the
+    /// order of its entries, and neither list of ids.
+    fn stored_tokenizer(&self) -> (Option<PackedWordPiece>, Vec<u32>, Option<Vec<usize>>) {
+        let n = self.vocab.len();
+        let table = self.tensors.iter().any(|t| t.name == TOKENS && t.shape == [n + 1, self.config.dim]);
+        match &self.wordpiece {
+            Some(packed) if packed.implicit_ids => (Some(packed.clone()), Vec::new(), None),
+            Some(packed) if table && sorted(&packed.ids) == self.vocab => {
+                let (implicit, ids) = packed.with_implicit_ids().expect("explicit ids");
+                // `vocab` is sorted: a tokenizer id's row is its place in it, plus one.
+                let rows = std::iter::once(0).chain(ids.iter().map(|id| self.vocab.binary_search(id).expect("a kept id") + 1)).collect();
+                (Some(implicit), Vec::new(), Some(rows))
+            }
+            Some(packed) if sorted(&packed.ids) == self.vocab => (Some(packed.clone()), Vec::new(), None),
+            other => (other.clone(), self.vocab.clone(), None),
+        }
     }
 
     /// Reads every parameter of `model` (a synchronous readback: native

@@ -88,7 +88,10 @@ impl TextEncoder {
 
     /// The text encoder of a model file: with `tokenizer_json` when one is
     /// given (it must be the one the model was trained with), else with the
-    /// tokenizer the file carries.
+    /// tokenizer the file carries. A file whose tokenizer numbers its
+    /// pieces by token row (implicit ids) tokenises with its own copy
+    /// either way: it is that `tokenizer.json`, restricted to the kept
+    /// pieces (checked by hash), and the json's own ids are not its rows.
     pub fn for_model(file: &ModelFile, tokenizer_json: Option<&[u8]>) -> Result<TextEncoder> {
         let tokenizer = match (tokenizer_json, &file.wordpiece) {
             (Some(json), _) => {
@@ -108,7 +111,10 @@ impl TextEncoder {
                         ),
                     );
                 }
-                WordPiece::from_json(json)?
+                match &file.wordpiece {
+                    Some(packed) if packed.implicit_ids => WordPiece::from_packed(packed)?,
+                    _ => WordPiece::from_json(json)?,
+                }
             }
             (None, Some(packed)) => WordPiece::from_packed(packed)?,
             (None, None) => {

@@ -255,7 +255,11 @@ fn model_file_round_trips_exactly_in_f32_and_closely_in_int8() {
         let f32_size = file.quantised(StoredAs::I8).to_bytes().len();
         if stored_as == StoredAs::I8F16 {
             // 2 bytes a row fewer (the header names the storage in 3 more characters a tensor).
-            assert!(int8_bytes.len() + f16_rows * (4 - scale_bytes) <= f32_size + 3 * file.tensors.len(), "{} vs {f32_size}", int8_bytes.len());
+            assert!(
+                int8_bytes.len() + f16_rows * (4 - scale_bytes) <= f32_size + 3 * file.tensors.len(),
+                "{} vs {f32_size}",
+                int8_bytes.len()
+            );
         }
     }
 }
@@ -487,11 +491,20 @@ fn our_wordpiece_matches_the_tokenizers_crate_on_the_catalog_and_on_awkward_text
     // chosen from, it splits every text as the full one does; on any text
     // it splits as the full tokenizer restricted to those pieces, and the
     // packed copy and the full `tokenizer.json` give the model the same rows.
+    // The file numbers its pieces by token row (implicit ids): `to_ours`
+    // reads them as the tokenizer's own ids, by piece.
     let shipped = ModelFile::from_bytes(shelfrank::fuzzing::MODEL).unwrap();
-    let packed = WordPiece::from_packed(shipped.wordpiece.as_ref().expect("the shipped model carries its tokenizer")).unwrap();
+    let carried = shipped.wordpiece.as_ref().expect("the shipped model carries its tokenizer");
+    assert!(carried.implicit_ids && carried.ids.is_empty(), "the shipped model stores no tokenizer ids");
+    let packed = WordPiece::from_packed(carried).unwrap();
     assert_eq!(packed.vocab_size(), shipped.vocab.len(), "the packed tokenizer holds the kept pieces only");
+    let mut own_ids = vec![u32::MAX; packed.vocab_size()];
+    for (piece, k) in packed.entries() {
+        own_ids[k as usize] = ours.id_of(piece).unwrap_or_else(|| panic!("{piece:?} is in the tokenizer"));
+    }
+    let to_ours = |ks: Vec<u32>| ks.iter().map(|&k| own_ids.get(k as usize).copied().unwrap_or(u32::MAX)).collect::<Vec<_>>();
     let mut restricted = WordPiece::from_json(TOKENIZER).unwrap();
-    restricted.restrict(&shipped.vocab);
+    restricted.restrict(&own_ids);
     let rows_packed = shelfrank::model::TextEncoder::for_model(&shipped, None).unwrap();
     let rows_json = shelfrank::model::TextEncoder::for_model(&shipped, Some(TOKENIZER)).unwrap();
     let mut checked = 0;
@@ -499,13 +512,40 @@ fn our_wordpiece_matches_the_tokenizers_crate_on_the_catalog_and_on_awkward_text
         let ids = ours.encode(text);
         assert_eq!(ids, token_ids(&reference, text).unwrap(), "tokenizing {text:?}");
         if in_catalog {
-            assert_eq!(packed.encode(text), ids, "the packed tokenizer on the catalog's {text:?}");
+            assert_eq!(to_ours(packed.encode(text)), ids, "the packed tokenizer on the catalog's {text:?}");
         }
-        assert_eq!(packed.encode(text), restricted.encode(text), "the packed tokenizer on {text:?}");
+        assert_eq!(to_ours(packed.encode(text)), restricted.encode(text), "the packed tokenizer on {text:?}");
         assert_eq!(rows_packed.encode(text).unwrap(), rows_json.encode(text).unwrap(), "embedding rows of {text:?}");
         checked += 1;
     }
     assert!(checked > 4000);
+}
+
+#[test]
+fn a_file_stores_its_tokenizer_with_implicit_ids_and_scores_as_before() {
+    // A model as training leaves it: token rows in the order of the
+    // tokenizer's ids, the packed tokenizer listing them.
+    let mut file = tiny_model_file(4);
+    file.wordpiece = Some(shelfrank::model::wordpiece::WordPiece::from_json(TOKENIZER).unwrap().pack(&file.vocab).unwrap());
+    let bytes = file.to_bytes();
+    let stored = ModelFile::from_bytes(&bytes).unwrap();
+    let carried = stored.wordpiece.as_ref().unwrap();
+    assert!(carried.implicit_ids && carried.ids.is_empty());
+    assert_eq!(stored.vocab, (0..file.vocab.len() as u32).collect::<Vec<_>>());
+    assert_ne!(stored.tensors, file.tensors, "the token table's rows are laid out in the tokenizer's order");
+    assert_eq!(ModelFile::from_bytes(&stored.to_bytes()).unwrap().tensors, stored.tensors, "stored again as it is");
+    // The same text vectors, through the packed tokenizer and the full one,
+    // so the same ranking.
+    let list = candidates(&[]);
+    let options = RerankOptions { server_weight: 0.0, ..RerankOptions::default() };
+    let mut scores = Vec::new();
+    for (file, json) in [(file.clone(), None), (stored.clone(), None), (stored, Some(TOKENIZER)), (file, Some(TOKENIZER))] {
+        let mut ranker = Reranker::from_file(file, json, Backend::Host, HistoryLimits::default()).unwrap();
+        ranker.record(event(EventKind::View, "g1"), 1e12).unwrap();
+        ranker.record(SessionEvent { title: Some("gloves for the lab, café".into()), ..event(EventKind::AddToCart, "s2") }, 1e12).unwrap();
+        scores.push(ranker.rerank_blocking(&list, &options, 1e12).unwrap());
+    }
+    assert!(scores.windows(2).all(|w| w[0] == w[1]), "{scores:?}");
 }
 
 #[test]
@@ -606,7 +646,7 @@ fn the_evaluation_scorer_and_the_page_reranker_give_the_same_scores() {
     assert_eq!(file.items, data.items.iter().map(|i| i.id.clone()).collect::<Vec<_>>(), "the shipped model's catalog is the dataset's");
     let device = Device::flex();
     let network = file.build(&device).unwrap();
-    let text = shelfrank::model::TextEncoder::new(TOKENIZER, &file.vocab, file.config.max_text_tokens).unwrap();
+    let text = shelfrank::model::TextEncoder::for_model(&file, Some(TOKENIZER)).unwrap();
     let catalog = catalog_text(&data.items, &text).unwrap();
     let mut scorer = ModelScorer::new(&network, &catalog, IdRows::new(data.items.len(), true, &[]), file.config.affinity(), &device)
         .with_repeat_prior(&file.config.repeat_prior);
