@@ -17,6 +17,7 @@
 //! - the score is the dot product of the session state with the candidate's
 //!   item vector, like SASRec's shared item embedding.
 
+mod accents;
 mod event;
 mod file;
 mod host;
