@@ -134,9 +134,18 @@ impl LoadedModel {
     /// (items training never saw get ID row 0).
     pub fn load(path: &Path, tokenizer_json: Option<&[u8]>, data: &Dataset, device: &Device) -> std::result::Result<LoadedModel, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let file = ModelFile::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut file = ModelFile::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         if !file.items.is_empty() && data.items.iter().map(|i| &i.id).ne(file.items.iter()) {
-            return Err(format!("{} was trained on another catalog than {}", path.display(), data.name));
+            // Files store their catalog sorted: laid out again in the data's order, if it is the same catalog.
+            let ids: Vec<String> = data.items.iter().map(|i| i.id.clone()).collect();
+            let mut theirs: Vec<&String> = file.items.iter().collect();
+            let mut ours: Vec<&String> = ids.iter().collect();
+            theirs.sort_unstable();
+            ours.sort_unstable();
+            if theirs != ours {
+                return Err(format!("{} was trained on another catalog than {}", path.display(), data.name));
+            }
+            file = file.for_catalog(&ids).map_err(|e| format!("{}: {e}", path.display()))?.0;
         }
         LoadedModel::assemble(file, &bytes, tokenizer_json, data, device)
     }

@@ -79,7 +79,13 @@ struct TensorRecord {
 #[serde(rename_all = "camelCase")]
 struct Header {
     config: RankerConfig,
+    /// Left out when the ids are `packed_items`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     items: Vec<String>,
+    /// The catalog ids sorted and front-coded (see [`pack_items`]), where
+    /// every id can be: what files store since they are.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    packed_items: String,
     /// Left out when it is the packed tokenizer's ids, sorted (as training
     /// writes it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -157,6 +163,12 @@ impl ModelFile {
         let mut header: Header = serde_json::from_slice(&payload[4..4 + header_len])
             .map_err(|e| Error::new(ErrorKind::ModelFile, format!("the model file's header is not valid: {e}")))?;
         header.config.validate()?;
+        if !header.packed_items.is_empty() {
+            if !header.items.is_empty() {
+                return err(ErrorKind::ModelFile, "the model file lists its catalog twice (items and packedItems)");
+            }
+            header.items = unpack_items(&header.packed_items)?;
+        }
         match &header.wordpiece {
             Some(packed) if packed.implicit_ids => {
                 if !header.vocab.is_empty() {
@@ -328,17 +340,23 @@ impl ModelFile {
     /// Encodes the file, hashing the payload.
     pub fn to_bytes(&self) -> Vec<u8> {
         let (wordpiece, vocab, token_rows) = self.stored_tokenizer();
+        let (items, packed_items, item_rows) = self.stored_items();
         let mut data = Vec::new();
         let mut records = Vec::with_capacity(self.tensors.len());
         for tensor in &self.tensors {
             let before = data.len();
-            match &token_rows {
-                Some(rows) if tensor.name == TOKENS => {
+            let rows = match tensor.name.as_str() {
+                TOKENS => token_rows.as_ref(),
+                ITEM_IDS => item_rows.as_ref(),
+                _ => None,
+            };
+            match rows {
+                Some(rows) => {
                     let dim = self.config.dim;
                     let values = rows.iter().flat_map(|&row| &tensor.values[row * dim..(row + 1) * dim]).copied().collect();
                     encode_values(&TensorEntry { values, ..tensor.clone() }, &mut data);
                 }
-                _ => encode_values(tensor, &mut data),
+                None => encode_values(tensor, &mut data),
             }
             records.push(TensorRecord {
                 name: tensor.name.clone(),
@@ -349,7 +367,8 @@ impl ModelFile {
         }
         let header = Header {
             config: self.config.clone(),
-            items: self.items.clone(),
+            items,
+            packed_items,
             vocab,
             tokenizer_sha256: self.tokenizer_sha256.clone(),
             wordpiece,
@@ -368,6 +387,24 @@ impl ModelFile {
         bytes.extend_from_slice(&Sha256::digest(&payload));
         bytes.extend_from_slice(&payload);
         bytes
+    }
+
+    /// The catalog as the file stores it, a list or packed, and the ID
+    /// table's rows in the order it stores them (`None`: as they are).
+    /// Packed, the ids are sorted (23 KB of the shipped model's 24.5 KB
+    /// gzipped became 17 KB): the rows follow them.
+    fn stored_items(&self) -> (Vec<String>, String, Option<Vec<usize>>) {
+        let n = self.items.len();
+        let table = self.tensors.iter().any(|t| t.name == ITEM_IDS && t.shape == [n + 1, self.config.dim]);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| self.items[a].cmp(&self.items[b]));
+        let sorted: Vec<&str> = order.iter().map(|&i| self.items[i].as_str()).collect();
+        let packable = sorted.windows(2).all(|w| w[0] != w[1]) && sorted.iter().all(|id| !id.is_empty() && !id.contains(' '));
+        if n == 0 || !packable || (!table && order.iter().enumerate().any(|(k, &i)| k != i)) {
+            return (self.items.clone(), String::new(), None);
+        }
+        let rows = std::iter::once(0).chain(order.iter().map(|&i| i + 1)).collect();
+        (Vec::new(), pack_items(&sorted), table.then_some(rows))
     }
 
     /// The tokenizer and vocabulary as the file stores them, and the token
@@ -433,6 +470,53 @@ impl ModelFile {
         }
         file
     }
+}
+
+/// The most leading characters a packed id says it shares with the one
+/// before (the length characters stay within 'a'..='z').
+const MAX_SHARED_ID: usize = 25;
+
+/// Sorted, distinct ids without spaces, front-coded as the tokenizer's
+/// pieces are: separated by spaces, each starting with one character,
+/// `'a' + n`, saying how many leading characters it shares with the one
+/// before, then the rest.
+fn pack_items(sorted: &[&str]) -> String {
+    let mut packed = String::with_capacity(sorted.len() * 8);
+    let mut previous = "";
+    for id in sorted {
+        let shared = previous.chars().zip(id.chars()).take_while(|(a, b)| a == b).count().min(MAX_SHARED_ID);
+        if !packed.is_empty() {
+            packed.push(' ');
+        }
+        packed.push(char::from(b'a' + shared as u8));
+        packed.push_str(id.char_indices().nth(shared).map_or("", |(i, _)| &id[i..]));
+        previous = id;
+    }
+    packed
+}
+
+/// The ids [`pack_items`] packed, checked: in increasing order, so never
+/// repeated or empty.
+fn unpack_items(packed: &str) -> Result<Vec<String>> {
+    let mut items: Vec<String> = Vec::with_capacity(packed.len() / 6);
+    for (i, entry) in packed.split(' ').enumerate() {
+        let damaged = |what: &str| err(ErrorKind::ModelFile, format!("the model file's catalog is damaged at item {}: {what}", i + 1));
+        let mut chars = entry.chars();
+        let shared = match chars.next() {
+            Some(c @ 'a'..='z') => c as usize - 'a' as usize,
+            _ => return damaged("no valid shared-prefix length"),
+        };
+        let previous = items.last().map_or("", String::as_str);
+        let Some(end) = previous.char_indices().map(|(i, _)| i).chain([previous.len()]).nth(shared) else {
+            return damaged("it shares more characters than the id before has");
+        };
+        let id = format!("{}{}", &previous[..end], chars.as_str());
+        if id.as_str() <= previous {
+            return damaged("the ids are not in increasing order");
+        }
+        items.push(id);
+    }
+    Ok(items)
 }
 
 fn sorted(ids: &[u32]) -> Vec<u32> {
@@ -583,6 +667,20 @@ impl ModuleMapper for ParamWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_ids_round_trip_and_damaged_ones_are_refused() {
+        let ids = ["B00A1", "B00A12", "B01", "gid://x/Product/1", "gid://x/Product/10", "日本1", "日本2"];
+        let packed = pack_items(&ids);
+        assert_eq!(packed, "aB00A1 f2 c1 agid://x/Product/1 r0 a日本1 c2");
+        assert_eq!(unpack_items(&packed).unwrap(), ids);
+        let long: Vec<String> = (0..3).map(|i| format!("{}{i}", "x".repeat(40))).collect();
+        let long: Vec<&str> = long.iter().map(String::as_str).collect();
+        assert_eq!(unpack_items(&pack_items(&long)).unwrap(), long, "prefixes longer than one character can say");
+        for bad in ["", "a", "ab ab", "ab ac aa", "ab dc", "Ab", "ab  ab", "ab b"] {
+            assert_eq!(unpack_items(bad).unwrap_err().kind(), ErrorKind::ModelFile, "{bad:?}");
+        }
+    }
 
     #[test]
     fn an_f16_row_scale_is_the_nearest_f16_at_or_above_the_scale() {

@@ -522,6 +522,31 @@ fn our_wordpiece_matches_the_tokenizers_crate_on_the_catalog_and_on_awkward_text
 }
 
 #[test]
+fn a_file_stores_its_catalog_sorted_and_packed_and_each_id_keeps_its_row() {
+    let dim = 16;
+    let table = |f: &ModelFile| f.tensors.iter().find(|t| t.name == "item_ids.weight").unwrap().values.clone();
+    let row_of = |f: &ModelFile, id: &str| {
+        let rows: std::collections::HashMap<String, i64> = f.catalog_rows();
+        table(f)[rows[id] as usize * dim..][..dim].to_vec()
+    };
+    for ids in [["t2", "g1", "s2", "sku 7", "é1", "g10"], ["t2", "g1", "s2", "sku-7", "é1", "g10"]] {
+        let mut file = tiny_model_file(5);
+        file.items = ids.map(String::from).to_vec();
+        let stored = ModelFile::from_bytes(&file.to_bytes()).unwrap();
+        if ids.iter().any(|id| id.contains(' ')) {
+            assert_eq!(stored.items, file.items, "an id with a space: the list as it is");
+        } else {
+            assert_eq!(stored.items, ["g1", "g10", "s2", "sku-7", "t2", "é1"], "sorted");
+        }
+        for id in ids {
+            assert_eq!(row_of(&stored, id), row_of(&file, id), "{id} keeps its row");
+        }
+        assert_eq!(table(&stored)[..dim], table(&file)[..dim], "the unknown row stays first");
+        assert_eq!(ModelFile::from_bytes(&stored.to_bytes()).unwrap().tensors, stored.tensors, "stored again as it is");
+    }
+}
+
+#[test]
 fn a_file_stores_its_tokenizer_with_implicit_ids_and_scores_as_before() {
     // A model as training leaves it: token rows in the order of the
     // tokenizer's ids, the packed tokenizer listing them.
@@ -642,8 +667,11 @@ fn the_evaluation_scorer_and_the_page_reranker_give_the_same_scores() {
     use shelfrank::evaluation::{IdRows, ModelScorer, Scorer, catalog_text, histories};
     let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shelfrank-scientific.bin")).unwrap();
     let data = shelfrank::dataset::Dataset::load(concat!(env!("CARGO_MANIFEST_DIR"), "/data/scientific").as_ref()).unwrap();
-    let file = ModelFile::from_bytes(&bytes).unwrap();
-    assert_eq!(file.items, data.items.iter().map(|i| i.id.clone()).collect::<Vec<_>>(), "the shipped model's catalog is the dataset's");
+    let stored = ModelFile::from_bytes(&bytes).unwrap();
+    let ids: Vec<String> = data.items.iter().map(|i| i.id.clone()).collect();
+    assert!(stored.items.is_sorted() && stored.items.len() == ids.len(), "the shipped model stores the dataset's catalog, sorted");
+    let (file, new, dropped) = stored.for_catalog(&ids).unwrap();
+    assert_eq!((new, dropped), (0, 0), "the shipped model's catalog is the dataset's");
     let device = Device::flex();
     let network = file.build(&device).unwrap();
     let text = shelfrank::model::TextEncoder::for_model(&file, Some(TOKENIZER)).unwrap();
@@ -772,7 +800,8 @@ fn a_catalog_update_keeps_known_rows_and_new_items_borrow_their_nearest_items_ro
     let dim = shipped.config.dim;
     let table = |f: &ModelFile| f.tensors.iter().find(|t| t.name == "item_ids.weight").unwrap().values.clone();
     let (before, after) = (table(&shipped), table(&file));
-    assert_eq!(&after[(rows[&twin.id] as usize) * dim..][..dim], &before[8 * dim..9 * dim], "item 7 keeps its row");
+    let was: std::collections::HashMap<String, i64> = shipped.catalog_rows();
+    assert_eq!(&after[(rows[&twin.id] as usize) * dim..][..dim], &before[(was[&twin.id] as usize) * dim..][..dim], "item 7 keeps its row");
     let twice = [ids.clone(), vec![ids[3].clone()]].concat();
     let e = shipped.for_catalog(&twice).unwrap_err();
     assert!(e.message().contains("twice"), "{e}");
