@@ -391,8 +391,8 @@ impl ModelFile {
 
     /// The catalog as the file stores it, a list or packed, and the ID
     /// table's rows in the order it stores them (`None`: as they are).
-    /// Packed, the ids are sorted (23 KB of the shipped model's 24.5 KB
-    /// gzipped became 17 KB): the rows follow them.
+    /// Packed, the ids are sorted and front-coded, and the rows follow
+    /// them: the shipped model's catalog took 5.4 KB less, gzipped.
     fn stored_items(&self) -> (Vec<String>, String, Option<Vec<usize>>) {
         let n = self.items.len();
         let table = self.tensors.iter().any(|t| t.name == ITEM_IDS && t.shape == [n + 1, self.config.dim]);
