@@ -86,8 +86,8 @@ struct Header {
     /// every id can be: what files store since they are.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     packed_items: String,
-    /// Left out when it is the packed tokenizer's ids, sorted (as training
-    /// writes it).
+    /// Left out when it is the packed tokenizer's ids, sorted (files from
+    /// before implicit ids), or when those ids are implicit (0, 1, 2, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     vocab: Vec<u32>,
     tokenizer_sha256: String,
