@@ -86,6 +86,8 @@ function namedError(name, message) {
   return error;
 }
 
+const httpError = (url, what, status) => namedError('FetchError', `cannot fetch the ${what} from ${url}: HTTP ${status}`);
+
 async function fetchBytes(url, what) {
   let response;
   try {
@@ -93,8 +95,20 @@ async function fetchBytes(url, what) {
   } catch (error) {
     throw namedError('FetchError', `cannot fetch the ${what} from ${url}: ${error.message}`);
   }
-  if (!response.ok) throw namedError('FetchError', `cannot fetch the ${what} from ${url}: HTTP ${response.status}`);
+  if (!response.ok) throw httpError(url, what, response.status);
   return new Uint8Array(await response.arrayBuffer());
+}
+
+/**
+ * The model's bytes as the page handed them over (`provideModel`): the
+ * bytes, or the HTTP status the server refused them with (reported as this
+ * engine's own fetch would, without asking the server again), or null
+ * when the page's fetch failed outright (fetched here once more).
+ */
+function pageModelBytes(given, url) {
+  if (given instanceof Uint8Array) return given;
+  if (Number.isInteger(given)) throw httpError(url, 'model', given);
+  return fetchBytes(url, 'model');
 }
 
 /**
@@ -381,12 +395,12 @@ export class Engine {
 
   /**
    * The model file's bytes, fetched by the page for a load with
-   * `modelFromPage` (null when the page's fetch failed: the load fetches it
-   * itself, and reports why if it fails again).
+   * `modelFromPage`, or the HTTP status the server refused them with, or
+   * null when the page's fetch failed (see `pageModelBytes`).
    */
   provideModel(bytes) {
     this.#fromPage();
-    this.#pageModel.resolve(bytes instanceof Uint8Array ? bytes : null);
+    this.#pageModel.resolve(bytes instanceof Uint8Array || Number.isInteger(bytes) ? bytes : null);
   }
 
   /**
@@ -424,7 +438,7 @@ export class Engine {
     const [RankerClass, [modelBytes, modelSha256], tokenizerBytes, { adapter, why }] = await Promise.all([
       timed('wasm', rankerClass(first, first === 'cpu' ? wasmUrl : webgpuWasmUrl)),
       // From the page when it fetched the model itself (it starts before this worker has); fetched here when it could not.
-      timed('model', (modelFromPage ? this.#fromPage() : Promise.resolve(null)).then((bytes) => bytes ?? fetchBytes(modelUrl, 'model')).then(async (bytes) => [bytes, await payloadDigest(bytes)])),
+      timed('model', (modelFromPage ? this.#fromPage().then((given) => pageModelBytes(given, modelUrl)) : fetchBytes(modelUrl, 'model')).then(async (bytes) => [bytes, await payloadDigest(bytes)])),
       // The model file carries its tokenizer: a tokenizer.json only when the page names one.
       tokenizerUrl ? timed('tokenizer', fetchBytes(tokenizerUrl, 'tokenizer')) : undefined,
       timed('adapter', probe),

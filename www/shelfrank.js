@@ -66,15 +66,16 @@ function absolute(url) {
 }
 
 /**
- * The model file's bytes, fetched by the page (null if that failed: the
- * engine then fetches it itself and says why it could not).
+ * The model file's bytes, fetched by the page; the HTTP status when the
+ * server refused it (the engine reports that without asking again); null
+ * when the fetch itself failed (the engine then tries once more and says
+ * why it could not).
  */
 function fetchModel(url) {
   try {
     return globalThis
       .fetch(url)
-      .then((response) => (response.ok ? response.arrayBuffer() : null))
-      .then((buffer) => buffer && new Uint8Array(buffer))
+      .then((response) => (response.ok ? response.arrayBuffer().then((buffer) => new Uint8Array(buffer)) : response.status))
       .catch(() => null);
   } catch {
     return Promise.resolve(null);

@@ -199,6 +199,29 @@ test('a corrupted model file is rejected with a clear error', async () => {
   await page.close();
 });
 
+test('a model file the server refuses (404) is reported as such, asked for once', async () => {
+  const page = await site.openPage();
+  const asked = [];
+  const count = (request) => request.url().includes('/no-such-model-') && asked.push(request.url());
+  site.browser.on('request', count);
+  const outcome = await page.evaluate(async () => {
+    const { modelUrl } = await window.shelfrank.defaultModelUrls();
+    const url = new URL(`no-such-model-${Date.now()}.bin`, modelUrl).href;
+    try {
+      await window.shelfrank.loadReranker({ modelUrl: url, backend: 'cpu', persist: false });
+      return { loaded: true };
+    } catch (error) {
+      return { loaded: false, name: error.name, message: error.message };
+    }
+  });
+  site.browser.off('request', count);
+  assert.equal(outcome.loaded, false);
+  assert.equal(outcome.name, 'FetchError');
+  assert.match(outcome.message, /HTTP 404/);
+  assert.equal(asked.length, 1, `the model was asked for ${asked.length} times: ${asked.join(', ')}`);
+  await page.close();
+});
+
 test('an invalid candidate gives a clear error, and rerank falls back to server order without throwing', async () => {
   const page = await site.openPage();
   const outcome = await page.evaluate(async () => {
