@@ -84,7 +84,14 @@ ${items}
 </body></html>`;
 }
 
-/** The package's files as a CDN holds them: gzipped once, ahead of any request (not on the first one). */
+const etags = new WeakMap();
+/** A body's ETag, hashed once (for the package's files ahead of any request, not on a page view's clock). */
+function etagOf(body) {
+  if (!etags.has(body)) etags.set(body, `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`);
+  return etags.get(body);
+}
+
+/** The package's files as a CDN holds them: gzipped once and tagged, ahead of any request (not on the first one). */
 async function precompressed() {
   const zipped = new Map();
   const walk = async (dir) => {
@@ -92,7 +99,11 @@ async function precompressed() {
       const file = path.join(dir, entry.name);
       if (entry.isDirectory()) await walk(file);
       // The WebGPU build's 30 MB wasm is fetched only with a hardware adapter: gzipped if it is ever asked for.
-      else if (!file.endsWith(path.join('pkg-webgpu', 'shelfrank_bg.wasm'))) zipped.set(file, gzipSync(await fs.readFile(file), { level: 9 }));
+      else if (!file.endsWith(path.join('pkg-webgpu', 'shelfrank_bg.wasm'))) {
+        const body = gzipSync(await fs.readFile(file), { level: 9 });
+        etagOf(body);
+        zipped.set(file, body);
+      }
     }
   };
   await walk(path.join(root, 'www'));
@@ -128,7 +139,7 @@ async function shopServer(catalog, mode) {
     }
     // A validator, as every CDN sends: a revalidation (the service worker's
     // install asks with max-age=0 for the scripts it imports) is answered 304.
-    const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`;
+    const etag = etagOf(body);
     if (req.headers['if-none-match'] === etag) return send(304, { etag, 'cache-control': 'public, max-age=3600' }, Buffer.alloc(0));
     send(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'content-encoding': 'gzip', 'cache-control': 'public, max-age=3600', etag }, body);
   });
