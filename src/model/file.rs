@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use super::RankerConfig;
 #[cfg(feature = "device")]
 use super::SessionRanker;
-use super::wordpiece::PackedWordPiece;
+use super::wordpiece::{PackedWordPiece, front_code, front_decode};
 use crate::error::{Error, ErrorKind, Result, err};
 
 /// The ID-embedding tensor's name in the file.
@@ -484,12 +484,12 @@ fn pack_items(sorted: &[&str]) -> String {
     let mut packed = String::with_capacity(sorted.len() * 8);
     let mut previous = "";
     for id in sorted {
-        let shared = previous.chars().zip(id.chars()).take_while(|(a, b)| a == b).count().min(MAX_SHARED_ID);
+        let (shared, rest) = front_code(previous, id, MAX_SHARED_ID);
         if !packed.is_empty() {
             packed.push(' ');
         }
         packed.push(char::from(b'a' + shared as u8));
-        packed.push_str(id.char_indices().nth(shared).map_or("", |(i, _)| &id[i..]));
+        packed.push_str(rest);
         previous = id;
     }
     packed
@@ -507,10 +507,10 @@ fn unpack_items(packed: &str) -> Result<Vec<String>> {
             _ => return damaged("no valid shared-prefix length"),
         };
         let previous = items.last().map_or("", String::as_str);
-        let Some(end) = previous.char_indices().map(|(i, _)| i).chain([previous.len()]).nth(shared) else {
+        let mut id = previous.to_owned();
+        if !front_decode(&mut id, shared, chars.as_str()) {
             return damaged("it shares more characters than the id before has");
-        };
-        let id = format!("{}{}", &previous[..end], chars.as_str());
+        }
         if id.as_str() <= previous {
             return damaged("the ids are not in increasing order");
         }

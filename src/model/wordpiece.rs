@@ -171,6 +171,25 @@ pub struct PackedWordPiece {
 /// one before (the length characters stay within '0'..='D' and 'a'..='u').
 const MAX_SHARED: usize = 20;
 
+/// Front coding, one entry of a sorted list: how many leading characters
+/// `entry` shares with `previous` (at most `max`), and the rest of it.
+pub(crate) fn front_code<'a>(previous: &str, entry: &'a str, max: usize) -> (usize, &'a str) {
+    let shared = previous.chars().zip(entry.chars()).take_while(|(a, b)| a == b).count().min(max);
+    (shared, entry.char_indices().nth(shared).map_or("", |(i, _)| &entry[i..]))
+}
+
+/// Undoes [`front_code`] in place: `previous` becomes its first `shared`
+/// characters followed by `rest`. False (and `previous` unchanged) when it
+/// has fewer than `shared` characters.
+pub(crate) fn front_decode(previous: &mut String, shared: usize, rest: &str) -> bool {
+    let Some(end) = previous.char_indices().map(|(i, _)| i).chain([previous.len()]).nth(shared) else {
+        return false;
+    };
+    previous.truncate(end);
+    previous.push_str(rest);
+    true
+}
+
 impl PackedWordPiece {
     /// The id of an entry the model keeps no row for.
     pub const NOT_KEPT: u32 = u32::MAX;
@@ -219,8 +238,7 @@ impl WordPiece {
             if piece.contains(char::is_whitespace) {
                 return Err(unsupported(format!("the vocabulary entry {piece:?} holds whitespace")));
             }
-            let shared = previous.chars().zip(piece.chars()).take_while(|(a, b)| a == b).count().min(MAX_SHARED);
-            let rest = piece.char_indices().nth(shared).map_or("", |(i, _)| &piece[i..]);
+            let (shared, rest) = front_code(previous, piece, MAX_SHARED);
             if !pieces.is_empty() {
                 pieces.push(' ');
             }
@@ -278,11 +296,9 @@ impl WordPiece {
                 }
                 _ => return Err(damaged(entry, "no valid shared-prefix length")),
             };
-            let Some(end) = previous.char_indices().map(|(i, _)| i).chain([previous.len()]).nth(shared) else {
+            if !front_decode(&mut previous, shared, chars.as_str()) {
                 return Err(damaged(entry, "it shares more characters than the entry before has"));
-            };
-            previous.truncate(end);
-            previous.push_str(chars.as_str());
+            }
             if previous.is_empty() || vocab.insert(previous.clone(), id).is_some() {
                 return Err(damaged(entry, "an empty or repeated entry"));
             }
