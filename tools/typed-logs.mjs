@@ -1,7 +1,7 @@
 // Writes the real typed logs in ../shared/data/typed-events/ (not in this
 // repository) as a shop's events file and catalog file, the format
 // `kind-weights`, `train` and `eval` read (--events FILE --catalog FILE):
-//   node tools/typed-logs.mjs [DIR]   ->  target/typed/{taobao,rees46}/{events,catalog}.csv
+//   node tools/typed-logs.mjs [DIR]   ->  target/typed/{taobao,rees46,rees46-text}/{events,catalog}.csv
 // An item's category is the log's category id. Taobao's `fav` rows keep
 // their kind, which the reader counts and leaves out (it is no kind the
 // page records).
@@ -43,7 +43,15 @@ function write(name, events, items) {
   for (const l of rows) {
     const r = l.split(',');
     events.push([r[col.user_id], r[col.product_id], r[col.event_type], `"${r[col.event_time]}"`]);
-    if (!items.has(r[col.product_id])) items.set(r[col.product_id], { category: r[col.category_id], brand: r[col.brand], price: r[col.price] });
+    if (!items.has(r[col.product_id])) {
+      const code = r[col.category_code].replace(/[._]/g, ' ');
+      items.set(r[col.product_id], { category: r[col.category_id], code, brand: r[col.brand], price: r[col.price] });
+    }
   }
   write('rees46', events, items);
+  // The same events with item text: the category code's words
+  // ("electronics smartphone") as the category, and the brand. A catalog
+  // the Scientific model has never seen, for the any-catalog model.
+  const texts = new Map([...items].map(([id, c]) => [id, { ...c, category: c.code }]));
+  write('rees46-text', events, texts);
 }

@@ -66,6 +66,15 @@ struct Args {
     distill: f64,
     dropout: f64,
     weight_decay: f64,
+    /// A pretrained model's word embeddings (all-MiniLM-L6-v2's
+    /// `model.safetensors`): the token table, fixed, with a learned
+    /// projection (see `RankerConfig::init_with_tokens`).
+    word_embeddings: Option<PathBuf>,
+    /// Keep token rows for every word of the tokenizer, not only the
+    /// catalog's (with `word_embeddings`): a model for any catalog.
+    full_vocabulary: bool,
+    /// Learned per-word offsets on top of the fixed word embeddings.
+    word_offsets: bool,
 }
 
 /// Which item signals the model may use (the ablations).
@@ -105,6 +114,9 @@ fn parse_args() -> Result<Args, String> {
         // Chosen on validation NDCG@10 among 0.2 / 0.35 / 0.5 (with the teacher).
         dropout: 0.5,
         weight_decay: 0.01,
+        word_embeddings: None,
+        full_vocabulary: false,
+        word_offsets: false,
     };
     let mut it = shelfrank::cli::args();
     while let Some(flag) = it.next() {
@@ -137,6 +149,15 @@ fn parse_args() -> Result<Args, String> {
             "--id-dropout" => args.id_dropout = number(value()?)?,
             "--layers" => args.layers = number(value()?)? as usize,
             "--holdout-categories" => args.holdout_categories = number(value()?)?,
+            "--word-embeddings" => args.word_embeddings = Some(value()?.into()),
+            "--word-offsets" => args.word_offsets = true,
+            "--vocabulary" => {
+                args.full_vocabulary = match value()?.as_str() {
+                    "catalog" => false,
+                    "full" => true,
+                    other => return Err(format!("unknown vocabulary {other}; use catalog or full")),
+                }
+            }
             "--variant" => {
                 args.variant = match value()?.as_str() {
                     "both" => Variant::Both,
@@ -147,12 +168,18 @@ fn parse_args() -> Result<Args, String> {
             }
             "--help" | "-h" => {
                 return Err(format!(
-                    "usage: train {} [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--seed N] [--max-users N] [--dim N] [--f32] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--no-manifest]",
+                    "usage: train {} [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--seed N] [--max-users N] [--dim N] [--f32] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--word-embeddings model.safetensors [--vocabulary catalog|full] [--word-offsets]] [--no-manifest]",
                     DataSource::USAGE
                 ));
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
+    }
+    if args.full_vocabulary && args.word_embeddings.is_none() {
+        return Err("--vocabulary full needs --word-embeddings (rows for words training never reads come from them)".into());
+    }
+    if args.word_embeddings.is_some() && args.variant == Variant::Ids {
+        return Err("--word-embeddings needs a text tower: use --variant both or text".into());
     }
     if args.source.is_shop() && !args.out_given {
         return Err("--out FILE is required with --events or --ga4 (the default is the shipped model's path)".into());
@@ -288,7 +315,17 @@ fn run() -> Result<(), String> {
     eprintln!("train: a validation pass over {} users should take about {valid_seconds:.1}s", valid_users.len());
     let device = Device::flex().autodiff();
     device.seed(args.seed);
-    let mut model: SessionRanker = config.init(&device);
+    // Pretrained word embeddings: read once, the catalog's rows used in
+    // training, the file's rows (the catalog's or the whole vocabulary)
+    // folded in at the end.
+    let word_embeddings = match &args.word_embeddings {
+        None => None,
+        Some(path) => Some(WordEmbeddings::read(path, &wordpiece)?),
+    };
+    let mut model: SessionRanker = match &word_embeddings {
+        None => config.init(&device),
+        Some(words) => config.init_with_tokens(words.table(&vocab, &device), args.word_offsets, &device),
+    };
     let mut optim = AdamWConfig::new().with_weight_decay(args.weight_decay as f32).init();
 
     // Training sequences without held-out items; the softmax runs over the
@@ -387,7 +424,41 @@ fn run() -> Result<(), String> {
         }
     }
     let (best_ndcg, best_epoch, best_model) = best.ok_or("no epoch ran")?;
-    let inference = best_model.valid();
+    let mut inference = best_model.valid();
+    let (mut catalog, mut vocab) = (catalog, vocab);
+    if let Some(words) = &word_embeddings {
+        // Offsets by tokenizer id, for laying them out over the file's rows.
+        let learned = match inference.token_offsets() {
+            Some(o) => Some((read_f32(o)?, vocab.clone())),
+            None => None,
+        };
+        let before = read_f32(inference.text_vectors(&catalog, &eval_device))?;
+        if args.full_vocabulary {
+            vocab = words.vocabulary(&wordpiece);
+            config.n_tokens = vocab.len();
+            let text = TextEncoder::new(&tokenizer_json, &vocab, config.max_text_tokens).map_err(|e| e.to_string())?;
+            catalog = catalog_text(&data.items, &text).map_err(|e| e.to_string())?;
+        }
+        let offsets = learned.map(|(values, trained)| {
+            let dim = config.dim;
+            let mut out = vec![0.0f32; (vocab.len() + 1) * dim];
+            out[..dim].copy_from_slice(&values[..dim]);
+            for (k, id) in trained.iter().enumerate() {
+                if let Ok(row) = vocab.binary_search(id) {
+                    out[(row + 1) * dim..(row + 2) * dim].copy_from_slice(&values[(k + 1) * dim..(k + 2) * dim]);
+                }
+            }
+            Tensor::<2>::from_data(TensorData::new(out, [vocab.len() + 1, dim]), &eval_device)
+        });
+        inference = inference.fold_tokens(words.table(&vocab, &eval_device), offsets);
+        // Folding must not move any catalog item's text vector.
+        let after = read_f32(inference.text_vectors(&catalog, &eval_device))?;
+        let worst = before.iter().zip(&after).map(|(a, b)| (a - b).abs() / (1.0 + a.abs())).fold(0.0f32, f32::max);
+        if worst > 1e-3 {
+            return Err(format!("folding the word embeddings moved a text vector by {worst}"));
+        }
+        eprintln!("train: word embeddings folded into {} token rows (text vectors within {worst:.1e})", vocab.len() + 1);
+    }
     let stored_as = if args.int8 { StoredAs::I8F16 } else { StoredAs::F32 };
     // The page tokenises with the copy of the tokenizer the file carries.
     let wordpiece = wordpiece.pack(&vocab).map_err(|e| e.to_string())?;
@@ -401,6 +472,8 @@ fn run() -> Result<(), String> {
             "dataset": data.name,
             "variant": format!("{:?}", args.variant).to_lowercase(),
             "teacher": args.teacher.as_ref().map(|p| p.display().to_string()),
+            "wordEmbeddings": args.word_embeddings.as_ref().map(|p| p.display().to_string()),
+            "vocabulary": if args.full_vocabulary { "full" } else { "catalog" },
             "distill": args.teacher.as_ref().map(|_| args.distill),
             "idDropout": args.id_dropout,
             "heldOutCategories": held_out_categories,
@@ -589,4 +662,49 @@ fn step(
     let loss_value = shelfrank::read_scores(loss.clone().into_data()).map(|v| v[0] as f64).unwrap_or(f64::NAN);
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     (loss_value, optim.step(lr, model, grads))
+}
+
+/// A pretrained model's word embeddings (`embeddings.word_embeddings.weight`
+/// of a BERT-family `model.safetensors`, such as all-MiniLM-L6-v2's), by
+/// tokenizer id.
+struct WordEmbeddings {
+    values: Vec<f32>,
+    width: usize,
+    unknown: u32,
+}
+
+impl WordEmbeddings {
+    fn read(path: &std::path::Path, wordpiece: &WordPiece) -> Result<WordEmbeddings, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let tensors = shelfrank::teacher::SafeTensors::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let name = "embeddings.word_embeddings.weight";
+        let (shape, values) = tensors.table(name).ok_or_else(|| format!("{} has no f32 tensor '{name}'", path.display()))?;
+        let &[rows, width] = shape else { return Err(format!("{}: '{name}' is not a table", path.display())) };
+        if rows < wordpiece.vocab_size() {
+            return Err(format!("{} has {rows} word embeddings; the tokenizer has {} words", path.display(), wordpiece.vocab_size()));
+        }
+        let unknown = wordpiece.id_of("[UNK]").ok_or("the tokenizer has no [UNK] token")?;
+        Ok(WordEmbeddings { values: values.to_vec(), width, unknown })
+    }
+
+    /// The token table for `vocab`: row 0 the unknown token, then a row per id.
+    fn table(&self, vocab: &[u32], device: &Device) -> Tensor<2> {
+        let rows = std::iter::once(self.unknown).chain(vocab.iter().copied());
+        let values: Vec<f32> =
+            rows.flat_map(|id| self.values[id as usize * self.width..(id as usize + 1) * self.width].iter().copied()).collect();
+        Tensor::from_data(TensorData::new(values, [vocab.len() + 1, self.width]), device)
+    }
+
+    /// Every word a text can tokenise to: the tokenizer's vocabulary less
+    /// its special and unused entries, in id order.
+    fn vocabulary(&self, wordpiece: &WordPiece) -> Vec<u32> {
+        let mut ids: Vec<u32> =
+            wordpiece.entries().filter(|(piece, _)| !(piece.starts_with('[') && piece.ends_with(']'))).map(|(_, id)| id).collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+fn read_f32(tensor: Tensor<2>) -> Result<Vec<f32>, String> {
+    shelfrank::read_scores(tensor.into_data()).map_err(|e| e.to_string())
 }

@@ -12,8 +12,13 @@
 //! Before, a new item was scored from its text alone and ranked as if no
 //! one wanted it; `eval --cold-start` measures both.
 //!
+//! A text-only model (no ID rows, such as the any-catalog model trained
+//! with `train --vocabulary full`) keeps token rows for the catalog's
+//! words only, which makes it page-sized for that shop; `--catalog-words`
+//! does the same for a model with ID rows.
+//!
 //! ```text
-//! cargo run --release --bin update-catalog -- --model FILE (--data DIR | --catalog FILE) --out FILE [--teacher FILE] [--tokenizer FILE] [--neighbours K] [--temperature T]
+//! cargo run --release --bin update-catalog -- --model FILE (--data DIR | --catalog FILE) --out FILE [--teacher FILE] [--tokenizer FILE] [--neighbours K] [--temperature T] [--catalog-words]
 //! ```
 
 use std::path::PathBuf;
@@ -30,6 +35,9 @@ struct Args {
     tokenizer: Option<PathBuf>,
     teacher: Option<PathBuf>,
     neighbours: Neighbours,
+    /// Keep token rows for the catalog's words only (always for a
+    /// text-only model).
+    catalog_words: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -41,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
         tokenizer: None,
         teacher: None,
         neighbours: Neighbours::default(),
+        catalog_words: false,
     };
     let mut it = shelfrank::cli::args();
     while let Some(flag) = it.next() {
@@ -52,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
             "--out" => args.out = Some(value()?.into()),
             "--tokenizer" => args.tokenizer = Some(value()?.into()),
             "--teacher" => args.teacher = Some(value()?.into()),
+            "--catalog-words" => args.catalog_words = true,
             "--neighbours" => {
                 args.neighbours.k = value()?.parse().ok().filter(|&k| k >= 1).ok_or("--neighbours needs a whole number of at least 1")?
             }
@@ -61,7 +71,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--help" | "-h" => {
                 return Err(
-                    "usage: update-catalog --model FILE (--data DIR | --catalog FILE) --out FILE [--teacher FILE] [--tokenizer FILE] [--neighbours K] [--temperature T]"
+                    "usage: update-catalog --model FILE (--data DIR | --catalog FILE) --out FILE [--teacher FILE] [--tokenizer FILE] [--neighbours K] [--temperature T] [--catalog-words]"
                         .into(),
                 );
             }
@@ -82,8 +92,23 @@ fn run() -> Result<(), String> {
     let data = shelfrank::shop::catalog_or_dataset(args.catalog.as_deref(), &args.data)?;
     let bytes = std::fs::read(&args.model).map_err(|e| format!("cannot read {}: {e}", args.model.display()))?;
     let file = ModelFile::from_bytes(&bytes).map_err(|e| format!("{}: {e}", args.model.display()))?;
+    let file = if file.items.is_empty() || args.catalog_words {
+        // Token rows for the catalog's words only: a model trained with its
+        // tokenizer's whole vocabulary is about 2 MB; for one shop's
+        // catalog it is page-sized.
+        let texts: Vec<&str> = data.items.iter().map(|item| item.text.as_str()).collect();
+        let (pruned, dropped) = file.for_texts(&texts).map_err(|e| format!("{}: {e}", args.model.display()))?;
+        eprintln!("update-catalog: kept {} token rows for the catalog's words, dropped {dropped}", pruned.vocab.len());
+        pruned
+    } else {
+        file
+    };
     if file.items.is_empty() {
-        return Err(format!("{} has no ID embeddings (a text-only model): it scores any catalog as it is", args.model.display()));
+        // A text-only model scores any catalog from its text: no ID rows to lay out.
+        let bytes = file.to_bytes();
+        std::fs::write(&out, &bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        eprintln!("update-catalog: text-only model for {} items; wrote {} ({} bytes)", data.items.len(), out.display(), bytes.len());
+        return update_manifest(&out, &bytes);
     }
     let ids: Vec<String> = data.items.iter().map(|item| item.id.clone()).collect();
     let (file, new, dropped) = file.for_catalog(&ids).map_err(|e| e.to_string())?;

@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use super::RankerConfig;
 #[cfg(feature = "device")]
 use super::SessionRanker;
-use super::wordpiece::{PackedWordPiece, front_code, front_decode};
+use super::wordpiece::{PackedWordPiece, WordPiece, front_code, front_decode};
 use crate::error::{Error, ErrorKind, Result, err};
 
 /// The ID-embedding tensor's name in the file.
@@ -281,6 +281,45 @@ impl ModelFile {
             file.meta["heldOutItems"] = serde_json::json!(untrained);
         }
         Ok((file, new, dropped))
+    }
+
+    /// The same model keeping token rows only for the words `texts` use (a
+    /// shop's catalog): a model trained with every word of its tokenizer
+    /// (`train --vocabulary full`, about 2 MB) becomes page-sized for one
+    /// catalog. Each text tokenises exactly as before, since greedy
+    /// longest-match splitting over a vocabulary that keeps every piece a
+    /// text used picks the same pieces; a word of another text (a search
+    /// query) that needs a piece no catalog text used becomes unknown.
+    /// Returns the file and how many token rows it dropped.
+    pub fn for_texts(&self, texts: &[&str]) -> Result<(ModelFile, usize)> {
+        let Some(packed) = &self.wordpiece else {
+            return err(ErrorKind::ModelFile, "the model file carries no tokenizer to choose its words from");
+        };
+        if !self.vocab.is_sorted() {
+            return err(ErrorKind::ModelFile, "the model file's vocabulary is not in id order");
+        }
+        let wordpiece = WordPiece::from_packed(packed)?;
+        let mut used: Vec<u32> = texts.iter().flat_map(|t| wordpiece.encode(t)).filter(|id| self.vocab.binary_search(id).is_ok()).collect();
+        used.sort_unstable();
+        used.dedup();
+        let dim = self.config.dim;
+        let n = self.vocab.len();
+        let mut file = self.clone();
+        let Some(entry) = file.tensors.iter_mut().find(|t| t.name == TOKENS && t.shape == [n + 1, dim]) else {
+            return err(ErrorKind::ModelFile, format!("the model file has no '{TOKENS}' tensor of shape [{}, {dim}]", n + 1));
+        };
+        let mut values = entry.values[..dim].to_vec();
+        for id in &used {
+            let row = self.vocab.binary_search(id).expect("a kept id") + 1;
+            values.extend_from_slice(&entry.values[row * dim..(row + 1) * dim]);
+        }
+        entry.shape = vec![used.len() + 1, dim];
+        entry.values = values;
+        file.wordpiece = Some(wordpiece.pack(&used)?);
+        file.config.n_tokens = used.len();
+        let dropped = n - used.len();
+        file.vocab = used;
+        Ok((file, dropped))
     }
 
     /// Gives untrained items trained ID rows: each `(item, sources)` entry

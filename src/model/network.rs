@@ -1,6 +1,6 @@
 //! The burn module and its forward pass. Shapes are noted as `[batch, seq, dim]`.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::attention::{MhaInput, generate_autoregressive_mask};
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -17,6 +17,11 @@ pub struct SessionRanker {
     /// `[n_tokens + 1, dim]`; row 0 = unknown token.
     tokens: Embedding,
     text_proj: Linear,
+    /// Learned per-token offsets added to the projected mean, `[n_tokens +
+    /// 1, dim]`: only while training over a fixed table
+    /// ([`RankerConfig::init_with_tokens`]); folded into the token rows for
+    /// the file, so files never have it.
+    token_offsets: Option<Embedding>,
     /// `[5, dim]`, indexed by [`EventKind::index`].
     event_kinds: Embedding,
     /// `[max_events, dim]`; row 0 is the newest event.
@@ -38,6 +43,7 @@ impl RankerConfig {
             item_ids: embedding(self.n_items + 1),
             tokens: embedding(self.n_tokens + 1),
             text_proj: LinearConfig::new(self.dim, self.dim).init(device),
+            token_offsets: None,
             event_kinds: embedding(EventKind::ALL.len()),
             positions: embedding(self.max_events),
             encoder: TransformerEncoderConfig::new(self.dim, self.ff_dim, self.heads, self.layers)
@@ -48,6 +54,30 @@ impl RankerConfig {
             dropout: DropoutConfig::new(self.dropout).init(),
             dim: self.dim,
         }
+    }
+}
+
+impl RankerConfig {
+    /// A network whose token table is given and stays fixed in training
+    /// (`[n_tokens + 1, width]`, any width: a pretrained model's word
+    /// embeddings), with a learned `width → dim` text projection. Every
+    /// word shares that one projection, so a word training never saw is
+    /// mapped as the words it did see: the text tower of a model meant for
+    /// any catalog. [`SessionRanker::fold_tokens`] turns it back into the
+    /// usual layout for the file.
+    ///
+    /// With `offsets`, each token also gets a learned offset (from zero)
+    /// added after the projection: words training reads can specialise,
+    /// and a word it never read keeps the shared mapping alone.
+    pub fn init_with_tokens(&self, table: Tensor<2>, offsets: bool, device: &Device) -> SessionRanker {
+        let [rows, width] = table.dims();
+        let mut model = self.init(device);
+        model.tokens = Embedding { weight: Param::from_tensor(table).set_require_grad(false) };
+        model.text_proj = LinearConfig::new(width, self.dim).init(device);
+        if offsets {
+            model.token_offsets = Some(EmbeddingConfig::new(rows, self.dim).with_initializer(Initializer::Zeros).init(device));
+        }
+        model
     }
 }
 
@@ -101,10 +131,24 @@ impl SessionRanker {
     pub fn text_vectors(&self, text: &ItemText, device: &Device) -> Tensor<2> {
         let rows = Tensor::<2, Int>::from_data(TensorData::new(text.rows.clone(), [text.n, text.len]), device);
         let mask = Tensor::<2>::from_data(TensorData::new(text.mask.clone(), [text.n, text.len]), device);
-        let embedded = self.tokens.forward(rows); // [n, len, dim]
-        let summed = (embedded * mask.clone().unsqueeze_dim::<3>(2)).sum_dim(1).reshape([text.n, self.dim]); // [n, dim]
-        let count = mask.sum_dim(1).clamp_min(1.0); // [n, 1]
-        self.project_text(summed / count)
+        let embedded = self.tokens.forward(rows.clone()); // [n, len, width]
+        let width = self.tokens.weight.dims()[1];
+        let summed = (embedded * mask.clone().unsqueeze_dim::<3>(2)).sum_dim(1).reshape([text.n, width]); // [n, width]
+        let count = mask.clone().sum_dim(1).clamp_min(1.0); // [n, 1]
+        let projected = self.project_text(summed / count.clone());
+        match &self.token_offsets {
+            None => projected,
+            Some(offsets) => {
+                let offset = (offsets.forward(rows) * mask.unsqueeze_dim::<3>(2)).sum_dim(1).reshape([text.n, self.dim]);
+                projected + offset / count
+            }
+        }
+    }
+
+    /// The learned per-token offsets, `[n_tokens + 1, dim]`, when the
+    /// network has them (see [`RankerConfig::init_with_tokens`]).
+    pub fn token_offsets(&self) -> Option<Tensor<2>> {
+        self.token_offsets.as_ref().map(|o| o.weight.val())
     }
 
     /// The text tower's second step: mean token embeddings `[n, dim]` (from
@@ -112,6 +156,38 @@ impl SessionRanker {
     /// vectors `[n, dim]`.
     pub fn project_text(&self, means: Tensor<2>) -> Tensor<2> {
         self.text_proj.forward(means)
+    }
+
+    /// The network with a fixed wide token table (see
+    /// [`RankerConfig::init_with_tokens`]) folded into the usual layout:
+    /// the token rows become `table · W` (`table` is `[rows, width]`, row 0
+    /// the unknown token; it may cover more of the tokenizer than training
+    /// read, down to the whole vocabulary) and the projection becomes the
+    /// identity plus the learned bias. A mean of rows then a linear map
+    /// equals a mean of mapped rows, so text vectors are unchanged for
+    /// every text, and the file, the host and the page need nothing new.
+    ///
+    /// `offsets` (`[rows, dim]`, the same rows as `table`) are the learned
+    /// offsets laid out for that vocabulary (zero for words training never
+    /// read); required when the network has offsets.
+    pub fn fold_tokens(mut self, table: Tensor<2>, offsets: Option<Tensor<2>>) -> SessionRanker {
+        let device = table.device();
+        let weight = self.text_proj.weight.val();
+        let [width, dim] = weight.dims();
+        assert_eq!(table.dims()[1], width, "the table's width is the projection's input");
+        assert_eq!(offsets.is_some(), self.token_offsets.is_some(), "offsets are folded when the network has them");
+        let rows = match offsets {
+            Some(offsets) => table.matmul(weight) + offsets,
+            None => table.matmul(weight),
+        };
+        self.tokens = Embedding { weight: Param::from_tensor(rows) };
+        self.token_offsets = None;
+        let mut identity = vec![0.0f32; dim * dim];
+        for i in 0..dim {
+            identity[i * dim + i] = 1.0;
+        }
+        self.text_proj.weight = Param::from_tensor(Tensor::from_data(TensorData::new(identity, [dim, dim]), &device));
+        self
     }
 
     /// Item vectors: ID embedding plus text vector. `[n, dim]`

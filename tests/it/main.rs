@@ -164,12 +164,6 @@ fn the_newest_state_alone_equals_the_full_encoders_last_column() {
 fn the_host_network_computes_what_the_burn_module_computes() {
     use shelfrank::model::{HostNetwork, TokenTable};
     let shipped = ModelFile::from_bytes(include_bytes!("../../models/shelfrank-scientific.bin")).unwrap();
-    let close = |what: &str, a: &[f32], b: &[f32], tolerance: f32| {
-        assert_eq!(a.len(), b.len(), "{what}: lengths");
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= tolerance * (1.0 + y.abs()), "{what}[{i}]: host {x} vs burn {y}");
-        }
-    };
     for file in [tiny_model_file(21), tiny_model_file(22), shipped] {
         let device = Device::flex();
         let model = file.build(&device).unwrap();
@@ -193,14 +187,14 @@ fn the_host_network_computes_what_the_burn_module_computes() {
             let burn_text =
                 model.project_text(burn::tensor::Tensor::<2>::from_data(burn::tensor::TensorData::new(means.clone(), [len, dim]), &device));
             let host_text = host.project_text(&means);
-            close("text vectors", &host_text, &burn_text.clone().into_data().to_vec::<f32>().unwrap(), 1e-5);
+            assert_close("text vectors", &host_text, &burn_text.clone().into_data().to_vec::<f32>().unwrap(), 1e-5);
             let burn_state = model.session_states(&session, burn_text, affinity, &device);
             let host_state = host.session_state(&session, &host_text, affinity).unwrap();
             let read = |t: burn::tensor::Tensor<2>| t.into_data().to_vec::<f32>().unwrap();
-            close("state", &host_state.state, &read(burn_state.state.clone()), 1e-4);
-            close("profile", &host_state.profile, &read(burn_state.profile.clone()), 1e-5);
-            close("event units", &host_state.event_units, &read(burn_state.event_units.clone()), 1e-5);
-            close("log weights", &host_state.log_weights, &read(burn_state.log_weights.clone()), 1e-6);
+            assert_close("state", &host_state.state, &read(burn_state.state.clone()), 1e-4);
+            assert_close("profile", &host_state.profile, &read(burn_state.profile.clone()), 1e-5);
+            assert_close("event units", &host_state.event_units, &read(burn_state.event_units.clone()), 1e-5);
+            assert_close("log weights", &host_state.log_weights, &read(burn_state.log_weights.clone()), 1e-6);
 
             let n = 37;
             let rows: Vec<i64> = (0..n).map(|i| if i % 6 == 0 { 0 } else { ((i * 29) % config.n_items) as i64 + 1 }).collect();
@@ -214,8 +208,8 @@ fn the_host_network_computes_what_the_burn_module_computes() {
             // Random weights score every candidate nearly alike, and the
             // standardisation magnifies rounding (states agree to within 5e-7).
             let tolerance = if file.meta["purpose"] == "test" { 1e-3 } else { 1e-4 };
-            close("scores", &host_scores, &read(burn_scores), tolerance);
-            close("attention", &host_attention.unwrap(), &read(burn_attention.unwrap()), 1e-4);
+            assert_close("scores", &host_scores, &read(burn_scores), tolerance);
+            assert_close("attention", &host_attention.unwrap(), &read(burn_attention.unwrap()), 1e-4);
         }
         // Padding, batches and empty sessions are the burn module's.
         let padded = SessionInput { batch: 1, len: 2, item_rows: vec![0, 1], kinds: vec![0, 0], padding: vec![true, false] };
@@ -869,4 +863,87 @@ fn a_borrowed_row_blends_agreeing_rows_at_their_mean_length() {
     assert!(e.message().contains("no row to borrow"), "{e}");
     let e = file.borrow_id_rows(&[(10, vec![(file.items.len(), 1.0)])]).unwrap_err();
     assert!(e.message().contains("outside the catalog"), "{e}");
+}
+
+#[test]
+fn a_fixed_wide_token_table_folds_into_the_usual_layout_for_any_vocabulary() {
+    // A network trained over a fixed 24-wide table for three words, folded
+    // into the 16-wide layout the file, the host and the page read, first
+    // with the same three words, then with a larger vocabulary in which
+    // those words sit at other rows: every text vector stays the same.
+    let device = Device::flex();
+    device.seed(3);
+    let mut config = RankerConfig::new(0, 3);
+    config.dim = 16;
+    config.ff_dim = 32;
+    let random = |rows: usize| burn::tensor::Tensor::<2>::random([rows, 24], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let small = random(4);
+    let model = config.init_with_tokens(small.clone(), false, &device);
+    let texts = [vec![1, 2], vec![3], vec![0, 3, 1], vec![]];
+    let before = model.text_vectors(&ItemText::from_rows(&texts), &device).into_data().to_vec::<f32>().unwrap();
+
+    let same = model.clone().fold_tokens(small.clone(), None);
+    let after = same.text_vectors(&ItemText::from_rows(&texts), &device).into_data().to_vec::<f32>().unwrap();
+    assert_close("folded", &after, &before, 1e-4);
+
+    // The larger vocabulary: the small table's rows 0..=3 at rows 0, 2, 4, 5.
+    let at = [0usize, 2, 4, 5];
+    let mut big = random(6).into_data().to_vec::<f32>().unwrap();
+    let small_values = small.into_data().to_vec::<f32>().unwrap();
+    for (k, &row) in at.iter().enumerate() {
+        big[row * 24..(row + 1) * 24].copy_from_slice(&small_values[k * 24..(k + 1) * 24]);
+    }
+    let big = burn::tensor::Tensor::<2>::from_data(burn::tensor::TensorData::new(big, [6, 24]), &device);
+    let folded = model.fold_tokens(big, None);
+    let moved: Vec<Vec<u32>> = texts.iter().map(|t| t.iter().map(|&r| at[r as usize] as u32).collect()).collect();
+    let after = folded.text_vectors(&ItemText::from_rows(&moved), &device).into_data().to_vec::<f32>().unwrap();
+    assert_close("folded over a larger vocabulary", &after, &before, 1e-4);
+
+    // The folded network is the usual layout: it saves, loads and scores.
+    config.n_tokens = 5;
+    let file = ModelFile {
+        tensors: ModelFile::capture(&folded, StoredAs::F32),
+        config,
+        items: Vec::new(),
+        vocab: vec![10, 11, 12, 13, 14],
+        tokenizer_sha256: sha256_hex(TOKENIZER),
+        wordpiece: None,
+        meta: serde_json::json!({ "purpose": "test" }),
+    };
+    let loaded = ModelFile::from_bytes(&file.to_bytes()).unwrap().build(&device).unwrap();
+    let reloaded = loaded.text_vectors(&ItemText::from_rows(&moved), &device).into_data().to_vec::<f32>().unwrap();
+    assert_close("saved and loaded", &reloaded, &before, 1e-4);
+}
+
+fn assert_close(what: &str, a: &[f32], b: &[f32], tolerance: f32) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tolerance * (1.0 + y.abs()), "{what}[{i}]: {x} against {y}");
+    }
+}
+
+#[test]
+fn a_model_kept_to_one_catalogs_words_gives_its_texts_the_same_vectors() {
+    let shipped = ModelFile::from_bytes(include_bytes!("../../models/shelfrank-scientific.bin")).unwrap();
+    let texts: Vec<&str> = ITEMS.iter().map(|(_, text)| *text).collect();
+    let (pruned, dropped) = shipped.for_texts(&texts).unwrap();
+    assert_eq!(pruned.vocab.len() + dropped, shipped.vocab.len());
+    assert!(pruned.vocab.len() < 60, "six short texts use few words: {}", pruned.vocab.len());
+    let bytes = pruned.to_bytes();
+    assert!(bytes.len() * 2 < shipped.to_bytes().len(), "the token table is most of the file");
+    let pruned = ModelFile::from_bytes(&bytes).unwrap();
+
+    let device = Device::flex();
+    let vectors = |file: &ModelFile, texts: &[&str]| {
+        let encoder = shelfrank::model::TextEncoder::for_model(file, None).unwrap();
+        let rows: Vec<Vec<u32>> = texts.iter().map(|t| encoder.encode(t).unwrap()).collect();
+        let text = ItemText::from_rows(&rows);
+        (rows, file.build(&device).unwrap().text_vectors(&text, &device).into_data().to_vec::<f32>().unwrap())
+    };
+    let (_, before) = vectors(&shipped, &texts);
+    let (_, after) = vectors(&pruned, &texts);
+    assert_close("catalog text vectors", &after, &before, 1e-2);
+    // A word no catalog text used is unknown to the pruned model.
+    let (rows, _) = vectors(&pruned, &["oscilloscope"]);
+    assert!(rows[0].iter().all(|&r| r == 0), "{rows:?}");
 }

@@ -54,3 +54,71 @@ fn training_on_a_small_subset_writes_a_model_that_evaluates() {
     assert!(report["rerank"]["serverNdcg10"].is_number());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A `model.safetensors` holding only a word-embedding table, `[rows, width]`,
+/// of fixed pseudo-random values (the real one is all-MiniLM-L6-v2's,
+/// 90 MB, not in the repository; training reads nothing else from it).
+fn word_embeddings_file(path: &std::path::Path, rows: usize, width: usize) {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut data = Vec::with_capacity(rows * width * 4);
+    for _ in 0..rows * width {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let value = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+        data.extend_from_slice(&value.to_le_bytes());
+    }
+    let header = serde_json::json!({
+        "embeddings.word_embeddings.weight": { "dtype": "F32", "shape": [rows, width], "data_offsets": [0, data.len()] }
+    })
+    .to_string();
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(&data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn training_over_fixed_word_embeddings_writes_a_model_for_every_word() {
+    let dir = std::env::temp_dir().join(format!("shelfrank-words-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let words = dir.join("model.safetensors");
+    word_embeddings_file(&words, 30522, 24);
+    let model = dir.join("any.bin");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let train = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_train"))
+            .current_dir(root)
+            .args(["--max-users", "120", "--epochs", "1", "--dim", "16", "--no-manifest", "--variant", "text", "--out"])
+            .arg(&model)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // A full vocabulary needs rows for the words training never reads.
+    let refused = train(&["--vocabulary", "full"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--word-embeddings"), "{}", String::from_utf8_lossy(&refused.stderr));
+
+    let words = words.to_str().unwrap();
+    let output = train(&["--word-embeddings", words, "--vocabulary", "full", "--word-offsets"]);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "train failed: {log}");
+    // train checks that folding the table moved no catalog text vector.
+    assert!(log.contains("word embeddings folded"), "{log}");
+    let file = ModelFile::from_bytes(&std::fs::read(&model).unwrap()).unwrap();
+    assert!(file.items.is_empty(), "a text-only model has no catalog IDs");
+    assert!(file.config.n_tokens > 29_000, "every word keeps a row: {}", file.config.n_tokens);
+    assert_eq!(file.meta["vocabulary"], "full");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
+        .current_dir(root)
+        .args(["--max-users", "120", "--json", "--model"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "eval failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!((0.0..=1.0).contains(&report["test"]["ndcg@10"].as_f64().unwrap_or(-1.0)));
+    std::fs::remove_dir_all(&dir).ok();
+}
