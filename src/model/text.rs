@@ -51,17 +51,20 @@ impl ItemText {
 impl ItemText {
     /// The first `n` texts and the rest, each trimmed to its own longest text.
     pub fn split_at(&self, n: usize) -> (ItemText, ItemText) {
-        let part = |range: std::ops::Range<usize>| {
-            let rows: Vec<Vec<u32>> = range
-                .map(|i| {
-                    let row = &self.rows[i * self.len..(i + 1) * self.len];
-                    let mask = &self.mask[i * self.len..(i + 1) * self.len];
-                    row.iter().zip(mask).filter(|(_, m)| **m > 0.0).map(|(r, _)| *r as u32).collect()
-                })
-                .collect();
-            ItemText::from_rows(&rows)
-        };
+        let part = |range: std::ops::Range<usize>| ItemText::from_rows(&range.map(|i| self.text(i)).collect::<Vec<_>>());
         (part(0..n), part(n..self.n))
+    }
+
+    /// The texts at `items`, in that order, trimmed to their own longest.
+    pub fn select(&self, items: &[u32]) -> ItemText {
+        ItemText::from_rows(&items.iter().map(|&i| self.text(i as usize)).collect::<Vec<_>>())
+    }
+
+    /// Text `i`'s token rows, without padding.
+    fn text(&self, i: usize) -> Vec<u32> {
+        let row = &self.rows[i * self.len..(i + 1) * self.len];
+        let mask = &self.mask[i * self.len..(i + 1) * self.len];
+        row.iter().zip(mask).filter(|(_, m)| **m > 0.0).map(|(r, _)| *r as u32).collect()
     }
 }
 

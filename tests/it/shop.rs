@@ -297,3 +297,37 @@ fn train_keeps_its_time_budget_within_an_epoch() {
     assert!(of > 1, "an epoch of the fixture has several steps at batch 32");
     assert!(log.contains(&format!("1 of {of} steps: out of time")), "{log}");
 }
+
+/// Sampled softmax (`train --negatives N`, for catalogs too large to score
+/// whole at every step) learns as well as the full softmax on a generated
+/// shop with structure to learn: both train with the same seed and epochs,
+/// and the sampled model's validation NDCG@10 is within 20% of the full one's.
+#[test]
+fn sampled_softmax_learns_as_well_as_the_full_softmax_on_a_generated_shop() {
+    let dir = scratch("sampled");
+    let generated = std::process::Command::new("node")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["tools/generate-shop.mjs", "--items", "2000", "--users", "3000", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let valid = |negatives: &str| {
+        let out = dir.join(format!("negatives-{negatives}.bin"));
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_train"))
+            .arg("--events")
+            .arg(dir.join("events.csv"))
+            .arg("--catalog")
+            .arg(dir.join("catalog.csv"))
+            .args(["--epochs", "3", "--negatives", negatives, "--no-manifest", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let file = shelfrank::model::ModelFile::from_bytes(&std::fs::read(&out).unwrap()).unwrap();
+        file.meta["validNdcg10"].as_f64().unwrap()
+    };
+    let (full, sampled) = (valid("0"), valid("256"));
+    assert!(full > 0.02, "the generated shop has structure to learn: {full}");
+    assert!(sampled >= 0.8 * full, "sampled {sampled} against full {full}");
+}
