@@ -12,6 +12,8 @@
 //!
 //! `--events FILE --catalog FILE` or `--ga4 DIR` in place of `--data` tune a
 //! model trained on a shop's own data (as `train` read it).
+//! `--no-repeat-prior` leaves the prior out: the any-catalog model's, whose
+//! shops may re-view items far more than Scientific's buyers re-buy them.
 
 use std::path::PathBuf;
 
@@ -28,6 +30,9 @@ struct Args {
     weights: Vec<f32>,
     decays: Vec<f32>,
     write: bool,
+    /// Fit no repeat prior (a model for catalogs whose shoppers' repeat
+    /// habits this data does not tell).
+    no_repeat_prior: bool,
 }
 
 fn numbers(list: &str, flag: &str) -> Result<Vec<f32>, String> {
@@ -42,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
         weights: Vec::new(),
         decays: Vec::new(),
         write: false,
+        no_repeat_prior: false,
     };
     let mut it = shelfrank::cli::args();
     while let Some(flag) = it.next() {
@@ -55,9 +61,10 @@ fn parse_args() -> Result<Args, String> {
             "--weights" => args.weights = numbers(&value()?, "--weights")?,
             "--decays" => args.decays = numbers(&value()?, "--decays")?,
             "--write" => args.write = true,
+            "--no-repeat-prior" => args.no_repeat_prior = true,
             "--help" | "-h" => {
                 return Err(format!(
-                    "usage: tune --model FILE {} [--tokenizer FILE] [--weights W,W,...] [--decays D,D,...] [--write]",
+                    "usage: tune --model FILE {} [--tokenizer FILE] [--weights W,W,...] [--decays D,D,...] [--no-repeat-prior] [--write]",
                     DataSource::USAGE
                 ));
             }
@@ -87,7 +94,12 @@ fn run() -> Result<(), String> {
         for &decay in &decays {
             let affinity = Affinity { weight, decay };
             let mut scorer = model.scorer(affinity, false, &device);
-            let (table, fit) = fit_repeat_prior(&mut scorer, &sequences, model.max_events).map_err(|e| e.to_string())?;
+            let (table, fit) = if args.no_repeat_prior {
+                (Vec::new(), serde_json::Value::Null)
+            } else {
+                let (table, fit) = fit_repeat_prior(&mut scorer, &sequences, model.max_events).map_err(|e| e.to_string())?;
+                (table, json!(fit))
+            };
             let mut scorer = scorer.with_repeat_prior(&table);
             let valid = evaluate_with(&mut scorer, &data.valid, n, model.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
             let line = json!({
@@ -114,7 +126,11 @@ fn run() -> Result<(), String> {
             "weights": weights,
             "decays": decays,
             "chosen": line,
-            "rule": "best validation NDCG@10 (published protocol); repeat prior fitted on training sequences",
+            "rule": if args.no_repeat_prior {
+                "best validation NDCG@10 (published protocol); no repeat prior"
+            } else {
+                "best validation NDCG@10 (published protocol); repeat prior fitted on training sequences"
+            },
         });
         let bytes = file.to_bytes();
         std::fs::write(&args.model, &bytes).map_err(|e| format!("cannot write {}: {e}", args.model.display()))?;
