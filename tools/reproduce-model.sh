@@ -3,7 +3,7 @@
 # the teacher embeddings (only if missing), the shipped model, the
 # ablations, the cold-start model, the scoring settings (validation sweeps
 # and repeat priors), and eval's JSON report.
-# About 45 minutes on 2 cores. Run from the repository root.
+# About 80 minutes on 2 cores. Run from the repository root.
 set -euo pipefail
 cargo build --release --bin train --bin eval --bin teacher --bin tune
 mkdir -p target/models
@@ -81,14 +81,5 @@ node tools/typed-logs.mjs
 rees=(--events target/typed/rees46-text/events.csv --catalog target/typed/rees46-text/catalog.csv)
 ./target/release/train "${rees[@]}" --out target/models/rees46/shelfrank.bin
 ./target/release/tune --model target/models/rees46/shelfrank.bin "${rees[@]}" --weights 0.75,1.5,3,5,8 --decays 0.5,0.7,0.9 --write
-node -e '
-  const { execFileSync } = require("child_process");
-  const run = (args) => JSON.parse(execFileSync("./target/release/eval", [...args, "--json"], { maxBuffer: 1 << 28 }));
-  const rees = process.argv.slice(1);
-  const out = {
-    scientific: run(["--model", "models/shelfrank-any.bin", "--data", "data/scientific", "--category-split", "target/models/any-split.bin"]),
-    rees46: run(["--model", "models/shelfrank-any.bin", ...rees]),
-    rees46OwnModel: run(["--model", "target/models/rees46/shelfrank.bin", ...rees]),
-  };
-  require("fs").writeFileSync("models/any-eval.json", JSON.stringify(out, null, 2) + "\n");' "${rees[@]}"
+node tools/any-eval.mjs
 node tools/any-card.mjs models/any-eval.json models/eval.json

@@ -11,7 +11,7 @@
 set -euo pipefail
 cargo build --release --bin eval
 best=""
-for w in 0.75 1.5 3 5 8 12; do
+for w in 0.75 1.5 3 5 8 12 20 40; do
   line=$(./target/release/eval --model target/models/any-split.bin --data data/scientific --valid-only --affinity-weight "$w" |
     node -pe 'const j = JSON.parse(require("fs").readFileSync(0)); JSON.stringify({ weight: j.affinityWeight, all: j.valid["ndcg@10"], heldOutTargets: j.heldOutTargets.valid["ndcg@10"], users: j.heldOutTargets.valid.users })')
   echo "$line"

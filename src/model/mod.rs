@@ -140,7 +140,7 @@ impl RankerConfig {
             && self.n_items <= 10_000_000
             && self.n_tokens <= 1_000_000
             && (0.0..1.0).contains(&self.dropout)
-            && (0.0..=10.0).contains(&self.affinity_weight)
+            && (0.0..=100.0).contains(&self.affinity_weight)
             && self.affinity_decay > 0.0
             && self.affinity_decay <= 1.0
             && (self.repeat_prior.is_empty() || self.repeat_prior.len() == RepeatPrior::LEN)

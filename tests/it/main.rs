@@ -708,26 +708,61 @@ fn the_evaluation_scorer_and_the_page_reranker_give_the_same_scores() {
 /// quality fails here.
 #[test]
 fn the_shipped_model_keeps_its_measured_quality_on_a_fixed_sample_of_users() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("models/eval.json")).unwrap()).unwrap();
+    let bytes = std::fs::read(root.join("models/shelfrank-scientific.bin")).unwrap();
+    keeps_its_quality(ModelFile::from_bytes(&bytes).unwrap(), &report, Some(&bytes));
+}
+
+/// The any-catalog model keeps the quality `models/any-eval.json` records
+/// on Scientific, as shipped and kept to the Scientific catalog's words
+/// (what `update-catalog` does for a shop): a 2.2 MB file becomes page-sized
+/// and scores the same.
+#[test]
+fn the_any_catalog_model_keeps_its_measured_quality_whole_and_kept_to_one_catalogs_words() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("models/any-eval.json")).unwrap()).unwrap();
+    let report = &report["scientific"];
+    let bytes = std::fs::read(root.join("models/shelfrank-any.bin")).unwrap();
+    let file = ModelFile::from_bytes(&bytes).unwrap();
+    assert!(file.items.is_empty(), "the any-catalog model knows no catalog's IDs");
+    keeps_its_quality(file.clone(), report, Some(&bytes));
+    let data = shelfrank::dataset::Dataset::load(&root.join("data/scientific")).unwrap();
+    let texts: Vec<&str> = data.items.iter().map(|i| i.text.as_str()).collect();
+    let (kept, _) = file.for_texts(&texts).unwrap();
+    let kept_bytes = kept.to_bytes();
+    assert!(kept_bytes.len() * 3 < bytes.len(), "kept to one catalog: {} bytes of {}", kept_bytes.len(), bytes.len());
+    keeps_its_quality(kept, report, None);
+}
+
+/// `file` scores every 16th-or-so test user (the sample `report` records)
+/// within a tolerance of `report`'s figures; `bytes`, when given, are the
+/// file `report` describes (checked by hash).
+fn keeps_its_quality(file: ModelFile, report: &serde_json::Value, bytes: Option<&[u8]>) {
     use shelfrank::evaluation::{LoadedModel, evaluate_with};
     const TOLERANCE: f64 = 0.002;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("models/eval.json")).unwrap()).unwrap();
     let sample = &report["qualitySample"];
-    let step = sample["step"].as_u64().expect("eval.json records the sample's step") as usize;
+    let step = sample["step"].as_u64().expect("the report records the sample's step") as usize;
     let data = shelfrank::dataset::Dataset::load(&root.join("data/scientific")).unwrap();
     let users: Vec<_> = data.test.iter().step_by(step).cloned().collect();
     assert!(users.len() >= 500, "the sample holds at least 500 users");
     assert_eq!(users.len() as u64, sample["users"].as_u64().unwrap());
+    if let Some(bytes) = bytes {
+        assert_eq!(report["model"]["sha256"], sha256_hex(bytes).as_str(), "the report describes this model file");
+    }
+    // A file's catalog is stored sorted; the dataset's order is the one it scores in.
+    let ids: Vec<String> = data.items.iter().map(|i| i.id.clone()).collect();
+    let file = if file.items.is_empty() { file } else { file.for_catalog(&ids).unwrap().0 };
     let device = Device::flex();
-    let model = LoadedModel::load(&root.join("models/shelfrank-scientific.bin"), None, &data, &device).unwrap();
-    assert_eq!(report["model"]["sha256"], model.sha256.as_str(), "eval.json describes the shipped model file");
+    let model = LoadedModel::from_file(file, None, &data, &device).unwrap();
     let mut scorer = model.scorer(model.affinity, true, &device);
     let measured = evaluate_with(&mut scorer, &users, data.items.len(), model.max_events, &mut |_, _| {}).unwrap().published;
     for (key, value) in [("ndcg@10", measured.ndcg_10), ("recall@10", measured.recall_10)] {
         let recorded = sample[key].as_f64().unwrap();
         assert!(
             (value - recorded).abs() <= TOLERANCE,
-            "{key} on the sample is {value:.4}, eval.json says {recorded:.4} (tolerance {TOLERANCE})"
+            "{key} on the sample is {value:.4}, the report says {recorded:.4} (tolerance {TOLERANCE})"
         );
     }
 }
