@@ -301,10 +301,7 @@ fn run() -> Result<(), String> {
     // length is measured on a slice of users before training, then on each
     // pass. Validation reads at most VALID_USERS users (spread evenly).
     let budget = args.minutes * 60.0;
-    let valid_users: Vec<Example> = {
-        let step = data.valid.len().div_ceil(VALID_USERS).max(1);
-        data.valid.iter().step_by(step).cloned().collect()
-    };
+    let valid_users = spread(&data.valid);
     let mut valid_seconds = {
         // The catalog's text vectors once, then a share per user.
         let probe = &valid_users[..valid_users.len().min(256)];
@@ -528,6 +525,11 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
+/// At most VALID_USERS of `users`, spread evenly.
+fn spread(users: &[Example]) -> Vec<Example> {
+    users.iter().step_by(users.len().div_ceil(VALID_USERS).max(1)).cloned().collect()
+}
+
 /// The model card of a model trained on a shop's data (markdown).
 fn model_card(
     file: &ModelFile,
@@ -541,9 +543,9 @@ fn model_card(
     use shelfrank::evaluation::{Cooccurrence, Popularity, Statistics, evaluate_with};
     let n = data.items.len();
     let max_events = file.config.max_events;
-    // At most VALID_USERS test users, spread evenly, so that a large
-    // shop's card takes minutes.
-    let test: Vec<Example> = data.test.iter().step_by(data.test.len().div_ceil(VALID_USERS).max(1)).cloned().collect();
+    // As many test users as validation reads, so that a large shop's card
+    // takes minutes.
+    let test = spread(&data.test);
     let ours = evaluate(model, catalog, ids.clone(), &test, max_events, file.config.affinity(), device).map_err(|e| e.to_string())?;
     let stats = Statistics::new(data);
     let pop = evaluate_with(&mut Popularity(&stats), &test, n, max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
