@@ -23,7 +23,7 @@
 //   that outlives page views (the first page runs its own worker and warms
 //   the service worker for the next).
 //
-//   node bench/pages.mjs [--pages 10]
+//   node bench/pages.mjs [--pages 10] [--modes attach,hold,service-worker] [--options '{"worker":false}']
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { createServer } from 'node:http';
@@ -203,5 +203,10 @@ export async function runPageViews({ pages = 10, modes = ['attach', 'hold', 'ser
 if (import.meta.url === `file://${process.argv[1]}`) {
   const at = process.argv.indexOf('--pages');
   const options = process.argv.indexOf('--options');
-  await runPageViews({ pages: at > 0 ? Number(process.argv[at + 1]) : 10, shelfOptions: options > 0 ? JSON.parse(process.argv[options + 1]) : null });
+  const modes = process.argv.indexOf('--modes');
+  await runPageViews({
+    pages: at > 0 ? Number(process.argv[at + 1]) : 10,
+    shelfOptions: options > 0 ? JSON.parse(process.argv[options + 1]) : null,
+    ...(modes > 0 ? { modes: process.argv[modes + 1].split(',') } : {}),
+  });
 }

@@ -45,7 +45,8 @@ fn main() {
             for item in &ranked {
                 expected[item.original_position] = item.model_score.expect("a model score (the history is not empty)");
             }
-            let weights = inputs.session.affinity_weights(config.affinity_decay);
+            let affinity = config.affinity();
+            let weights = inputs.session.affinity_weights(affinity.decay, &affinity.kinds);
             cases.push(case(&format!("h{history_len}-{list_name}"), &inputs, &weights, &expected));
         }
     }

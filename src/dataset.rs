@@ -55,6 +55,72 @@ pub struct Example {
     /// Item indices, oldest first.
     pub history: Vec<u32>,
     pub target: u32,
+    /// Each history event's kind, where the data has kinds (a shop's typed
+    /// log); empty where it has one kind (reviews: every event a purchase).
+    pub kinds: Vec<crate::model::EventKind>,
+    /// The target event's kind, where the data has kinds.
+    pub target_kind: Option<crate::model::EventKind>,
+}
+
+impl Example {
+    /// The history as scorers read it, its newest `max_events` events.
+    pub fn recent(&self, max_events: usize) -> History<'_> {
+        History::new(&self.history, &self.kinds).recent(max_events)
+    }
+}
+
+/// A history as the model reads it: items oldest first, and each event's
+/// kind where the data has kinds (empty: every event is a purchase).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct History<'a> {
+    pub items: &'a [u32],
+    kinds: &'a [crate::model::EventKind],
+}
+
+impl<'a> History<'a> {
+    /// `kinds` is empty (every event a purchase) or one per item.
+    pub fn new(items: &'a [u32], kinds: &'a [crate::model::EventKind]) -> History<'a> {
+        assert!(kinds.is_empty() || kinds.len() == items.len(), "one kind per event, or none");
+        History { items, kinds }
+    }
+
+    /// Purchases only (the one kind of review data).
+    pub fn purchases(items: &'a [u32]) -> History<'a> {
+        History { items, kinds: &[] }
+    }
+
+    /// The kind of event `t`.
+    pub fn kind(&self, t: usize) -> crate::model::EventKind {
+        self.kinds.get(t).copied().unwrap_or(crate::model::EventKind::Purchase)
+    }
+
+    /// Whether the events carry kinds of their own.
+    pub fn typed(&self) -> bool {
+        !self.kinds.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The newest `max_events` events.
+    pub fn recent(&self, max_events: usize) -> History<'a> {
+        self.slice(self.items.len().saturating_sub(max_events), self.items.len())
+    }
+
+    /// Events `start..end`.
+    pub fn slice(&self, start: usize, end: usize) -> History<'a> {
+        History { items: &self.items[start..end], kinds: if self.kinds.is_empty() { &[] } else { &self.kinds[start..end] } }
+    }
+
+    /// Each event as the repeat prior reads it: its item and kind.
+    pub fn events(&self) -> Vec<(Option<u32>, crate::model::EventKind)> {
+        (0..self.len()).map(|t| (Some(self.items[t]), self.kind(t))).collect()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -85,10 +151,16 @@ impl Dataset {
         }
     }
 
-    /// Per-user training sequences: everything before the validation target.
-    /// Training predicts each next item of these.
-    pub fn train_sequences(&self) -> Vec<&[u32]> {
-        self.valid.iter().map(|e| e.history.as_slice()).filter(|h| h.len() >= 2).collect()
+    /// Per-user training sequences: everything before the validation target,
+    /// with each event's kind where the data has kinds. Training predicts
+    /// each next item of these.
+    pub fn train_sequences(&self) -> Vec<History<'_>> {
+        self.valid.iter().map(|e| History::new(&e.history, &e.kinds)).filter(|h| h.len() >= 2).collect()
+    }
+
+    /// Whether the events carry kinds of their own (a shop's typed log).
+    pub fn typed(&self) -> bool {
+        self.test.iter().any(|e| !e.kinds.is_empty())
     }
 }
 
@@ -186,6 +258,8 @@ fn read_inter(path: &Path, n_items: usize) -> Result<Vec<Example>> {
                 user: user.trim().parse().map_err(|_| bad_line(path, n))?,
                 history: history.split_whitespace().map(parse).collect::<Result<_>>()?,
                 target: parse(target)?,
+                kinds: Vec::new(),
+                target_kind: None,
             })
         })
         .collect()

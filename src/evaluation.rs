@@ -9,7 +9,7 @@ use crate::Result;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use crate::dataset::{CatalogItem, Dataset, Example};
+use crate::dataset::{CatalogItem, Dataset, Example, History};
 use crate::model::{
     Affinity, EventKind, FastMap, ItemText, ModelFile, RECENCY_BUCKETS, RepeatPrior, SessionInput, SessionRanker, TextEncoder,
     recency_bucket, sha256_hex,
@@ -57,8 +57,8 @@ impl IdRows {
 }
 
 /// Right-aligned sessions of catalog items. `kinds` gives each event's kind
-/// and whether its ID is shown; evaluation treats every event as a
-/// purchase with its ID.
+/// and whether its ID is shown; evaluation shows every event with its ID
+/// and its kind (a purchase where the data has one kind).
 pub fn session_input(histories: &[&[u32]], ids: &IdRows, kinds: &dyn Fn(usize, usize) -> (EventKind, bool)) -> (SessionInput, Vec<i64>) {
     let len = histories.iter().map(|h| h.len()).max().unwrap_or(1).max(1);
     let batch = histories.len();
@@ -303,7 +303,7 @@ impl Neighbours {
 /// Anything that scores every catalog item for a batch of histories.
 pub trait Scorer {
     /// `[histories.len() * n_items]` scores, higher is better.
-    fn score(&mut self, histories: &[&[u32]]) -> Result<Vec<f32>>;
+    fn score(&mut self, histories: &[History]) -> Result<Vec<f32>>;
 }
 
 /// The network as a [`Scorer`], with its catalog text vectors computed
@@ -335,9 +335,10 @@ impl<'a> ModelScorer<'a> {
     }
 
     /// The blended scores before the repeat prior, `[histories.len() * n_items]`.
-    pub fn blended(&mut self, histories: &[&[u32]]) -> Result<Vec<f32>> {
-        // Every history event is a catalog purchase here: its text vector is the catalog's.
-        let (input, items) = session_input(histories, &self.ids, &|_, _| (EventKind::Purchase, true));
+    pub fn blended(&mut self, histories: &[History]) -> Result<Vec<f32>> {
+        // Every history event is on a catalog item: its text vector is the catalog's.
+        let items: Vec<&[u32]> = histories.iter().map(|h| h.items).collect();
+        let (input, items) = session_input(&items, &self.ids, &|b, t| (histories[b].kind(t), true));
         let n = items.len();
         let events = self.text_vectors.clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(items, [n]), &self.device));
         let state = self.model.session_states(&input, events, self.affinity, &self.device);
@@ -347,19 +348,13 @@ impl<'a> ModelScorer<'a> {
     }
 }
 
-/// A dataset history as the repeat prior reads a session: every event a
-/// purchase of a catalog item.
-pub fn purchases(history: &[u32]) -> Vec<(Option<u32>, EventKind)> {
-    history.iter().map(|&item| (Some(item), EventKind::Purchase)).collect()
-}
-
 impl Scorer for ModelScorer<'_> {
-    fn score(&mut self, histories: &[&[u32]]) -> Result<Vec<f32>> {
+    fn score(&mut self, histories: &[History]) -> Result<Vec<f32>> {
         let mut scores = self.blended(histories)?;
         let n_items = self.ids.all().len();
         let prior = RepeatPrior::new(&self.repeat_prior);
         for (row, history) in scores.chunks_mut(n_items).zip(histories) {
-            prior.adjust(row, 0..n_items as u32, &purchases(history));
+            prior.adjust(row, 0..n_items as u32, &history.events());
         }
         Ok(scores)
     }
@@ -383,7 +378,7 @@ impl Statistics {
         let mut popularity = vec![0f32; data.items.len()];
         let mut transitions: HashMap<u32, HashMap<u32, f32>> = HashMap::new();
         let sequences: Vec<Vec<u32>> =
-            data.train_sequences().iter().map(|s| s.iter().copied().filter(|i| !unseen.contains(i)).collect()).collect();
+            data.train_sequences().iter().map(|s| s.items.iter().copied().filter(|i| !unseen.contains(i)).collect()).collect();
         for sequence in &sequences {
             for &item in sequence {
                 popularity[item as usize] += 1.0;
@@ -412,7 +407,7 @@ impl Statistics {
 pub struct Popularity<'a>(pub &'a Statistics);
 
 impl Scorer for Popularity<'_> {
-    fn score(&mut self, histories: &[&[u32]]) -> Result<Vec<f32>> {
+    fn score(&mut self, histories: &[History]) -> Result<Vec<f32>> {
         Ok(histories.iter().flat_map(|_| self.0.popularity.iter().copied()).collect())
     }
 }
@@ -421,8 +416,8 @@ impl Scorer for Popularity<'_> {
 pub struct Cooccurrence<'a>(pub &'a Statistics);
 
 impl Scorer for Cooccurrence<'_> {
-    fn score(&mut self, histories: &[&[u32]]) -> Result<Vec<f32>> {
-        Ok(histories.iter().flat_map(|h| self.0.cooccurrence_row(h)).collect())
+    fn score(&mut self, histories: &[History]) -> Result<Vec<f32>> {
+        Ok(histories.iter().flat_map(|h| self.0.cooccurrence_row(h.items)).collect())
     }
 }
 
@@ -435,8 +430,13 @@ pub struct RepeatFit {
     /// Of those, how many next items were already in the history, per
     /// recency bucket.
     pub repeats_by_bucket: Vec<usize>,
-    /// The fitted offset per recency bucket (standardised score units).
+    /// The fitted offset per recency bucket (standardised score units), for
+    /// the most frequent kind (the only one in one-kind data).
     pub offsets: Vec<f32>,
+    /// On a typed log: each kind's fitted row, by name (kinds the training
+    /// sequences never show take the most frequent kind's).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub offsets_by_kind: std::collections::BTreeMap<String, Vec<f32>>,
     /// Training MRR (ranks past [`FIT_DEPTH`] count 0) without and with the offsets.
     pub train_mrr_before: f64,
     pub train_mrr_after: f64,
@@ -448,8 +448,9 @@ pub const FIT_DEPTH: usize = 64;
 /// One training example as the fit reads it.
 struct RepeatCase {
     target: f32,
-    target_bucket: Option<usize>,
-    /// Every other history item: (recency bucket, score).
+    /// The table cell (kind and recency bucket of its newest event) of the target, if in the history.
+    target_cell: Option<usize>,
+    /// Every other history item: (table cell, score).
     seen: Vec<(usize, f32)>,
     /// The best [`FIT_DEPTH`] scores of the items not in the history, descending.
     unseen: Vec<f32>,
@@ -457,7 +458,7 @@ struct RepeatCase {
 
 impl RepeatCase {
     fn reciprocal_rank(&self, offsets: &[f32]) -> f64 {
-        let target = self.target + self.target_bucket.map_or(0.0, |b| offsets[b]);
+        let target = self.target + self.target_cell.map_or(0.0, |c| offsets[c]);
         let above = self.unseen.partition_point(|&s| s >= target) + self.seen.iter().filter(|&&(b, s)| s + offsets[b] >= target).count();
         if above < FIT_DEPTH { 1.0 / (above as f64 + 1.0) } else { 0.0 }
     }
@@ -466,39 +467,47 @@ impl RepeatCase {
 /// Fits the repeat prior's offsets on training data: every next item of
 /// every sequence in `sequences` (histories capped at `max_events`) is
 /// scored by `scorer` (blended, before any prior), and each recency
-/// bucket's offset is the one on a grid from -12 to +3 that maximises the
-/// training MRR, coordinate by coordinate, three rounds. The training data
-/// here has one event kind (purchases, i.e. reviews), so the table's rows
-/// for views, clicks and carts take the same offsets; search events carry
-/// no item and get none. Returns the table for
+/// bucket's offset, for each kind of the item's newest event, is the one on
+/// a grid from -12 to +3 that maximises the training MRR, coordinate by
+/// coordinate, three rounds. Kinds the sequences never show take the most
+/// frequent kind's row: on one-kind data (reviews, i.e. purchases) views,
+/// clicks and carts take the purchase offsets. Search events carry no item
+/// and get none. Returns the table for
 /// [`crate::model::RankerConfig::repeat_prior`] and a report.
-pub fn fit_repeat_prior(scorer: &mut ModelScorer, sequences: &[&[u32]], max_events: usize) -> Result<(Vec<f32>, RepeatFit)> {
-    let mut examples: Vec<(&[u32], u32)> = Vec::new();
+pub fn fit_repeat_prior(scorer: &mut ModelScorer, sequences: &[History], max_events: usize) -> Result<(Vec<f32>, RepeatFit)> {
+    let mut examples: Vec<(History, u32)> = Vec::new();
     for sequence in sequences {
         for t in 1..sequence.len() {
-            examples.push((&sequence[t.saturating_sub(max_events)..t], sequence[t]));
+            examples.push((sequence.slice(t.saturating_sub(max_events), t), sequence.items[t]));
         }
     }
     let n_items = scorer.ids.all().len();
     let mut cases = Vec::with_capacity(examples.len());
     let mut repeats = vec![0usize; RECENCY_BUCKETS];
+    // Items in the history per kind of their newest event, over all cases.
+    let mut kind_counts = [0usize; EventKind::ALL.len()];
     for chunk in examples.chunks(256) {
-        let histories: Vec<&[u32]> = chunk.iter().map(|(h, _)| *h).collect();
+        let histories: Vec<History> = chunk.iter().map(|(h, _)| *h).collect();
         let scores = scorer.blended(&histories)?;
         for ((history, target), row) in chunk.iter().zip(scores.chunks(n_items)) {
-            let mut bucket_of: FastMap<u32, usize> = FastMap::default();
-            for (back, &item) in history.iter().rev().enumerate() {
-                bucket_of.entry(item).or_insert(recency_bucket(back));
+            // Each history item's cell: the kind and recency of its newest event.
+            let mut cell_of: FastMap<u32, usize> = FastMap::default();
+            for (back, &item) in history.items.iter().rev().enumerate() {
+                let kind = history.kind(history.len() - 1 - back);
+                cell_of.entry(item).or_insert(kind.index() * RECENCY_BUCKETS + recency_bucket(back));
             }
-            let target_bucket = bucket_of.get(target).copied();
-            if let Some(b) = target_bucket {
-                repeats[b] += 1;
+            for &cell in cell_of.values() {
+                kind_counts[cell / RECENCY_BUCKETS] += 1;
             }
-            let seen = bucket_of.iter().filter(|(item, _)| *item != target).map(|(&item, &b)| (b, row[item as usize])).collect();
+            let target_cell = cell_of.get(target).copied();
+            if let Some(c) = target_cell {
+                repeats[c % RECENCY_BUCKETS] += 1;
+            }
+            let seen = cell_of.iter().filter(|(item, _)| *item != target).map(|(&item, &c)| (c, row[item as usize])).collect();
             let mut unseen: Vec<f32> = row
                 .iter()
                 .enumerate()
-                .filter(|&(i, _)| i != *target as usize && !bucket_of.contains_key(&(i as u32)))
+                .filter(|&(i, _)| i != *target as usize && !cell_of.contains_key(&(i as u32)))
                 .map(|(_, &s)| s)
                 .collect();
             if unseen.len() > FIT_DEPTH {
@@ -506,34 +515,49 @@ pub fn fit_repeat_prior(scorer: &mut ModelScorer, sequences: &[&[u32]], max_even
                 unseen.truncate(FIT_DEPTH);
             }
             unseen.sort_by(|a, b| b.total_cmp(a));
-            cases.push(RepeatCase { target: row[*target as usize], target_bucket, seen, unseen });
+            cases.push(RepeatCase { target: row[*target as usize], target_cell, seen, unseen });
         }
     }
     let mrr = |offsets: &[f32]| cases.iter().map(|c| c.reciprocal_rank(offsets)).sum::<f64>() / cases.len().max(1) as f64;
     // Grid points nearest 0 first, so ties keep the smaller offset.
     let mut grid: Vec<f32> = (-48..=12).map(|i| i as f32 * 0.25).collect();
     grid.sort_by(|a, b| a.abs().total_cmp(&b.abs()));
-    let mut offsets = vec![0f32; RECENCY_BUCKETS];
-    let before = mrr(&offsets);
+    let mut table = vec![0f32; RepeatPrior::LEN];
+    let before = mrr(&table);
     let mut best = before;
+    let shown: Vec<EventKind> = EventKind::ALL.iter().copied().filter(|k| *k != EventKind::Search && kind_counts[k.index()] > 0).collect();
     for _round in 0..3 {
-        for b in 0..RECENCY_BUCKETS {
-            for &value in &grid {
-                let mut trial = offsets.clone();
-                trial[b] = value;
-                let score = mrr(&trial);
-                if score > best {
-                    best = score;
-                    offsets = trial;
+        for kind in &shown {
+            for b in 0..RECENCY_BUCKETS {
+                let cell = kind.index() * RECENCY_BUCKETS + b;
+                for &value in &grid {
+                    let mut trial = table.clone();
+                    trial[cell] = value;
+                    let score = mrr(&trial);
+                    if score > best {
+                        best = score;
+                        table = trial;
+                    }
                 }
             }
         }
     }
-    let mut table = vec![0f32; RepeatPrior::LEN];
-    for kind in EventKind::ALL.iter().filter(|k| **k != EventKind::Search) {
-        table[kind.index() * RECENCY_BUCKETS..(kind.index() + 1) * RECENCY_BUCKETS].copy_from_slice(&offsets);
+    let cells = |kind: EventKind| kind.index() * RECENCY_BUCKETS..(kind.index() + 1) * RECENCY_BUCKETS;
+    let most = shown.iter().copied().max_by_key(|k| (kind_counts[k.index()], k.index())).unwrap_or(EventKind::Purchase);
+    let offsets = table[cells(most)].to_vec();
+    let offsets_by_kind =
+        if shown.len() > 1 { shown.iter().map(|&k| (k.name().to_owned(), table[cells(k)].to_vec())).collect() } else { Default::default() };
+    for kind in EventKind::ALL.iter().filter(|k| **k != EventKind::Search && !shown.contains(k)) {
+        table[cells(*kind)].copy_from_slice(&offsets);
     }
-    let fit = RepeatFit { examples: cases.len(), repeats_by_bucket: repeats, offsets, train_mrr_before: before, train_mrr_after: best };
+    let fit = RepeatFit {
+        examples: cases.len(),
+        repeats_by_bucket: repeats,
+        offsets,
+        offsets_by_kind,
+        train_mrr_before: before,
+        train_mrr_after: best,
+    };
     Ok((table, fit))
 }
 
@@ -598,9 +622,9 @@ pub fn target_rank(scores: &[f32], target: usize, history: &[u32], mask_history:
     scores.iter().enumerate().filter(|&(i, &s)| i != target && s >= t && !masked(i)).count()
 }
 
-/// The most recent `max_events` items of each example's history.
-pub fn histories(examples: &[Example], max_events: usize) -> Vec<&[u32]> {
-    examples.iter().map(|e| &e.history[e.history.len().saturating_sub(max_events)..]).collect()
+/// The most recent `max_events` events of each example's history.
+pub fn histories(examples: &[Example], max_events: usize) -> Vec<History<'_>> {
+    examples.iter().map(|e| e.recent(max_events)).collect()
 }
 
 /// Full-ranking metrics on both protocols.
@@ -630,8 +654,8 @@ pub fn evaluate_with(
             let user = chunk_index * 256 + b;
             let row = &scores[b * n_items..(b + 1) * n_items];
             let target = examples[user].target as usize;
-            published.add(target_rank(row, target, history, false));
-            masked.add(target_rank(row, target, history, true));
+            published.add(target_rank(row, target, history.items, false));
+            masked.add(target_rank(row, target, history.items, true));
             visit(user, row);
         }
     }

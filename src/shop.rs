@@ -498,9 +498,17 @@ fn build(name: String, items: Vec<CatalogItem>, raw: Vec<RawEvent>, mut report: 
         report.events_used += events.len();
         let user = test.len() as u32;
         let n = sequence.len();
-        valid.push(Example { user, history: sequence[..n - 2].to_vec(), target: sequence[n - 2] });
-        test.push(Example { user, history: sequence[..n - 1].to_vec(), target: sequence[n - 1] });
-        kinds.push(events.iter().map(|e| e.kind).collect());
+        let sequence_kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        let example = |end: usize| Example {
+            user,
+            history: sequence[..end].to_vec(),
+            target: sequence[end],
+            kinds: sequence_kinds[..end].to_vec(),
+            target_kind: Some(sequence_kinds[end]),
+        };
+        valid.push(example(n - 2));
+        test.push(example(n - 1));
+        kinds.push(sequence_kinds);
     }
     report.users = test.len();
     report.items = items.len();

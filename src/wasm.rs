@@ -357,7 +357,7 @@ impl Ranker {
         let candidates: Vec<Candidate> = serde_json::from_str(&candidates_json)
             .map_err(|e| bad_input(ErrorKind::InvalidCandidate, "invalid candidate list (each needs a string 'id')", e))?;
         let mut inner = self.inner.borrow_mut();
-        let decay = inner.config().affinity_decay;
+        let affinity = inner.config().affinity();
         let inputs = inner.scoring_inputs(&candidates).map_err(js_error)?;
         let (events, t) = (inputs.session.len, inputs.text.len);
         let packed = js_sys::Object::new();
@@ -374,7 +374,10 @@ impl Ranker {
         set("candidateRows", &big(&inputs.candidate_rows))?;
         set("candidateTokens", &big(&inputs.text.rows[events * t..]))?;
         set("candidateMask", &js_sys::Float32Array::from(&inputs.text.mask[events * t..]).into())?;
-        set("affinityWeights", &js_sys::Float32Array::from(inputs.session.affinity_weights(decay).as_slice()).into())?;
+        set(
+            "affinityWeights",
+            &js_sys::Float32Array::from(inputs.session.affinity_weights(affinity.decay, &affinity.kinds).as_slice()).into(),
+        )?;
         set("repeatOffsets", &js_sys::Float32Array::from(inputs.repeat_offsets.as_slice()).into())?;
         Ok(packed.into())
     }

@@ -33,9 +33,10 @@ use serde_json::{Value, json};
 use shelfrank::dataset::{Dataset, Example};
 use shelfrank::evaluation::{
     Classification, Cooccurrence, LoadedModel, Neighbours, Popularity, Ranked, Scorer, Statistics, best_threshold, classify, evaluate_with,
-    histories, ndcg10_in_list, read_tokenizer,
+    histories, ndcg10_in_list, read_tokenizer, target_rank,
 };
-use shelfrank::model::Affinity;
+use shelfrank::kinds::bootstrap;
+use shelfrank::model::{Affinity, EventKind};
 use shelfrank::rank::{Candidate, RerankOptions, arrange};
 use shelfrank::shop::DataSource;
 use shelfrank::teacher::TeacherEmbeddings;
@@ -236,18 +237,28 @@ fn run() -> Result<(), String> {
     // either may hold history items (as a real one does) or leaves them out.
     let mut views = [RerankView::new(true), RerankView::new(false)];
     let test_histories = histories(&data.test, main.max_events);
+    // Each test user's NDCG@10 (published protocol) per scorer, for the
+    // figures by the target's kind on a typed log.
+    let mut per_user: Vec<(String, Vec<f64>)> = Vec::new();
+    let user_ndcg = |user: usize, row: &[f32]| {
+        let rank = target_rank(row, data.test[user].target as usize, test_histories[user].items, false);
+        if rank < 10 { 1.0 / ((rank + 2) as f64).log2() } else { 0.0 }
+    };
+    let mut main_ndcg = vec![0.0; data.test.len()];
     let ours = {
         let mut scorer = main.scorer(main.affinity, true, &device);
         report(&mut scorer, &data, main.max_events, &args, &mut |user, row| {
+            main_ndcg[user] = user_ndcg(user, row);
             let history = test_histories[user];
             let target = data.test[user].target;
             for view in &mut views {
-                let server = server_list(&stats, history, args.list_size, args.seed ^ user as u64, view.with_history);
-                view.add(&data, &server, history, target, row);
+                let server = server_list(&stats, history.items, args.list_size, args.seed ^ user as u64, view.with_history);
+                view.add(&data, &server, history.items, target, row);
             }
         })
         .map_err(|e| e.to_string())?
     };
+    per_user.push(("shelfrank".into(), main_ndcg));
     let users = data.test.len().max(1) as f64;
     // The fixed sample `npm test` holds the shipped model to.
     let sample: Vec<Example> = data.test.iter().step_by(QUALITY_SAMPLE_STEP).cloned().collect();
@@ -255,10 +266,16 @@ fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
 
     let mut baselines = serde_json::Map::new();
-    let popularity = report(&mut Popularity(&stats), &data, main.max_events, &args, &mut |_, _| {}).map_err(|e| e.to_string())?;
+    let mut figures = vec![0.0; data.test.len()];
+    let popularity = report(&mut Popularity(&stats), &data, main.max_events, &args, &mut |u, row| figures[u] = user_ndcg(u, row))
+        .map_err(|e| e.to_string())?;
     baselines.insert("popularity".into(), popularity.json());
-    let cooccurrence = report(&mut Cooccurrence(&stats), &data, main.max_events, &args, &mut |_, _| {}).map_err(|e| e.to_string())?;
+    per_user.push(("popularity".into(), std::mem::take(&mut figures)));
+    let mut figures = vec![0.0; data.test.len()];
+    let cooccurrence = report(&mut Cooccurrence(&stats), &data, main.max_events, &args, &mut |u, row| figures[u] = user_ndcg(u, row))
+        .map_err(|e| e.to_string())?;
     baselines.insert("cooccurrence".into(), cooccurrence.json());
+    per_user.push(("cooccurrence".into(), figures));
     // The same model without its learned repeat prior.
     let mut scorer = main.scorer(main.affinity, false, &device);
     let no_prior = report(&mut scorer, &data, main.max_events, &args, &mut |_, _| {}).map_err(|e| e.to_string())?;
@@ -271,7 +288,10 @@ fn run() -> Result<(), String> {
     for (name, path) in &args.ablations {
         let model = load(path)?;
         let mut scorer = model.scorer(model.affinity, true, &device);
-        let r = report(&mut scorer, &data, model.max_events, &args, &mut |_, _| {}).map_err(|e| e.to_string())?;
+        let mut figures = vec![0.0; data.test.len()];
+        let r =
+            report(&mut scorer, &data, model.max_events, &args, &mut |u, row| figures[u] = user_ndcg(u, row)).map_err(|e| e.to_string())?;
+        per_user.push((name.clone(), figures));
         let mut entry = r.json();
         entry["model"] = json!({ "file": path.display().to_string(), "sha256": model.sha256, "bytes": model.bytes });
         baselines.insert(name.clone(), entry);
@@ -360,6 +380,7 @@ fn run() -> Result<(), String> {
         "coldStart": cold_start,
         "categorySplit": category_split,
         "baselines": baselines,
+        "byTargetKind": by_target_kind(&data, &per_user),
         "seconds": started.elapsed().as_secs_f64().round(),
     });
     if args.json {
@@ -368,6 +389,41 @@ fn run() -> Result<(), String> {
         print_table(&out);
     }
     Ok(())
+}
+
+/// On a typed log: test NDCG@10 (published protocol) of each scorer over
+/// the users whose test event is of each kind (and over all), with 95%
+/// intervals from 1,000 bootstrap draws over those users, paired, so that
+/// each scorer's difference from shelfrank has its own interval. Null on
+/// one-kind data.
+fn by_target_kind(data: &Dataset, per_user: &[(String, Vec<f64>)]) -> Value {
+    if !data.typed() {
+        return Value::Null;
+    }
+    let mut out = serde_json::Map::new();
+    let groups = std::iter::once(None).chain(EventKind::ALL.iter().copied().filter(|&k| k != EventKind::Search).map(Some));
+    for kind in groups {
+        let users: Vec<usize> = (0..data.test.len()).filter(|&u| kind.is_none() || data.test[u].target_kind == kind).collect();
+        if users.is_empty() {
+            continue;
+        }
+        let figures: Vec<Vec<(f64, u32)>> = per_user.iter().map(|(_, f)| users.iter().map(|&u| (f[u], 1)).collect()).collect();
+        let (levels, gaps) = bootstrap(&figures, 1000, 7);
+        let scorers: serde_json::Map<String, Value> = per_user
+            .iter()
+            .zip(levels.iter().zip(&gaps))
+            .enumerate()
+            .map(|(i, ((name, _), (level, gap)))| {
+                let mut entry = json!({ "ndcg@10": level });
+                if i > 0 {
+                    entry["minusShelfrank"] = json!(gap);
+                }
+                (name.clone(), entry)
+            })
+            .collect();
+        out.insert(kind.map_or("any", EventKind::name).to_owned(), json!({ "users": users.len(), "scorers": scorers }));
+    }
+    Value::Object(out)
 }
 
 /// Every this-many test users form the quality sample `npm test` checks.
@@ -468,6 +524,28 @@ fn print_table(out: &Value) {
     }
     println!("history items masked (not the published protocol):");
     row("shelfrank", &out["historyMasked"]);
+    if let Some(kinds) = out["byTargetKind"].as_object() {
+        println!("test N@10 by the kind of the test event [95% bootstrap interval over users; minus shelfrank, paired]:");
+        let interval = |v: &Value| {
+            format!(
+                "{:.4} [{:.4}, {:.4}]",
+                v["value"].as_f64().unwrap_or(0.0),
+                v["low"].as_f64().unwrap_or(0.0),
+                v["high"].as_f64().unwrap_or(0.0)
+            )
+        };
+        for (kind, group) in kinds {
+            println!("  next {kind} ({} users)", group["users"]);
+            for (name, v) in group["scorers"].as_object().into_iter().flatten() {
+                let gap = if v["minusShelfrank"].is_null() {
+                    String::new()
+                } else {
+                    format!("   minus shelfrank {}", interval(&v["minusShelfrank"]))
+                };
+                println!("    {name:<16} {}{gap}", interval(&v["ndcg@10"]));
+            }
+        }
+    }
     let c = &out["classification"];
     println!(
         "classification (test): accuracy {:.4} precision {:.4} recall {:.4} F1 {:.4}",

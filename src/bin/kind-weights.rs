@@ -6,8 +6,13 @@
 //! users (see `shelfrank::kinds` for the method).
 //!
 //! ```text
-//! cargo run --release --bin kind-weights -- (--events FILE --catalog FILE | --ga4 DIR) [--model FILE] [--json]
+//! cargo run --release --bin kind-weights -- (--events FILE --catalog FILE | --ga4 DIR) [--model FILE [--write]] [--json]
 //! ```
+//!
+//! `--write` stores the weights learned for the next event of any kind in
+//! the model's configuration (`kind_weights`), so the page scores with the
+//! shop's own weights; a search keeps the package's weight (logs rarely
+//! have searches).
 //!
 //! Three targets: the next event of any kind, the next add-to-cart, the
 //! next purchase. Weights are fitted on half the users (even positions in
@@ -28,11 +33,19 @@ const SEED: u64 = 2024;
 struct Args {
     source: DataSource,
     model: PathBuf,
+    model_given: bool,
+    write: bool,
     json: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { source: DataSource::default(), model: "models/shelfrank-scientific.bin".into(), json: false };
+    let mut args = Args {
+        source: DataSource::default(),
+        model: "models/shelfrank-scientific.bin".into(),
+        model_given: false,
+        write: false,
+        json: false,
+    };
     let mut it = shelfrank::cli::args();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -40,13 +53,20 @@ fn parse_args() -> Result<Args, String> {
             continue;
         }
         match flag.as_str() {
-            "--model" => args.model = value()?.into(),
+            "--model" => {
+                args.model = value()?.into();
+                args.model_given = true;
+            }
+            "--write" => args.write = true,
             "--json" => args.json = true,
             "--help" | "-h" => {
-                return Err("usage: kind-weights (--events FILE --catalog FILE | --ga4 DIR) [--model FILE] [--json]".into());
+                return Err("usage: kind-weights (--events FILE --catalog FILE | --ga4 DIR) [--model FILE [--write]] [--json]".into());
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
+    }
+    if args.write && !args.model_given {
+        return Err("--write needs --model FILE: the shop's model to store the weights in".into());
     }
     Ok(args)
 }
@@ -89,8 +109,12 @@ fn run() -> Result<(), String> {
     let rank = popularity_rank(&fitting, names.len());
 
     let mut targets = Vec::new();
+    let mut for_any = None;
     for target in [Target::Any, Target::Kind(EventKind::AddToCart), Target::Kind(EventKind::Purchase)] {
         let learned = fit(&fitting, target, decay, max_events, &rank, &GRID);
+        if target == Target::Any {
+            for_any = Some(learned);
+        }
         let settings = [
             ("guessed", Setting::guessed(decay)),
             ("uniform", Setting::uniform(decay)),
@@ -128,6 +152,21 @@ fn run() -> Result<(), String> {
         "bootstrap": { "resamples": RESAMPLES, "seed": SEED },
         "targets": targets,
     });
+    if args.write {
+        let mut file = file;
+        let mut weights = for_any.ok_or("no weights were fitted")?.weights;
+        weights[EventKind::Search.index()] = EventKind::Search.affinity_weight();
+        file.config.kind_weights = weights.to_vec();
+        file.meta["kindWeights"] = json!({
+            "rule": "fitted for the next event of any kind on half the users (kind-weights); search keeps the package's weight",
+            "source": import.report.source,
+            "weights": EventKind::ALL.iter().map(|k| (k.name().to_owned(), json!(weights[k.index()]))).collect::<serde_json::Map<_, _>>(),
+        });
+        let bytes = file.to_bytes();
+        std::fs::write(&args.model, &bytes).map_err(|e| format!("cannot write {}: {e}", args.model.display()))?;
+        eprintln!("kind-weights: wrote {} with kind weights {:?}", args.model.display(), weights);
+        shelfrank::evaluation::update_manifest(&args.model, &bytes)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
         return Ok(());

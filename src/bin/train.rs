@@ -15,10 +15,14 @@
 //! whole catalog, or with `--negatives N` a sampled softmax (the batch's
 //! targets and N items drawn uniformly each step, and text vectors only
 //! for the items a step reads), whose step cost does not grow with the
-//! catalog. The dataset's events are reviews (purchases); each
-//! training event is shown to the model as a random event kind, and one in
-//! ten as a text-only search, so that all kinds and ID-less items share the
-//! item space. Early stopping on validation NDCG@10.
+//! catalog. Scientific's events are reviews (one kind): each training
+//! event is shown to the model as a random event kind. A shop's typed log
+//! (`--events`, `--ga4`) shows each event as its own kind, so the
+//! transformer learns what a view, a click, an add-to-cart and a purchase
+//! say about the next item (`--random-kinds` trains as for one-kind data,
+//! for comparison). One event in ten is shown as a text-only search, so
+//! that all kinds and ID-less items share the item space. Early stopping on
+//! validation NDCG@10.
 //!
 //! `--minutes M` (default 12) is a budget for the whole run, kept within an
 //! epoch: steps stop early enough for the validation pass after them (its
@@ -33,7 +37,7 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use shelfrank::dataset::{Dataset, Example};
+use shelfrank::dataset::{Dataset, Example, History};
 use shelfrank::evaluation::{IdRows, ModelScorer, catalog_text, catalog_vectors, evaluate, evaluate_with, session_input};
 use shelfrank::model::EventKind;
 use shelfrank::model::wordpiece::WordPiece;
@@ -80,6 +84,9 @@ struct Args {
     word_offsets: bool,
     /// Sampled softmax with this many negatives a step (0: full softmax).
     negatives: usize,
+    /// Show random event kinds in training even where the log has kinds
+    /// (as one-kind data always does): the comparison for learned kinds.
+    random_kinds: bool,
 }
 
 /// Which item signals the model may use (the ablations).
@@ -123,6 +130,7 @@ fn parse_args() -> Result<Args, String> {
         full_vocabulary: false,
         word_offsets: false,
         negatives: 0,
+        random_kinds: false,
     };
     let mut it = shelfrank::cli::args();
     while let Some(flag) = it.next() {
@@ -157,6 +165,7 @@ fn parse_args() -> Result<Args, String> {
             "--holdout-categories" => args.holdout_categories = number(value()?)?,
             "--word-embeddings" => args.word_embeddings = Some(value()?.into()),
             "--word-offsets" => args.word_offsets = true,
+            "--random-kinds" => args.random_kinds = true,
             "--negatives" => args.negatives = number(value()?)? as usize,
             "--vocabulary" => {
                 args.full_vocabulary = match value()?.as_str() {
@@ -175,7 +184,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--help" | "-h" => {
                 return Err(format!(
-                    "usage: train {} [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--seed N] [--max-users N] [--dim N] [--f32] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--word-embeddings model.safetensors [--vocabulary catalog|full] [--word-offsets]] [--negatives N] [--no-manifest]",
+                    "usage: train {} [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--seed N] [--max-users N] [--dim N] [--f32] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--word-embeddings model.safetensors [--vocabulary catalog|full] [--word-offsets]] [--negatives N] [--random-kinds] [--no-manifest]",
                     DataSource::USAGE
                 ));
             }
@@ -339,12 +348,24 @@ fn run() -> Result<(), String> {
 
     // Training sequences without held-out items; the softmax runs over the
     // items training may see.
-    let sequences: Vec<Vec<u32>> = data
+    // Each event keeps its kind where the data has kinds (unless
+    // --random-kinds: then, as with one-kind data, training shows random kinds).
+    let sequences: Vec<(Vec<u32>, Vec<EventKind>)> = data
         .train_sequences()
         .into_iter()
-        .map(|s| s.iter().copied().filter(|&i| !is_held_out(i)).collect::<Vec<u32>>())
-        .filter(|s| s.len() >= 2)
+        .map(|s| {
+            let kept: Vec<usize> = (0..s.len()).filter(|&t| !is_held_out(s.items[t])).collect();
+            let kinds = if s.typed() && !args.random_kinds { kept.iter().map(|&t| s.kind(t)).collect() } else { Vec::new() };
+            (kept.iter().map(|&t| s.items[t]).collect::<Vec<u32>>(), kinds)
+        })
+        .filter(|(s, _)| s.len() >= 2)
         .collect();
+    if data.typed() {
+        eprintln!(
+            "train: {}",
+            if args.random_kinds { "event kinds shown at random (--random-kinds)" } else { "event kinds as the log gives them" }
+        );
+    }
     let seen: Vec<u32> = (0..data.items.len() as u32).filter(|&i| !is_held_out(i)).collect();
     let mut softmax_index = vec![0i64; data.items.len()];
     for (k, &item) in seen.iter().enumerate() {
@@ -385,7 +406,7 @@ fn run() -> Result<(), String> {
         let epoch_start = Instant::now();
         // Batches of similar length (little padding), in random order.
         let mut order: Vec<(usize, u64)> = (0..sequences.len()).map(|i| (i, rng.next())).collect();
-        order.sort_by_key(|&(i, key)| (sequences[i].len().min(config.max_events + 1), key));
+        order.sort_by_key(|&(i, key)| (sequences[i].0.len().min(config.max_events + 1), key));
         let order: Vec<usize> = order.into_iter().map(|(i, _)| i).collect();
         let mut batches: Vec<&[usize]> = order.chunks(args.batch).collect();
         rng.shuffle(&mut batches);
@@ -397,7 +418,7 @@ fn run() -> Result<(), String> {
                 break;
             }
             let cut = config.max_events + 1;
-            let seqs: Vec<&[u32]> = chunk.iter().map(|&i| &sequences[i][sequences[i].len().saturating_sub(cut)..]).collect();
+            let seqs: Vec<History> = chunk.iter().map(|&i| History::new(&sequences[i].0, &sequences[i].1).recent(cut)).collect();
             let (loss, new_model) = step(model, &mut optim, &mut rng, &seqs, &batch_context, args.lr, with_ids, args.id_dropout);
             model = new_model;
             loss_sum += loss;
@@ -614,20 +635,26 @@ fn step(
     model: SessionRanker,
     optim: &mut burn::optim::ModuleOptimizer,
     rng: &mut Rng,
-    sequences: &[&[u32]],
+    sequences: &[History],
     context: &BatchContext,
     lr: f64,
     with_ids: bool,
     id_dropout: f64,
 ) -> (f64, SessionRanker) {
     let device = context.device;
-    let inputs: Vec<&[u32]> = sequences.iter().map(|s| &s[..s.len() - 1]).collect();
-    // Random kinds, decided up front so the closure stays pure.
-    let kinds: Vec<Vec<(EventKind, bool)>> = inputs
+    let inputs: Vec<&[u32]> = sequences.iter().map(|s| &s.items[..s.len() - 1]).collect();
+    // Each event's kind, decided up front so the closure stays pure: one in
+    // ten a text-only search; the others their own kind where the log has
+    // kinds, else a random one.
+    let kinds: Vec<Vec<(EventKind, bool)>> = sequences
         .iter()
-        .map(|h| {
-            h.iter()
-                .map(|_| if rng.below(10) == 0 { (EventKind::Search, false) } else { (EventKind::ALL[rng.below(4)], with_ids) })
+        .map(|s| {
+            (0..s.len() - 1)
+                .map(|t| match (rng.below(10) == 0, s.typed()) {
+                    (true, _) => (EventKind::Search, false),
+                    (false, true) => (s.kind(t), with_ids),
+                    (false, false) => (EventKind::ALL[rng.below(4)], with_ids),
+                })
                 .collect()
         })
         .collect();
@@ -640,7 +667,7 @@ fn step(
         let offset = len - (seq.len() - 1);
         for t in 0..seq.len() - 1 {
             positions.push((b * len + offset + t) as i64);
-            targets.push(seq[t + 1]);
+            targets.push(seq.items[t + 1]);
         }
     }
     let (n, m) = (items.len(), positions.len());

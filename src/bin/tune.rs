@@ -92,7 +92,7 @@ fn run() -> Result<(), String> {
     let mut best: Option<(f64, Affinity, Vec<f32>, serde_json::Value)> = None;
     for &weight in &weights {
         for &decay in &decays {
-            let affinity = Affinity { weight, decay };
+            let affinity = Affinity { weight, decay, ..model.affinity };
             let mut scorer = model.scorer(affinity, false, &device);
             let (table, fit) = if args.no_repeat_prior {
                 (Vec::new(), serde_json::Value::Null)

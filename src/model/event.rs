@@ -29,7 +29,7 @@ impl EventKind {
     /// (`models/README.md`). Clicks are rare in those logs and count as
     /// views; searches are absent from them, so a query's 0.5 (it has no
     /// item vector of its own, only its text) stays a choice.
-    pub fn affinity_weight(self) -> f32 {
+    pub const fn affinity_weight(self) -> f32 {
         match self {
             EventKind::View | EventKind::Click | EventKind::AddToCart => 1.0,
             EventKind::Purchase => 0.25,
@@ -49,7 +49,7 @@ impl EventKind {
     }
 
     /// Row of this kind in the model's event-type embedding.
-    pub fn index(self) -> usize {
+    pub const fn index(self) -> usize {
         self as usize
     }
 }

@@ -173,7 +173,7 @@ impl HostNetwork {
         }
         let state = self.norm.forward(&last.forward_newest(&x, len, self.heads));
 
-        let weights = session.affinity_weights(affinity.decay);
+        let weights = session.affinity_weights(affinity.decay, &affinity.kinds);
         let log_weights = weights.iter().map(|w| w.max(MIN_WEIGHT).ln()).collect();
         let mut event_units = event_text.to_vec();
         event_units.chunks_mut(dim).for_each(unit);

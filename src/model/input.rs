@@ -19,9 +19,9 @@ pub struct SessionInput {
 
 impl SessionInput {
     /// Each event's weight in its session's affinity profile, `[batch *
-    /// len]`: its kind's weight times `decay` per newer event; 0 under
-    /// padding.
-    pub fn affinity_weights(&self, decay: f32) -> Vec<f32> {
+    /// len]`: its kind's weight (`kinds`, by [`EventKind::index`]) times
+    /// `decay` per newer event; 0 under padding.
+    pub fn affinity_weights(&self, decay: f32, kinds: &[f32; EventKind::ALL.len()]) -> Vec<f32> {
         let mut weights = vec![0.0; self.batch * self.len];
         for b in 0..self.batch {
             let mut scale = 1.0;
@@ -31,7 +31,7 @@ impl SessionInput {
                     continue;
                 }
                 let kind = EventKind::ALL.get(self.kinds[slot] as usize).copied().unwrap_or(EventKind::View);
-                weights[slot] = kind.affinity_weight() * scale;
+                weights[slot] = kinds[kind.index()] * scale;
                 scale *= decay;
             }
         }

@@ -82,6 +82,13 @@ pub struct RankerConfig {
     /// Fitted on training sequences by `tune`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repeat_prior: Vec<f32>,
+    /// What each event kind counts in the affinity profile, by
+    /// [`EventKind::index`]; empty: the package's weights
+    /// ([`EventKind::affinity_weight`], learned on two real typed logs). A
+    /// shop's model carries its own, learned from its log by `kind-weights
+    /// --write`, and the page uses them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kind_weights: Vec<f32>,
 }
 
 /// The history-affinity settings of a [`RankerConfig`], for scoring.
@@ -89,11 +96,30 @@ pub struct RankerConfig {
 pub struct Affinity {
     pub weight: f32,
     pub decay: f32,
+    /// Each kind's weight in the profile, by [`EventKind::index`].
+    pub kinds: [f32; EventKind::ALL.len()],
+}
+
+impl Affinity {
+    /// The package's kind weights ([`EventKind::affinity_weight`]).
+    pub const PACKAGE_KINDS: [f32; EventKind::ALL.len()] = [
+        EventKind::ALL[0].affinity_weight(),
+        EventKind::ALL[1].affinity_weight(),
+        EventKind::ALL[2].affinity_weight(),
+        EventKind::ALL[3].affinity_weight(),
+        EventKind::ALL[4].affinity_weight(),
+    ];
+
+    /// An event of `kind`'s weight in the profile.
+    pub fn kind_weight(&self, kind: EventKind) -> f32 {
+        self.kinds[kind.index()]
+    }
 }
 
 impl RankerConfig {
     pub fn affinity(&self) -> Affinity {
-        Affinity { weight: self.affinity_weight, decay: self.affinity_decay }
+        let kinds = <[f32; EventKind::ALL.len()]>::try_from(self.kind_weights.as_slice()).unwrap_or(Affinity::PACKAGE_KINDS);
+        Affinity { weight: self.affinity_weight, decay: self.affinity_decay, kinds }
     }
 
     pub fn repeat_prior(&self) -> RepeatPrior<'_> {
@@ -125,6 +151,7 @@ impl RankerConfig {
             affinity_weight: default_affinity_weight(),
             affinity_decay: default_affinity_decay(),
             repeat_prior: Vec::new(),
+            kind_weights: Vec::new(),
         }
     }
 
@@ -144,7 +171,9 @@ impl RankerConfig {
             && self.affinity_decay > 0.0
             && self.affinity_decay <= 1.0
             && (self.repeat_prior.is_empty() || self.repeat_prior.len() == RepeatPrior::LEN)
-            && self.repeat_prior.iter().all(|v| v.is_finite() && v.abs() <= 100.0))
+            && self.repeat_prior.iter().all(|v| v.is_finite() && v.abs() <= 100.0)
+            && (self.kind_weights.is_empty() || self.kind_weights.len() == EventKind::ALL.len())
+            && self.kind_weights.iter().all(|v| v.is_finite() && (0.0..=100.0).contains(v)))
         {
             return err(ErrorKind::ModelFile, format!("the model configuration is out of range: {self:?}"));
         }

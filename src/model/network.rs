@@ -305,7 +305,7 @@ impl SessionRanker {
         let kinds = Tensor::<2, Int>::from_data(TensorData::new(session.kinds.clone(), [batch, len]), device);
         let padding = Tensor::<2, Bool>::from_data(TensorData::new(session.padding.clone(), [batch, len]), device);
         let state = self.encode_last(event_vectors.reshape([batch, len, self.dim]), kinds, padding); // [batch, dim]
-        let weights = session.affinity_weights(affinity.decay);
+        let weights = session.affinity_weights(affinity.decay, &affinity.kinds);
         let log_weights: Vec<f32> =
             weights.iter().zip(&session.padding).map(|(w, &pad)| if pad { PADDING_LOG_WEIGHT } else { w.max(1e-6).ln() }).collect();
         let log_weights = Tensor::<1>::from_data(TensorData::new(log_weights, [events]), device).reshape([batch, len]);

@@ -787,7 +787,7 @@ fn the_demo_catalog_script_reads_the_dataset_as_training_does() {
     let dataset = shelfrank::dataset::Dataset::load(&data).unwrap();
     let mut popularity = vec![0u64; dataset.items.len()];
     for sequence in dataset.train_sequences() {
-        for &item in sequence {
+        for &item in sequence.items {
             popularity[item as usize] += 1;
         }
     }
@@ -981,4 +981,39 @@ fn a_model_kept_to_one_catalogs_words_gives_its_texts_the_same_vectors() {
     // A word no catalog text used is unknown to the pruned model.
     let (rows, _) = vectors(&pruned, &["oscilloscope"]);
     assert!(rows[0].iter().all(|&r| r == 0), "{rows:?}");
+}
+
+/// A shop's model carries its own kind weights (`kind-weights --write`),
+/// and the page scores with them: with purchases weighted 0, a session of
+/// purchases has an empty affinity profile and ranks exactly as with no
+/// affinity term at all; with the package's weights it does not. Both the
+/// page's CPU network and burn's.
+#[test]
+fn a_models_own_kind_weights_are_what_the_page_scores_with() {
+    let list = candidates(&[]);
+    let options = RerankOptions { server_weight: 0.0, ..RerankOptions::default() };
+    let backends: Vec<Box<dyn Fn() -> Backend>> = vec![Box::new(|| Backend::Host), Box::new(|| Backend::Device(Device::flex()))];
+    for backend in &backends {
+        let scores = |edit: &dyn Fn(&mut ModelFile)| {
+            let mut file = tiny_model_file(5);
+            file.config.affinity_weight = 3.0;
+            edit(&mut file);
+            let bytes = file.to_bytes();
+            let mut ranker = Reranker::load(&bytes, Some(TOKENIZER), backend(), HistoryLimits::default()).unwrap();
+            ranker.record(event(EventKind::Purchase, "g1"), 1e12).unwrap();
+            ranker.record(event(EventKind::Purchase, "s2"), 1e12).unwrap();
+            ranker.rerank_blocking(&list, &options, 1e12).unwrap().iter().map(|r| r.model_score.unwrap()).collect::<Vec<f32>>()
+        };
+        let no_purchases = scores(&|f| f.config.kind_weights = vec![1.0, 1.0, 1.0, 0.0, 0.5]);
+        let no_affinity = scores(&|f| f.config.affinity_weight = 0.0);
+        let package = scores(&|_| {});
+        assert_close("purchases weighted 0 against no affinity term", &no_purchases, &no_affinity, 1e-5);
+        assert!(package.iter().zip(&no_affinity).any(|(a, b)| (a - b).abs() > 1e-3), "{package:?} {no_affinity:?}");
+    }
+    // Out of range or of the wrong length: the file is refused.
+    for bad in [vec![1.0; 4], vec![1.0, 1.0, 1.0, -1.0, 0.5], vec![1.0, 1.0, 1.0, f32::NAN, 0.5]] {
+        let mut file = tiny_model_file(5);
+        file.config.kind_weights = bad;
+        assert!(Reranker::load(&file.to_bytes(), Some(TOKENIZER), Backend::Host, HistoryLimits::default()).is_err());
+    }
 }
