@@ -373,7 +373,8 @@ pub fn read_ga4(path: &Path) -> Result<Import> {
         return err(
             ErrorKind::Data,
             format!(
-                "{} holds Parquet files, which this build does not read; export the events as newline-delimited JSON (BigQuery: EXPORT DATA ... format = 'JSON')",
+                "{} holds Parquet files, which `train --ga4` does not read: prepare them with `python3 tools/ga4-prepare.py {} OUT` (DuckDB) and train with --events OUT/events.csv --catalog OUT/catalog.csv, or export the events as newline-delimited JSON (BigQuery: EXPORT DATA ... format = 'JSON')",
+                path.display(),
                 path.display()
             ),
         );

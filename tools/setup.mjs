@@ -4,7 +4,7 @@
 // naming the fix, never a stack trace. `.ci/run` goes through here too.
 //
 //   node tools/setup.mjs start   npm dependencies, the wasm32 target, wasm-bindgen-cli
-//   node tools/setup.mjs test    the same, plus Chromium and Mesa's Vulkan driver (apt-get, as root)
+//   node tools/setup.mjs test    the same, plus Chromium and Mesa's Vulkan driver (apt-get, as root) and DuckDB for Python (pip)
 //
 // tools/build.mjs imports `wasmBindgenCommand` from here, so the two agree
 // on which wasm-bindgen runs.
@@ -218,6 +218,23 @@ async function systemPackages() {
   say(step, `done in ${seconds(Date.now() - started)}`);
 }
 
+/** DuckDB for Python: the test that runs sql/'s GA4 preparation (tools/ga4-prepare.py) needs it. */
+async function duckdb() {
+  const step = 'DuckDB (Python)';
+  if (capture('python3', ['-c', 'import duckdb']).ok) {
+    say(step, 'installed (ok)');
+    return;
+  }
+  if (!capture('python3', ['-m', 'pip', '--version']).ok) {
+    fail('the GA4 preparation test needs DuckDB for Python and there is no python3 with pip here: install Python 3 with pip, run `python3 -m pip install duckdb`, then run npm test again.');
+  }
+  const result = await timed(step, 'installing duckdb with pip (usually 10-30 s)...', 'python3', ['-m', 'pip', 'install', '--quiet', 'duckdb']);
+  if (!result.ok) {
+    if (offline(result.output)) fail('pip could not reach PyPI: connect to the network, run `python3 -m pip install duckdb`, then run npm test again.', result.output);
+    fail('`python3 -m pip install duckdb` failed (see above): fix what it reports, then run npm test again.', result.output);
+  }
+}
+
 export async function setup(purpose) {
   if (!['start', 'test', 'build'].includes(purpose)) fail(`unknown setup '${purpose}': use start, build or test.`);
   const started = Date.now();
@@ -226,7 +243,10 @@ export async function setup(purpose) {
   await npmDependencies();
   await wasmTarget();
   await wasmBindgen();
-  if (purpose === 'test') await systemPackages();
+  if (purpose === 'test') {
+    await systemPackages();
+    await duckdb();
+  }
   say('ready', `in ${seconds(Date.now() - started)}`);
 }
 

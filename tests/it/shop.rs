@@ -416,3 +416,63 @@ fn training_on_a_typed_log_learns_what_each_event_kind_says_about_the_next_item(
     eprintln!("kinds as logged {learned}, random kinds {random}");
     assert!(learned > random + 0.1, "kinds as logged {learned} against random kinds {random}");
 }
+
+/// sql/ga4-events.sql and sql/ga4-catalog.sql (the same SQL runs in
+/// BigQuery), run by DuckDB through tools/ga4-prepare.py over the GA4
+/// fixture as newline-delimited JSON and as Parquet (written with GA4's
+/// full item schema, as BigQuery exports it), give the files `train
+/// --events --catalog` reads, and those give the dataset `train --ga4`
+/// reads from the export itself: the same users, histories, targets,
+/// kinds and item texts. Skipped where DuckDB for Python is missing,
+/// unless SHELFRANK_REQUIRE_DUCKDB is set (npm test installs it).
+#[test]
+fn the_ga4_sql_run_by_duckdb_gives_the_dataset_train_reads_from_the_export() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = |args: &[&std::ffi::OsStr]| std::process::Command::new("python3").current_dir(root).args(args).output();
+    match python(&["-c".as_ref(), "import duckdb".as_ref()]) {
+        Ok(out) if out.status.success() => {}
+        _ if std::env::var_os("SHELFRANK_REQUIRE_DUCKDB").is_none() => {
+            eprintln!("skipping: no DuckDB for Python (pip install duckdb); set SHELFRANK_REQUIRE_DUCKDB=1 to make this a failure");
+            return;
+        }
+        other => panic!("DuckDB for Python is missing: {other:?}"),
+    }
+    let dir = scratch("ga4-sql");
+    let export = fixtures().join("ga4");
+    let parquet = dir.join("parquet");
+    std::fs::create_dir_all(&parquet).unwrap();
+    // The fixture as BigQuery writes Parquet: every item field present.
+    let to_parquet = format!(
+        "import duckdb, sys; c = duckdb.connect(); c.execute(\"COPY (SELECT * FROM read_json('{}', columns = {{'event_name': 'VARCHAR', 'event_timestamp': 'BIGINT', 'user_pseudo_id': 'VARCHAR', 'items': 'STRUCT(item_id VARCHAR, item_name VARCHAR, item_category VARCHAR, item_category2 VARCHAR, item_category3 VARCHAR, item_category4 VARCHAR, item_category5 VARCHAR, item_brand VARCHAR, price DOUBLE)[]'}})) TO '{}' (FORMAT parquet)\")",
+        export.join("events.jsonl").display(),
+        parquet.join("events.parquet").display()
+    );
+    let out = python(&["-c".as_ref(), to_parquet.as_ref()]).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let direct = read_ga4(&export).unwrap();
+    let named = |data: &shelfrank::dataset::Dataset| {
+        let id = |i: u32| data.items[i as usize].id.clone();
+        let mut users: Vec<(Vec<String>, String, Vec<&str>)> = data
+            .test
+            .iter()
+            .map(|e| (e.history.iter().map(|&i| id(i)).collect(), id(e.target), e.kinds.iter().map(|k| k.name()).collect()))
+            .collect();
+        users.sort();
+        let mut texts: Vec<(String, String)> = data.items.iter().map(|i| (i.id.clone(), i.text.clone())).collect();
+        texts.sort();
+        (users, texts)
+    };
+    for (name, input) in [("json", export.clone()), ("parquet", parquet.clone())] {
+        let out_dir = dir.join(name);
+        let run = python(&["tools/ga4-prepare.py".as_ref(), input.as_os_str(), out_dir.as_os_str()]).unwrap();
+        assert!(run.status.success(), "{name}: {}", String::from_utf8_lossy(&run.stderr));
+        let prepared = read_events_and_catalog(&out_dir.join("events.csv"), &out_dir.join("catalog.csv")).unwrap();
+        assert_eq!(prepared.report.users, direct.report.users, "{name}");
+        assert_eq!(prepared.report.kinds, direct.report.kinds, "{name}");
+        assert_eq!(named(&prepared.dataset), named(&direct.dataset), "{name}");
+    }
+    // A folder with neither kind of file is refused with a clear message.
+    let run = python(&["tools/ga4-prepare.py".as_ref(), dir.join("json").as_os_str(), dir.join("again").as_os_str()]).unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("has no .parquet"), "{}", String::from_utf8_lossy(&run.stderr));
+}
