@@ -472,9 +472,15 @@ impl RepeatCase {
 /// coordinate, three rounds. Kinds the sequences never show take the most
 /// frequent kind's row: on one-kind data (reviews, i.e. purchases) views,
 /// clicks and carts take the purchase offsets. Search events carry no item
-/// and get none. Returns the table for
+/// and get none. With `per_kind` false every kind shares one row, fitted
+/// on all of them (the comparison for a typed log). Returns the table for
 /// [`crate::model::RankerConfig::repeat_prior`] and a report.
-pub fn fit_repeat_prior(scorer: &mut ModelScorer, sequences: &[History], max_events: usize) -> Result<(Vec<f32>, RepeatFit)> {
+pub fn fit_repeat_prior(
+    scorer: &mut ModelScorer,
+    sequences: &[History],
+    max_events: usize,
+    per_kind: bool,
+) -> Result<(Vec<f32>, RepeatFit)> {
     let mut examples: Vec<(History, u32)> = Vec::new();
     for sequence in sequences {
         for t in 1..sequence.len() {
@@ -493,7 +499,7 @@ pub fn fit_repeat_prior(scorer: &mut ModelScorer, sequences: &[History], max_eve
             // Each history item's cell: the kind and recency of its newest event.
             let mut cell_of: FastMap<u32, usize> = FastMap::default();
             for (back, &item) in history.items.iter().rev().enumerate() {
-                let kind = history.kind(history.len() - 1 - back);
+                let kind = if per_kind { history.kind(history.len() - 1 - back) } else { EventKind::Purchase };
                 cell_of.entry(item).or_insert(kind.index() * RECENCY_BUCKETS + recency_bucket(back));
             }
             for &cell in cell_of.values() {

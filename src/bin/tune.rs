@@ -14,6 +14,8 @@
 //! model trained on a shop's own data (as `train` read it).
 //! `--no-repeat-prior` leaves the prior out: the any-catalog model's, whose
 //! shops may re-view items far more than Scientific's buyers re-buy them.
+//! On a typed log the prior has a row per kind of the item's newest event;
+//! `--shared-repeat-prior` fits one row for all kinds, for comparison.
 
 use std::path::PathBuf;
 
@@ -33,6 +35,8 @@ struct Args {
     /// Fit no repeat prior (a model for catalogs whose shoppers' repeat
     /// habits this data does not tell).
     no_repeat_prior: bool,
+    /// One repeat-prior row for every kind, fitted on all of them.
+    shared_repeat_prior: bool,
 }
 
 fn numbers(list: &str, flag: &str) -> Result<Vec<f32>, String> {
@@ -48,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
         decays: Vec::new(),
         write: false,
         no_repeat_prior: false,
+        shared_repeat_prior: false,
     };
     let mut it = shelfrank::cli::args();
     while let Some(flag) = it.next() {
@@ -62,9 +67,10 @@ fn parse_args() -> Result<Args, String> {
             "--decays" => args.decays = numbers(&value()?, "--decays")?,
             "--write" => args.write = true,
             "--no-repeat-prior" => args.no_repeat_prior = true,
+            "--shared-repeat-prior" => args.shared_repeat_prior = true,
             "--help" | "-h" => {
                 return Err(format!(
-                    "usage: tune --model FILE {} [--tokenizer FILE] [--weights W,W,...] [--decays D,D,...] [--no-repeat-prior] [--write]",
+                    "usage: tune --model FILE {} [--tokenizer FILE] [--weights W,W,...] [--decays D,D,...] [--no-repeat-prior | --shared-repeat-prior] [--write]",
                     DataSource::USAGE
                 ));
             }
@@ -97,7 +103,8 @@ fn run() -> Result<(), String> {
             let (table, fit) = if args.no_repeat_prior {
                 (Vec::new(), serde_json::Value::Null)
             } else {
-                let (table, fit) = fit_repeat_prior(&mut scorer, &sequences, model.max_events).map_err(|e| e.to_string())?;
+                let (table, fit) =
+                    fit_repeat_prior(&mut scorer, &sequences, model.max_events, !args.shared_repeat_prior).map_err(|e| e.to_string())?;
                 (table, json!(fit))
             };
             let mut scorer = scorer.with_repeat_prior(&table);
