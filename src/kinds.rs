@@ -64,7 +64,7 @@ pub struct Setting {
 impl Setting {
     /// The weights the package uses ([`EventKind::affinity_weight`]).
     pub fn shipped(decay: f32) -> Setting {
-        Setting { weights: EventKind::ALL.map(EventKind::affinity_weight), decay }
+        Setting { weights: crate::model::Affinity::PACKAGE_KINDS, decay }
     }
 
     /// The weights the package used before they were learned: view and

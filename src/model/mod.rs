@@ -109,11 +109,6 @@ impl Affinity {
         EventKind::ALL[3].affinity_weight(),
         EventKind::ALL[4].affinity_weight(),
     ];
-
-    /// An event of `kind`'s weight in the profile.
-    pub fn kind_weight(&self, kind: EventKind) -> f32 {
-        self.kinds[kind.index()]
-    }
 }
 
 impl RankerConfig {
