@@ -225,10 +225,20 @@ async function duckdb() {
     say(step, 'installed (ok)');
     return;
   }
+  // Without it that one test skips (CI sets SHELFRANK_REQUIRE_DUCKDB and must have it).
+  const required = Boolean(process.env.SHELFRANK_REQUIRE_DUCKDB);
   if (!capture('python3', ['-m', 'pip', '--version']).ok) {
+    if (!required) {
+      say(step, 'no python3 with pip here: the GA4 SQL test will skip (python3 -m pip install duckdb to run it)');
+      return;
+    }
     fail('the GA4 preparation test needs DuckDB for Python and there is no python3 with pip here: install Python 3 with pip, run `python3 -m pip install duckdb`, then run npm test again.');
   }
   const result = await timed(step, 'installing duckdb with pip (usually 10-30 s)...', 'python3', ['-m', 'pip', 'install', '--quiet', 'duckdb']);
+  if (!result.ok && !required) {
+    say(step, 'pip could not install duckdb: the GA4 SQL test will skip');
+    return;
+  }
   if (!result.ok) {
     if (offline(result.output)) fail('pip could not reach PyPI: connect to the network, run `python3 -m pip install duckdb`, then run npm test again.', result.output);
     fail('`python3 -m pip install duckdb` failed (see above): fix what it reports, then run npm test again.', result.output);
