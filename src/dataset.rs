@@ -265,6 +265,17 @@ fn read_inter(path: &Path, n_items: usize) -> Result<Vec<Example>> {
         .collect()
 }
 
+/// Sampled softmax's logQ correction: the chance that an item whose share
+/// of all training targets is `share` is among a step's candidates, which
+/// are the step's `targets` next items (taken as draws by share) plus
+/// `negatives` draws uniform over `items` items. Training subtracts its log
+/// from the item's logit.
+pub fn sample_inclusion(share: f64, targets: usize, negatives: usize, items: usize) -> f64 {
+    let missed_by_targets = (1.0 - share).powi(targets as i32);
+    let missed_by_negatives = (1.0 - 1.0 / items as f64).powi(negatives as i32);
+    1.0 - missed_by_targets * missed_by_negatives
+}
+
 fn bad_line(path: &Path, n: usize) -> crate::Error {
     crate::Error::new(ErrorKind::Data, format!("{} line {} is malformed", path.display(), n + 2))
 }
@@ -280,6 +291,50 @@ mod tests {
         assert_eq!(item.category.as_deref(), Some("Industrial & Scientific Adhesives"));
         assert_eq!(item.brand.as_deref(), Some("Gorilla"));
         assert_eq!(item.text, "Dr. Bob's Glue 8 oz. Industrial & Scientific Adhesives. Gorilla");
+    }
+
+    /// The inclusion chance matches how often a simulated step's candidate
+    /// set holds each item: a popular item, a rare one and one never a target.
+    #[test]
+    fn sample_inclusion_matches_the_sampling_it_corrects() {
+        let shares = [0.3, 0.01, 0.0];
+        let (items, targets, negatives, steps) = (50usize, 20, 10, 20_000);
+        let mut state = 11u64;
+        let mut uniform = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut seen = [0usize; 3];
+        for _ in 0..steps {
+            let mut present = [false; 3];
+            for _ in 0..targets {
+                // Items 0..3 by their shares, the rest of the mass on items 3..
+                let mut u = uniform();
+                for (k, &share) in shares.iter().enumerate() {
+                    if u < share {
+                        present[k] = true;
+                        break;
+                    }
+                    u -= share;
+                }
+            }
+            for _ in 0..negatives {
+                let item = (uniform() * items as f64) as usize;
+                if item < 3 {
+                    present[item] = true;
+                }
+            }
+            for k in 0..3 {
+                seen[k] += present[k] as usize;
+            }
+        }
+        for (k, &share) in shares.iter().enumerate() {
+            let expected = sample_inclusion(share, targets, negatives, items);
+            let observed = seen[k] as f64 / steps as f64;
+            assert!((observed - expected).abs() < 0.01, "item {k}: observed {observed}, expected {expected}");
+        }
+        // Never a target: only the uniform draws bring it in.
+        assert!((sample_inclusion(0.0, targets, negatives, items) - (1.0 - 0.98f64.powi(10))).abs() < 1e-12);
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //! whole catalog, or with `--negatives N` a sampled softmax (the batch's
 //! targets and N items drawn uniformly each step, and text vectors only
 //! for the items a step reads), whose step cost does not grow with the
-//! catalog. Scientific's events are reviews (one kind): each training
+//! catalog; each logit is corrected by the log of its item's chance of
+//! being sampled (logQ; `--no-logq` leaves it out, for comparison). Scientific's events are reviews (one kind): each training
 //! event is shown to the model as a random event kind. A shop's typed log
 //! (`--events`, `--ga4`) shows each event as its own kind, so the
 //! transformer learns what a view, a click, an add-to-cart and a purchase
@@ -37,7 +38,7 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use shelfrank::dataset::{Dataset, Example, History};
+use shelfrank::dataset::{Dataset, Example, History, sample_inclusion};
 use shelfrank::evaluation::{IdRows, ModelScorer, catalog_text, catalog_vectors, evaluate, evaluate_with, session_input};
 use shelfrank::model::EventKind;
 use shelfrank::model::wordpiece::WordPiece;
@@ -87,6 +88,8 @@ struct Args {
     /// Show random event kinds in training even where the log has kinds
     /// (as one-kind data always does): the comparison for learned kinds.
     random_kinds: bool,
+    /// Sampled softmax without the logQ correction (for comparison).
+    no_logq: bool,
 }
 
 /// Which item signals the model may use (the ablations).
@@ -131,6 +134,7 @@ fn parse_args() -> Result<Args, String> {
         word_offsets: false,
         negatives: 0,
         random_kinds: false,
+        no_logq: false,
     };
     let mut it = shelfrank::cli::args();
     while let Some(flag) = it.next() {
@@ -166,6 +170,7 @@ fn parse_args() -> Result<Args, String> {
             "--word-embeddings" => args.word_embeddings = Some(value()?.into()),
             "--word-offsets" => args.word_offsets = true,
             "--random-kinds" => args.random_kinds = true,
+            "--no-logq" => args.no_logq = true,
             "--negatives" => args.negatives = number(value()?)? as usize,
             "--vocabulary" => {
                 args.full_vocabulary = match value()?.as_str() {
@@ -184,7 +189,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--help" | "-h" => {
                 return Err(format!(
-                    "usage: train {} [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--seed N] [--max-users N] [--dim N] [--f32] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--word-embeddings model.safetensors [--vocabulary catalog|full] [--word-offsets]] [--negatives N] [--random-kinds] [--no-manifest]",
+                    "usage: train {} [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--seed N] [--max-users N] [--dim N] [--f32] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--word-embeddings model.safetensors [--vocabulary catalog|full] [--word-offsets]] [--negatives N [--no-logq]] [--random-kinds] [--no-manifest]",
                     DataSource::USAGE
                 ));
             }
@@ -371,6 +376,19 @@ fn run() -> Result<(), String> {
     for (k, &item) in seen.iter().enumerate() {
         softmax_index[item as usize] = k as i64;
     }
+    // Each item's share of the training targets (every event after a
+    // sequence's first): how often the batch's own targets bring it into a
+    // sampled softmax, for the logQ correction.
+    let target_share: Vec<f64> = {
+        let mut counts = vec![0u64; data.items.len()];
+        for (items, _) in &sequences {
+            for &item in &items[1..] {
+                counts[item as usize] += 1;
+            }
+        }
+        let total = counts.iter().sum::<u64>().max(1) as f64;
+        counts.iter().map(|&c| c as f64 / total).collect()
+    };
     // The pretrained teacher's item embeddings, distilled into the text tower.
     let teacher = match &args.teacher {
         None => None,
@@ -390,6 +408,7 @@ fn run() -> Result<(), String> {
         softmax_index: &softmax_index,
         teacher: teacher.as_ref().map(|t| (t, args.distill)),
         negatives: args.negatives,
+        target_share: (args.negatives > 0 && !args.no_logq).then_some(&target_share[..]),
         device: &device,
     };
 
@@ -514,6 +533,8 @@ fn run() -> Result<(), String> {
             "validNdcg10": best_ndcg,
             "epochs": history_log,
             "seed": args.seed,
+            "negatives": args.negatives,
+            "logq": args.negatives > 0 && !args.no_logq,
             "trainingSeconds": started.elapsed().as_secs_f64().round(),
             "import": import,
         }),
@@ -625,6 +646,9 @@ struct BatchContext<'a> {
     teacher: Option<(&'a Tensor<2>, f64)>,
     /// Sampled softmax: negatives drawn per step (0: full softmax).
     negatives: usize,
+    /// Sampled softmax's logQ correction: each item's share of all
+    /// training targets (by item index), or `None` for none.
+    target_share: Option<&'a [f64]>,
     device: &'a Device,
 }
 
@@ -723,7 +747,21 @@ fn step(
         let targets: Vec<i64> = targets.iter().map(|&item| candidates.binary_search(&item).expect("a candidate") as i64).collect();
         let rows: Vec<i64> = sample.iter().map(|&i| local(i)).collect();
         let sample: Vec<i64> = sample.iter().map(|&i| i as i64).collect();
-        (log_softmax(states.matmul(softmax_items.transpose()), 1), text_vectors, (rows, sample), targets)
+        let mut logits = states.matmul(softmax_items.transpose()); // [m, candidates]
+        if let Some(share) = context.target_share {
+            // logQ correction: popular items enter the sample through the
+            // batch's own targets far more often than the rest, and a
+            // sampled softmax left alone learns to push them down. Each
+            // logit loses the log of its item's chance of being in the
+            // sample (as one of the m targets, or one of the uniform draws).
+            let log_q: Vec<f32> = candidates
+                .iter()
+                .map(|&i| sample_inclusion(share[i as usize], m, context.negatives, context.seen.len()).max(1e-12).ln() as f32)
+                .collect();
+            let c = log_q.len();
+            logits = logits - Tensor::<2>::from_data(TensorData::new(log_q, [1, c]), device);
+        }
+        (log_softmax(logits, 1), text_vectors, (rows, sample), targets)
     };
     let picked = log_probs.gather(1, Tensor::<2, Int>::from_data(TensorData::new(targets, [m, 1]), device)); // [m, 1]
     let mut loss = picked.mean().neg();
