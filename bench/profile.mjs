@@ -5,14 +5,18 @@
 // function names, build the CPU wasm without wasm-opt's stripping
 // (SHELFRANK_WASM_OPT=0 node tools/build.mjs, or wasm-bindgen --keep-debug).
 //
-//   node bench/profile.mjs [candidates=100] [runs=200]
+//   node bench/profile.mjs [candidates=100] [runs=200] [cached]
+//
+// With `cached`, the cached case instead: the same list reranked under an
+// unchanged history (session state and text vectors reused).
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchChromium } from '../tests/browser/harness.mjs';
 import { serve } from '../tools/static-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const [candidates = 100, runs = 200] = process.argv.slice(2).map(Number);
+const [candidates = 100, runs = 200] = process.argv.slice(2, 4).map(Number);
+const cachedCase = process.argv[4] === 'cached';
 const server = await serve(root, 0);
 const chrome = await launchChromium();
 try {
@@ -20,14 +24,17 @@ try {
   await page.goto(`${server.url}/bench/page.html`);
   await page.waitForFunction(() => window.benchReady === true, null, { timeout: 120_000 });
   // Warm up (tier-up), then profile.
-  await page.evaluate((c) => window.bench.benchShelfrankUncached(c), { worker: false, history: 50, candidates, runs: 20, warmup: 10 });
+  if (cachedCase) await page.evaluate((c) => window.bench.prepareCached(c), { history: 50, candidates });
+  else await page.evaluate((c) => window.bench.benchUncached(c), { worker: false, history: 50, candidates, runs: 20, warmup: 10 });
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Profiler.enable');
   await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
   await cdp.send('Profiler.start');
-  const result = await page.evaluate((c) => window.bench.benchShelfrankUncached(c), { worker: false, history: 50, candidates, runs, warmup: 0 });
+  const result = cachedCase
+    ? await page.evaluate((n) => window.bench.cachedReranks(n), runs)
+    : (await page.evaluate((c) => window.bench.benchUncached(c), { worker: false, history: 50, candidates, runs, warmup: 0, warmupMs: 0 })).shelfrank;
   const { profile } = await cdp.send('Profiler.stop');
-  console.log(`uncached ${candidates} × 50 on the page thread: p50 ${result.p50_ms.toFixed(2)} ms over ${runs} runs`);
+  console.log(`${cachedCase ? 'cached' : 'uncached'} ${candidates} × 50 on the page thread: p50 ${result.p50_ms.toFixed(2)} ms over ${runs} runs`);
   const self = new Map();
   const parents = new Map();
   for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id);

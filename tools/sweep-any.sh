@@ -7,12 +7,13 @@
 # weight; the last line is the best. Then `tune --weights W --no-repeat-prior
 # --write` stores it in the shipped any model (tools/reproduce-model.sh).
 # About 1 minute on 2 cores. Run from the repository root:
-#   bash tools/sweep-any.sh
+#   bash tools/sweep-any.sh [MODEL]   (default target/models/any-split.bin)
 set -euo pipefail
 cargo build --release --bin eval
+model=${1:-target/models/any-split.bin}
 best=""
 for w in 0.75 1.5 3 5 8 12 20 40; do
-  line=$(./target/release/eval --model target/models/any-split.bin --data data/scientific --valid-only --affinity-weight "$w" |
+  line=$(./target/release/eval --model "$model" --data data/scientific --valid-only --affinity-weight "$w" |
     node -pe 'const j = JSON.parse(require("fs").readFileSync(0)); JSON.stringify({ weight: j.affinityWeight, all: j.valid["ndcg@10"], heldOutTargets: j.heldOutTargets.valid["ndcg@10"], users: j.heldOutTargets.valid.users })')
   echo "$line"
   best=$(node -e '
