@@ -5,8 +5,6 @@ import { createReranker } from '/www/shelfrank.js';
 import initCpu, { Ranker } from '/www/pkg-cpu/shelfrank.js';
 
 const catalog = await (await fetch('/www/demo/catalog.json')).json();
-// The candidates cross into wasm as UTF-8 bytes, on both sides, as the shim sends them.
-const utf8 = new TextEncoder();
 
 async function blobUrl(url) {
   const bytes = await (await fetch(url)).arrayBuffer();
@@ -170,7 +168,7 @@ export async function benchUncached({ history, candidates: n, runs, warmup = 10,
   const theirs = async (event, candidates) => {
     const t = performance.now();
     ort.tokenizer.record(event);
-    const inputs = ort.tokenizer.scoringInputsPacked(utf8.encode(JSON.stringify(candidates)));
+    const inputs = ort.tokenizer.scoringInputsPacked(JSON.stringify(candidates));
     const prepared = performance.now();
     const out = await ort.ranker.score(inputs);
     order(out);
@@ -234,7 +232,7 @@ export async function inputsFor(history, n) {
   const ranker = await Ranker.load(modelBytes, undefined, { backend: 'cpu' });
   const now = Date.now();
   for (const [i, event] of events.entries()) ranker.record({ ...event, timestamp: now - (events.length - i) });
-  const inputs = ranker.scoringInputsPacked(utf8.encode(JSON.stringify(candidates)));
+  const inputs = ranker.scoringInputsPacked(JSON.stringify(candidates));
   ranker.free();
   return inputs;
 }

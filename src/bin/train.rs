@@ -90,6 +90,9 @@ struct Args {
     random_kinds: bool,
     /// Sampled softmax without the logQ correction (for comparison).
     no_logq: bool,
+    /// The learning rate falls from `lr` towards 0 over `epochs` epochs
+    /// along a half cosine.
+    cosine: bool,
 }
 
 /// Which item signals the model may use (the ablations).
@@ -135,6 +138,7 @@ fn parse_args() -> Result<Args, String> {
         negatives: 0,
         random_kinds: false,
         no_logq: false,
+        cosine: false,
     };
     let mut it = shelfrank::cli::args();
     while let Some(flag) = it.next() {
@@ -171,6 +175,7 @@ fn parse_args() -> Result<Args, String> {
             "--word-offsets" => args.word_offsets = true,
             "--random-kinds" => args.random_kinds = true,
             "--no-logq" => args.no_logq = true,
+            "--cosine" => args.cosine = true,
             "--negatives" => args.negatives = number(value()?)? as usize,
             "--vocabulary" => {
                 args.full_vocabulary = match value()?.as_str() {
@@ -189,7 +194,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--help" | "-h" => {
                 return Err(format!(
-                    "usage: train {} [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--seed N] [--max-users N] [--dim N] [--f32] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--word-embeddings model.safetensors [--vocabulary catalog|full] [--word-offsets]] [--negatives N [--no-logq]] [--random-kinds] [--no-manifest]",
+                    "usage: train {} [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--cosine] [--seed N] [--max-users N] [--dim N] [--f32] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--word-embeddings model.safetensors [--vocabulary catalog|full] [--word-offsets]] [--negatives N [--no-logq]] [--random-kinds] [--no-manifest]",
                     DataSource::USAGE
                 ));
             }
@@ -438,7 +443,12 @@ fn run() -> Result<(), String> {
             }
             let cut = config.max_events + 1;
             let seqs: Vec<History> = chunk.iter().map(|&i| History::new(&sequences[i].0, &sequences[i].1).recent(cut)).collect();
-            let (loss, new_model) = step(model, &mut optim, &mut rng, &seqs, &batch_context, args.lr, with_ids, args.id_dropout);
+            let lr = if args.cosine {
+                args.lr * 0.5 * (1.0 + (std::f64::consts::PI * (epoch - 1) as f64 / args.epochs as f64).cos())
+            } else {
+                args.lr
+            };
+            let (loss, new_model) = step(model, &mut optim, &mut rng, &seqs, &batch_context, lr, with_ids, args.id_dropout);
             model = new_model;
             loss_sum += loss;
             steps += 1;
@@ -534,6 +544,7 @@ fn run() -> Result<(), String> {
             "epochs": history_log,
             "seed": args.seed,
             "negatives": args.negatives,
+            "lrSchedule": if args.cosine { "cosine" } else { "constant" },
             "logq": args.negatives > 0 && !args.no_logq,
             "trainingSeconds": started.elapsed().as_secs_f64().round(),
             "import": import,
