@@ -265,6 +265,17 @@ fn read_inter(path: &Path, n_items: usize) -> Result<Vec<Example>> {
         .collect()
 }
 
+/// Catalogs larger than this train with a sampled softmax unless told
+/// otherwise: a full softmax step's cost grows with the catalog.
+pub const FULL_SOFTMAX_ITEMS: usize = 20_000;
+
+/// The negatives a step samples when `train` is not told
+/// (`--negatives`): none (the full softmax) up to [`FULL_SOFTMAX_ITEMS`]
+/// items, 2,048 past it.
+pub fn default_negatives(items: usize) -> usize {
+    if items > FULL_SOFTMAX_ITEMS { 2048 } else { 0 }
+}
+
 /// Sampled softmax's logQ correction: the chance that an item whose share
 /// of all training targets is `share` is among a step's candidates, which
 /// are the step's `targets` next items (taken as draws by share) plus

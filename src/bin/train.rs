@@ -15,7 +15,8 @@
 //! whole catalog, or with `--negatives N` a sampled softmax (the batch's
 //! targets and N items drawn uniformly each step, and text vectors only
 //! for the items a step reads), whose step cost does not grow with the
-//! catalog; each logit is corrected by the log of its item's chance of
+//! catalog (without `--negatives`, a catalog of more than 20,000 items
+//! gets 2,048: `dataset::default_negatives`); each logit is corrected by the log of its item's chance of
 //! being sampled (logQ; `--no-logq` leaves it out, for comparison). Scientific's events are reviews (one kind): each training
 //! event is shown to the model as a random event kind. A shop's typed log
 //! (`--events`, `--ga4`) shows each event as its own kind, so the
@@ -38,7 +39,7 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use shelfrank::dataset::{Dataset, Example, History, sample_inclusion};
+use shelfrank::dataset::{Dataset, Example, History, default_negatives, sample_inclusion};
 use shelfrank::evaluation::{IdRows, ModelScorer, catalog_text, catalog_vectors, evaluate, evaluate_with, session_input};
 use shelfrank::model::EventKind;
 use shelfrank::model::wordpiece::WordPiece;
@@ -83,8 +84,9 @@ struct Args {
     full_vocabulary: bool,
     /// Learned per-word offsets on top of the fixed word embeddings.
     word_offsets: bool,
-    /// Sampled softmax with this many negatives a step (0: full softmax).
-    negatives: usize,
+    /// Sampled softmax with this many negatives a step (0: full softmax;
+    /// unset: `dataset::default_negatives` for the catalog's size).
+    negatives: Option<usize>,
     /// Show random event kinds in training even where the log has kinds
     /// (as one-kind data always does): the comparison for learned kinds.
     random_kinds: bool,
@@ -135,7 +137,7 @@ fn parse_args() -> Result<Args, String> {
         word_embeddings: None,
         full_vocabulary: false,
         word_offsets: false,
-        negatives: 0,
+        negatives: None,
         random_kinds: false,
         no_logq: false,
         cosine: false,
@@ -176,7 +178,7 @@ fn parse_args() -> Result<Args, String> {
             "--random-kinds" => args.random_kinds = true,
             "--no-logq" => args.no_logq = true,
             "--cosine" => args.cosine = true,
-            "--negatives" => args.negatives = number(value()?)? as usize,
+            "--negatives" => args.negatives = Some(number(value()?)? as usize),
             "--vocabulary" => {
                 args.full_vocabulary = match value()?.as_str() {
                     "catalog" => false,
@@ -377,6 +379,16 @@ fn run() -> Result<(), String> {
         );
     }
     let seen: Vec<u32> = (0..data.items.len() as u32).filter(|&i| !is_held_out(i)).collect();
+    let negatives = args.negatives.unwrap_or_else(|| {
+        let chosen = default_negatives(seen.len());
+        if chosen > 0 {
+            eprintln!(
+                "train: {} items: a sampled softmax with {chosen} negatives a step (--negatives 0 for the full softmax)",
+                seen.len()
+            );
+        }
+        chosen
+    });
     let mut softmax_index = vec![0i64; data.items.len()];
     for (k, &item) in seen.iter().enumerate() {
         softmax_index[item as usize] = k as i64;
@@ -412,8 +424,8 @@ fn run() -> Result<(), String> {
         seen: &seen,
         softmax_index: &softmax_index,
         teacher: teacher.as_ref().map(|t| (t, args.distill)),
-        negatives: args.negatives,
-        target_share: (args.negatives > 0 && !args.no_logq).then_some(&target_share[..]),
+        negatives,
+        target_share: (negatives > 0 && !args.no_logq).then_some(&target_share[..]),
         device: &device,
     };
 
@@ -543,9 +555,9 @@ fn run() -> Result<(), String> {
             "validNdcg10": best_ndcg,
             "epochs": history_log,
             "seed": args.seed,
-            "negatives": args.negatives,
+            "negatives": negatives,
             "lrSchedule": if args.cosine { "cosine" } else { "constant" },
-            "logq": args.negatives > 0 && !args.no_logq,
+            "logq": negatives > 0 && !args.no_logq,
             "trainingSeconds": started.elapsed().as_secs_f64().round(),
             "import": import,
         }),

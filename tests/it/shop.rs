@@ -358,6 +358,46 @@ fn sampled_softmax_learns_as_well_as_the_full_softmax_on_a_generated_shop() {
     assert!(sampled >= 0.8 * full, "sampled {sampled} against full {full}");
 }
 
+/// Without `--negatives`, a catalog too large for a full softmax at every
+/// step trains with a sampled one (logQ-corrected) by itself, and says so;
+/// `--negatives 0` still asks for the full softmax.
+#[test]
+fn a_large_catalog_trains_with_a_sampled_softmax_unless_told_otherwise() {
+    let dir = scratch("large");
+    let items = shelfrank::dataset::FULL_SOFTMAX_ITEMS + 1;
+    let generated = std::process::Command::new("node")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["tools/generate-shop.mjs", "--items", &items.to_string(), "--users", "400", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let train = |extra: &[&str]| {
+        let out = dir.join("shelfrank.bin");
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_train"))
+            .arg("--events")
+            .arg(dir.join("events.csv"))
+            .arg("--catalog")
+            .arg(dir.join("catalog.csv"))
+            .args(["--epochs", "1", "--dim", "16", "--no-manifest", "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert!(run.status.success(), "{log}");
+        let file = shelfrank::model::ModelFile::from_bytes(&std::fs::read(&out).unwrap()).unwrap();
+        (file.meta["negatives"].as_u64().unwrap(), file.meta["logq"].as_bool().unwrap(), log)
+    };
+    let (negatives, logq, log) = train(&[]);
+    let used = shelfrank::dataset::default_negatives(items) as u64;
+    assert!(used > 0);
+    assert_eq!((negatives, logq), (used, true), "{log}");
+    assert!(log.contains(&format!("a sampled softmax with {used} negatives a step")), "{log}");
+    let (negatives, logq, _) = train(&["--negatives", "0"]);
+    assert_eq!((negatives, logq), (0, false));
+}
+
 /// On a typed log, training shows each event as its own kind, so the
 /// transformer learns what a kind says about the next item. A generated
 /// shop where only the kind decides it: every item has two successors, the
