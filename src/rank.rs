@@ -341,7 +341,7 @@ mod tests {
     fn output_is_a_permutation_with_pinned_slots_kept() {
         for seed in 0..50u64 {
             let n = 1 + (seed as usize * 7) % 60;
-            let pinned: Vec<usize> = (0..n).filter(|i| (i + seed as usize) % 5 == 0).collect();
+            let pinned: Vec<usize> = (0..n).filter(|i| (i + seed as usize).is_multiple_of(5)).collect();
             let list = candidates(n, &pinned);
             let scores = pseudo_scores(n, seed);
             let ranked = arrange(&list, Some(&scores), &RerankOptions { server_weight: 0.0, ..RerankOptions::default() }).unwrap();

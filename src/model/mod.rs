@@ -155,7 +155,7 @@ impl RankerConfig {
         if !(in_range(self.dim, 4, 1024)
             && in_range(self.layers, 1, 16)
             && in_range(self.heads, 1, 64)
-            && self.dim % self.heads == 0
+            && self.dim.is_multiple_of(self.heads)
             && in_range(self.ff_dim, 1, 8192)
             && in_range(self.max_events, 1, 1024)
             && in_range(self.max_text_tokens, 1, 512)

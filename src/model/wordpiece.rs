@@ -724,7 +724,7 @@ mod tests {
                 state ^= state >> 7;
                 state ^= state << 17;
                 let pick = (state >> 32) as usize;
-                text.push(if pick % 3 == 0 { others[pick % others.len()] } else { marks[pick % marks.len()] });
+                text.push(if pick.is_multiple_of(3) { others[pick % others.len()] } else { marks[pick % marks.len()] });
             }
             assert_eq!(strip_accents(&text), by_nfd(&text), "{text:?}");
         }

@@ -187,10 +187,10 @@ fn the_host_network_computes_what_the_burn_module_computes() {
             let burn_text =
                 model.project_text(burn::tensor::Tensor::<2>::from_data(burn::tensor::TensorData::new(means.clone(), [len, dim]), &device));
             let host_text = host.project_text(&means);
-            assert_close("text vectors", &host_text, &burn_text.clone().into_data().to_vec::<f32>().unwrap(), 1e-5);
+            assert_close("text vectors", &host_text, &burn_text.clone().into_data().try_to_vec::<f32>().unwrap(), 1e-5);
             let burn_state = model.session_states(&session, burn_text, affinity, &device);
             let host_state = host.session_state(&session, &host_text, affinity).unwrap();
-            let read = |t: burn::tensor::Tensor<2>| t.into_data().to_vec::<f32>().unwrap();
+            let read = |t: burn::tensor::Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
             assert_close("state", &host_state.state, &read(burn_state.state.clone()), 1e-4);
             assert_close("profile", &host_state.profile, &read(burn_state.profile.clone()), 1e-5);
             assert_close("event units", &host_state.event_units, &read(burn_state.event_units.clone()), 1e-5);
@@ -915,23 +915,23 @@ fn a_fixed_wide_token_table_folds_into_the_usual_layout_for_any_vocabulary() {
     let small = random(4);
     let model = config.init_with_tokens(small.clone(), false, &device);
     let texts = [vec![1, 2], vec![3], vec![0, 3, 1], vec![]];
-    let before = model.text_vectors(&ItemText::from_rows(&texts), &device).into_data().to_vec::<f32>().unwrap();
+    let before = model.text_vectors(&ItemText::from_rows(&texts), &device).into_data().try_to_vec::<f32>().unwrap();
 
     let same = model.clone().fold_tokens(small.clone(), None);
-    let after = same.text_vectors(&ItemText::from_rows(&texts), &device).into_data().to_vec::<f32>().unwrap();
+    let after = same.text_vectors(&ItemText::from_rows(&texts), &device).into_data().try_to_vec::<f32>().unwrap();
     assert_close("folded", &after, &before, 1e-4);
 
     // The larger vocabulary: the small table's rows 0..=3 at rows 0, 2, 4, 5.
     let at = [0usize, 2, 4, 5];
-    let mut big = random(6).into_data().to_vec::<f32>().unwrap();
-    let small_values = small.into_data().to_vec::<f32>().unwrap();
+    let mut big = random(6).into_data().try_to_vec::<f32>().unwrap();
+    let small_values = small.into_data().try_to_vec::<f32>().unwrap();
     for (k, &row) in at.iter().enumerate() {
         big[row * 24..(row + 1) * 24].copy_from_slice(&small_values[k * 24..(k + 1) * 24]);
     }
     let big = burn::tensor::Tensor::<2>::from_data(burn::tensor::TensorData::new(big, [6, 24]), &device);
     let folded = model.fold_tokens(big, None);
     let moved: Vec<Vec<u32>> = texts.iter().map(|t| t.iter().map(|&r| at[r as usize] as u32).collect()).collect();
-    let after = folded.text_vectors(&ItemText::from_rows(&moved), &device).into_data().to_vec::<f32>().unwrap();
+    let after = folded.text_vectors(&ItemText::from_rows(&moved), &device).into_data().try_to_vec::<f32>().unwrap();
     assert_close("folded over a larger vocabulary", &after, &before, 1e-4);
 
     // The folded network is the usual layout: it saves, loads and scores.
@@ -946,7 +946,7 @@ fn a_fixed_wide_token_table_folds_into_the_usual_layout_for_any_vocabulary() {
         meta: serde_json::json!({ "purpose": "test" }),
     };
     let loaded = ModelFile::from_bytes(&file.to_bytes()).unwrap().build(&device).unwrap();
-    let reloaded = loaded.text_vectors(&ItemText::from_rows(&moved), &device).into_data().to_vec::<f32>().unwrap();
+    let reloaded = loaded.text_vectors(&ItemText::from_rows(&moved), &device).into_data().try_to_vec::<f32>().unwrap();
     assert_close("saved and loaded", &reloaded, &before, 1e-4);
 }
 
@@ -973,7 +973,7 @@ fn a_model_kept_to_one_catalogs_words_gives_its_texts_the_same_vectors() {
         let encoder = shelfrank::model::TextEncoder::for_model(file, None).unwrap();
         let rows: Vec<Vec<u32>> = texts.iter().map(|t| encoder.encode(t).unwrap()).collect();
         let text = ItemText::from_rows(&rows);
-        (rows, file.build(&device).unwrap().text_vectors(&text, &device).into_data().to_vec::<f32>().unwrap())
+        (rows, file.build(&device).unwrap().text_vectors(&text, &device).into_data().try_to_vec::<f32>().unwrap())
     };
     let (_, before) = vectors(&shipped, &texts);
     let (_, after) = vectors(&pruned, &texts);
