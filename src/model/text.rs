@@ -191,9 +191,18 @@ pub fn token_ids(tokenizer: &tokenizers::Tokenizer, text: &str) -> Result<Vec<u3
 /// [`super::SessionRanker::text_vectors`], to float rounding.
 #[derive(Debug, Clone)]
 pub struct TokenTable {
-    /// `[rows, dim]`, row 0 the unknown token.
-    values: Vec<f32>,
+    rows: TokenRows,
     dim: usize,
+}
+
+/// The table's values, `[rows, dim]`, row 0 the unknown token.
+#[derive(Debug, Clone)]
+enum TokenRows {
+    F32(Vec<f32>),
+    /// As the file stores it (int8, a scale per row): a quarter of the
+    /// memory, and of the bytes each text's mean reads. Every value is
+    /// `q as f32 * scale`, exactly the f32 the file decodes to.
+    I8 { values: Vec<i8>, scales: Vec<f32> },
 }
 
 impl TokenTable {
@@ -202,7 +211,12 @@ impl TokenTable {
         let entry = file.tensors.iter().find(|t| t.name == "tokens.weight");
         match entry {
             Some(t) if t.shape.len() == 2 && t.shape[1] == file.config.dim && t.shape[0] == file.config.n_tokens + 1 => {
-                Ok(TokenTable { values: t.values.clone(), dim: t.shape[1] })
+                let dim = t.shape[1];
+                let rows = match t.stored_as {
+                    super::StoredAs::I8F16 => int8_rows(&t.values, dim).unwrap_or_else(|| TokenRows::F32(t.values.clone())),
+                    _ => TokenRows::F32(t.values.clone()),
+                };
+                Ok(TokenTable { rows, dim })
             }
             _ => err(ErrorKind::ModelFile, "the model file lacks a token table of the configured shape ('tokens.weight')"),
         }
@@ -217,7 +231,10 @@ impl TokenTable {
     /// a row outside the table reads as the unknown token.
     pub fn means_into<T: AsRef<[u32]>>(&self, texts: &[T], out: &mut Vec<f32>) {
         let dim = self.dim;
-        let rows = self.values.len() / dim.max(1);
+        let rows = match &self.rows {
+            TokenRows::F32(values) => values.len() / dim.max(1),
+            TokenRows::I8 { scales, .. } => scales.len(),
+        };
         for text in texts {
             let text = text.as_ref();
             let start = out.len();
@@ -227,12 +244,72 @@ impl TokenTable {
             let tokens = if text.is_empty() { &unknown[..] } else { text };
             for &token in tokens {
                 let row = if (token as usize) < rows { token as usize } else { 0 };
-                for (s, v) in sum.iter_mut().zip(&self.values[row * dim..(row + 1) * dim]) {
-                    *s += v;
+                match &self.rows {
+                    TokenRows::F32(values) => {
+                        for (s, v) in sum.iter_mut().zip(&values[row * dim..(row + 1) * dim]) {
+                            *s += v;
+                        }
+                    }
+                    TokenRows::I8 { values, scales } => {
+                        let scale = scales[row];
+                        for (s, &q) in sum.iter_mut().zip(&values[row * dim..(row + 1) * dim]) {
+                            *s += q as f32 * scale;
+                        }
+                    }
                 }
             }
             let scale = 1.0 / tokens.len() as f32;
             sum.iter_mut().for_each(|s| *s *= scale);
         }
+    }
+}
+
+/// An int8 table's values and row scales from the f32 values it decoded
+/// to, or `None` where they do not give back exactly those values. An f16
+/// row scale `s` times an int8 value is exact in f32, and the largest value
+/// of a row quantises to ±127 (the scale is the row's largest magnitude
+/// over 127, rounded up to an f16 by less than 2^-10), so `s` is that
+/// magnitude over 127 and each value over `s` is its int8.
+fn int8_rows(values: &[f32], dim: usize) -> Option<TokenRows> {
+    let mut quantised = Vec::with_capacity(values.len());
+    let mut scales = Vec::with_capacity(values.len() / dim.max(1));
+    for row in values.chunks(dim.max(1)) {
+        let largest = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let scale = largest / 127.0;
+        for &v in row {
+            let q = if scale > 0.0 { (v / scale).round() } else { 0.0 };
+            if !(-127.0..=127.0).contains(&q) || q * scale != v {
+                return None;
+            }
+            quantised.push(q as i8);
+        }
+        scales.push(scale);
+    }
+    Some(TokenRows::I8 { values: quantised, scales })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped model's token table stays int8 in memory, and every
+    /// text's mean is bit for bit the one the decoded f32 table gives.
+    #[test]
+    fn an_int8_token_table_gives_the_f32_tables_means_exactly() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/shelfrank-scientific.bin");
+        let file = super::super::ModelFile::from_bytes(&std::fs::read(path).unwrap()).unwrap();
+        let table = TokenTable::from_file(&file).unwrap();
+        let TokenRows::I8 { values, .. } = &table.rows else { panic!("the shipped table should stay int8") };
+        let decoded = &file.tensors.iter().find(|t| t.name == "tokens.weight").unwrap().values;
+        assert_eq!(values.len(), decoded.len());
+        let f32_table = TokenTable { rows: TokenRows::F32(decoded.clone()), dim: table.dim };
+        let rows = decoded.len() / table.dim;
+        let texts: Vec<Vec<u32>> = (0..200u32).map(|i| (0..1 + i % 30).map(|k| (i * 37 + k * 101) % rows as u32).collect()).collect();
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        table.means_into(&texts, &mut ours);
+        f32_table.means_into(&texts, &mut theirs);
+        assert!(ours.iter().zip(&theirs).all(|(a, b)| a.to_bits() == b.to_bits()));
+        // A table whose values are not an int8 row times its scale stays f32.
+        assert!(int8_rows(&[0.1, 0.2, 0.3, 0.123_456_7], 4).is_none());
     }
 }
