@@ -219,13 +219,13 @@ impl Reranker {
 
     /// Like [`Reranker::load`], from an already verified and decoded file.
     pub fn from_file(
-        file: ModelFile,
+        mut file: ModelFile,
         tokenizer_json: Option<&[u8]>,
         backend: impl Into<Backend>,
         limits: HistoryLimits,
     ) -> Result<Reranker> {
         let text = TextEncoder::for_model(&file, tokenizer_json)?;
-        let token_table = TokenTable::from_file(&file)?;
+        let token_table = TokenTable::from_file(&mut file)?;
         let engine = match backend.into() {
             Backend::Host => Engine::Host { network: HostNetwork::from_file(&file)?, text_vectors: Vec::new() },
             #[cfg(feature = "device")]

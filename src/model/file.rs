@@ -58,12 +58,47 @@ pub enum StoredAs {
 }
 
 /// One named tensor, as f32 values in memory.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct TensorEntry {
     pub name: String,
     pub shape: Vec<usize>,
     pub values: Vec<f32>,
     pub stored_as: StoredAs,
+    /// The token table's int8 values and row scales as read from an int8
+    /// file (only `tokens.weight`, the one tensor the host reads row by
+    /// row), so that it can stay int8 in memory without deriving them
+    /// again from `values`. `values` are what the tensor is: code that
+    /// changes them need not clear this, and a reader uses it only where
+    /// [`Int8Rows::matches`] says it still gives exactly `values`. Not
+    /// part of equality.
+    pub int8: Option<Int8Rows>,
+}
+
+impl PartialEq for TensorEntry {
+    fn eq(&self, other: &TensorEntry) -> bool {
+        self.name == other.name && self.shape == other.shape && self.values == other.values && self.stored_as == other.stored_as
+    }
+}
+
+/// A tensor's int8 values and a scale per row (the last dimension): each
+/// value is `values[i] as f32 * scales[i / row]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Int8Rows {
+    pub values: Vec<i8>,
+    pub scales: Vec<f32>,
+}
+
+impl Int8Rows {
+    /// Whether these give exactly `values`, rows of `dim` (one multiply
+    /// and compare a value: far cheaper than deriving them).
+    pub fn matches(&self, values: &[f32], dim: usize) -> bool {
+        dim > 0
+            && self.values.len() == values.len()
+            && self.scales.len() * dim == values.len()
+            && self.values.chunks_exact(dim).zip(values.chunks_exact(dim)).zip(&self.scales).all(|((q, v), &scale)| {
+                q.iter().zip(v).fold(true, |same, (&q, &v)| same & (q as f32 * scale == v))
+            })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,8 +226,9 @@ impl ModelFile {
             }
             let (chunk, rest) = data.split_at(record.bytes);
             data = rest;
-            let values = decode_values(&record, chunk)?;
-            tensors.push(TensorEntry { name: record.name, shape: record.shape, values, stored_as: record.stored_as });
+            let keep_int8 = record.name == TOKENS;
+            let (values, int8) = decode_values(&record, chunk, keep_int8)?;
+            tensors.push(TensorEntry { name: record.name, shape: record.shape, values, stored_as: record.stored_as, int8 });
         }
         if !data.is_empty() {
             return err(ErrorKind::ModelFile, "the model file has trailing bytes after its last tensor");
@@ -393,7 +429,7 @@ impl ModelFile {
                 Some(rows) => {
                     let dim = self.config.dim;
                     let values = rows.iter().flat_map(|&row| &tensor.values[row * dim..(row + 1) * dim]).copied().collect();
-                    encode_values(&TensorEntry { values, ..tensor.clone() }, &mut data);
+                    encode_values(&TensorEntry { values, int8: None, ..tensor.clone() }, &mut data);
                 }
                 None => encode_values(tensor, &mut data),
             }
@@ -505,7 +541,7 @@ impl ModelFile {
             encode_values(tensor, &mut buffer);
             let record =
                 TensorRecord { name: tensor.name.clone(), shape: tensor.shape.clone(), stored_as: tensor.stored_as, bytes: buffer.len() };
-            tensor.values = decode_values(&record, &buffer).expect("round trip of own encoding");
+            (tensor.values, tensor.int8) = decode_values(&record, &buffer, tensor.name == TOKENS).expect("round trip of own encoding");
         }
         file
     }
@@ -607,7 +643,9 @@ fn f16_at_least(scale: f32) -> half::f16 {
     }
 }
 
-fn decode_values(record: &TensorRecord, chunk: &[u8]) -> Result<Vec<f32>> {
+/// A tensor's f32 values, and for an int8 tensor where `keep_int8` asks,
+/// its int8 values and row scales as well.
+fn decode_values(record: &TensorRecord, chunk: &[u8], keep_int8: bool) -> Result<(Vec<f32>, Option<Int8Rows>)> {
     let count = record.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     let Some(count) = count.filter(|&c| c <= 1 << 30) else {
         return err(ErrorKind::ModelFile, format!("tensor '{}' has an impossible shape", record.name));
@@ -618,7 +656,7 @@ fn decode_values(record: &TensorRecord, chunk: &[u8]) -> Result<Vec<f32>> {
             if chunk.len() != count * 4 {
                 return Err(bad_size());
             }
-            Ok(chunk.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect())
+            Ok((chunk.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect(), None))
         }
         StoredAs::I8 | StoredAs::I8F16 => {
             let width = row_len(&record.shape);
@@ -636,7 +674,9 @@ fn decode_values(record: &TensorRecord, chunk: &[u8]) -> Result<Vec<f32>> {
             if scales.iter().any(|s| !s.is_finite()) {
                 return err(ErrorKind::ModelFile, format!("tensor '{}' has a row scale that is not a finite number", record.name));
             }
-            Ok(values.iter().enumerate().map(|(i, &q)| q as i8 as f32 * scales[i / width]).collect())
+            let decoded = values.iter().enumerate().map(|(i, &q)| q as i8 as f32 * scales[i / width]).collect();
+            let int8 = keep_int8.then(|| Int8Rows { values: values.iter().map(|&q| q as i8).collect(), scales });
+            Ok((decoded, int8))
         }
     }
 }
@@ -663,7 +703,7 @@ impl ModuleVisitor for ParamReader {
         let shape = tensor.dims().to_vec();
         let values = tensor.into_data().try_into_vec_as::<f32>().expect("f32 parameters");
         let stored_as = if D >= 2 { self.stored_as } else { StoredAs::F32 };
-        self.tensors.push(TensorEntry { name: self.path.join("."), shape, values, stored_as });
+        self.tensors.push(TensorEntry { name: self.path.join("."), shape, values, stored_as, int8: None });
     }
 }
 

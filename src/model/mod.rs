@@ -29,7 +29,7 @@ pub mod text;
 pub mod wordpiece;
 
 pub use event::EventKind;
-pub use file::{FORMAT_VERSION, MAGIC, ModelFile, StoredAs, TensorEntry, sha256_hex};
+pub use file::{FORMAT_VERSION, Int8Rows, MAGIC, ModelFile, StoredAs, TensorEntry, sha256_hex};
 pub use host::{HostNetwork, HostState};
 pub use input::SessionInput;
 #[cfg(feature = "device")]

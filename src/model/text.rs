@@ -206,14 +206,18 @@ enum TokenRows {
 }
 
 impl TokenTable {
-    /// The table of a model file (`tokens.weight`).
-    pub fn from_file(file: &super::ModelFile) -> Result<TokenTable> {
-        let entry = file.tensors.iter().find(|t| t.name == "tokens.weight");
+    /// The table of a model file (`tokens.weight`). Takes the int8 rows
+    /// the file kept as read ([`super::TensorEntry::int8`]) rather than
+    /// copying them: at load, memory peaks while the file is still whole.
+    pub fn from_file(file: &mut super::ModelFile) -> Result<TokenTable> {
+        let (dim, n_tokens) = (file.config.dim, file.config.n_tokens);
+        let entry = file.tensors.iter_mut().find(|t| t.name == "tokens.weight");
         match entry {
-            Some(t) if t.shape.len() == 2 && t.shape[1] == file.config.dim && t.shape[0] == file.config.n_tokens + 1 => {
-                let dim = t.shape[1];
-                let rows = match t.stored_as {
-                    super::StoredAs::I8F16 => int8_rows(&t.values, dim).unwrap_or_else(|| TokenRows::F32(t.values.clone())),
+            Some(t) if t.shape.len() == 2 && t.shape[1] == dim && t.shape[0] == n_tokens + 1 => {
+                let rows = match (t.int8.take(), t.stored_as) {
+                    // As read from the file, checked to still give `values`.
+                    (Some(int8), _) if int8.matches(&t.values, dim) => TokenRows::I8 { values: int8.values, scales: int8.scales },
+                    (_, super::StoredAs::I8F16) => int8_rows(&t.values, dim).unwrap_or_else(|| TokenRows::F32(t.values.clone())),
                     _ => TokenRows::F32(t.values.clone()),
                 };
                 Ok(TokenTable { rows, dim })
@@ -298,7 +302,7 @@ mod tests {
     fn an_int8_token_table_gives_the_f32_tables_means_exactly() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/shelfrank-scientific.bin");
         let file = super::super::ModelFile::from_bytes(&std::fs::read(path).unwrap()).unwrap();
-        let table = TokenTable::from_file(&file).unwrap();
+        let table = TokenTable::from_file(&mut file.clone()).unwrap();
         let TokenRows::I8 { values, .. } = &table.rows else { panic!("the shipped table should stay int8") };
         let decoded = &file.tensors.iter().find(|t| t.name == "tokens.weight").unwrap().values;
         assert_eq!(values.len(), decoded.len());
@@ -309,6 +313,18 @@ mod tests {
         table.means_into(&texts, &mut ours);
         f32_table.means_into(&texts, &mut theirs);
         assert!(ours.iter().zip(&theirs).all(|(a, b)| a.to_bits() == b.to_bits()));
+        // The int8 rows kept as read are the ones derived from the values.
+        let TokenRows::I8 { values: derived, scales: derived_scales } = int8_rows(decoded, table.dim).unwrap() else { panic!() };
+        let TokenRows::I8 { scales, .. } = &table.rows else { unreachable!() };
+        assert!(values == &derived && scales == &derived_scales);
+        // Changed values are not served from the stale int8 copy.
+        let mut changed = file.clone();
+        let entry = changed.tensors.iter_mut().find(|t| t.name == "tokens.weight").unwrap();
+        assert!(entry.int8.as_ref().unwrap().matches(&entry.values, table.dim));
+        entry.values[table.dim + 3] = 0.123_456_7;
+        assert!(!entry.int8.as_ref().unwrap().matches(&entry.values, table.dim));
+        let TokenRows::F32(kept) = TokenTable::from_file(&mut changed).unwrap().rows else { panic!("changed values are not int8 rows") };
+        assert_eq!(kept[table.dim + 3], 0.123_456_7);
         // A table whose values are not an int8 row times its scale stays f32.
         assert!(int8_rows(&[0.1, 0.2, 0.3, 0.123_456_7], 4).is_none());
     }

@@ -168,7 +168,7 @@ fn the_host_network_computes_what_the_burn_module_computes() {
         let device = Device::flex();
         let model = file.build(&device).unwrap();
         let host = HostNetwork::from_file(&file).unwrap();
-        let table = TokenTable::from_file(&file).unwrap();
+        let table = TokenTable::from_file(&mut file.clone()).unwrap();
         let (config, dim) = (&file.config, file.config.dim);
         let affinity = config.affinity();
         let texts = |n: usize, salt: usize| -> Vec<Vec<u32>> {
