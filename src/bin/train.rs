@@ -389,6 +389,13 @@ fn run() -> Result<(), String> {
         }
         chosen
     });
+    if negatives == 0 && args.no_logq {
+        return Err(format!(
+            "--no-logq changes a sampled softmax, and this run uses the full softmax ({} items{}); add --negatives N or drop --no-logq",
+            seen.len(),
+            if args.negatives == Some(0) { ", --negatives 0" } else { "" }
+        ));
+    }
     let mut softmax_index = vec![0i64; data.items.len()];
     for (k, &item) in seen.iter().enumerate() {
         softmax_index[item as usize] = k as i64;

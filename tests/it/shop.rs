@@ -396,6 +396,21 @@ fn a_large_catalog_trains_with_a_sampled_softmax_unless_told_otherwise() {
     assert!(log.contains(&format!("a sampled softmax with {used} negatives a step")), "{log}");
     let (negatives, logq, _) = train(&["--negatives", "0"]);
     assert_eq!((negatives, logq), (0, false));
+    let (negatives, logq, _) = train(&["--no-logq"]);
+    assert_eq!((negatives, logq), (used, false));
+    // --no-logq with the full softmax has nothing to change: said, not ignored.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_train"))
+        .arg("--events")
+        .arg(dir.join("events.csv"))
+        .arg("--catalog")
+        .arg(dir.join("catalog.csv"))
+        .args(["--epochs", "1", "--dim", "16", "--no-manifest", "--negatives", "0", "--no-logq", "--out"])
+        .arg(dir.join("refused.bin"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && log.contains("--no-logq changes a sampled softmax"), "{log}");
+    assert!(!dir.join("refused.bin").exists());
 }
 
 /// On a typed log, training shows each event as its own kind, so the
