@@ -354,7 +354,7 @@ fn run() -> Result<(), String> {
             "file": args.model.display().to_string(),
             "sha256": main.sha256,
             "bytes": main.bytes,
-            "storedAs": main.file.tensors.iter().find(|t| t.shape.len() >= 2).map(|t| format!("{:?}", t.stored_as).to_lowercase()),
+            "storedAs": stored_as(&main.file),
             "config": main.file.config,
         },
         "protocol": {
@@ -563,4 +563,19 @@ fn print_table(out: &Value) {
             out["coldStart"]["test"]["ndcg@10"], out["coldStart"]["coldTargetUsers"]
         );
     }
+}
+
+/// How the file stores its weights: the matrices' format, and each table
+/// stored otherwise (`i8f16, item_ids.weight i4f16`).
+fn stored_as(file: &shelfrank::model::ModelFile) -> String {
+    let name = |t: &shelfrank::model::TensorEntry| format!("{:?}", t.stored_as).to_lowercase();
+    let matrices: Vec<_> = file.tensors.iter().filter(|t| t.shape.len() >= 2).collect();
+    let Some(common) = matrices.iter().find(|t| !t.name.ends_with("_ids.weight") && t.name != "tokens.weight").or(matrices.first()) else {
+        return "f32".into();
+    };
+    let mut out = name(common);
+    for t in matrices.iter().filter(|t| t.stored_as != common.stored_as) {
+        out += &format!(", {} {}", t.name, name(t));
+    }
+    out
 }

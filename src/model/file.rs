@@ -16,7 +16,11 @@
 //! values, symmetric (`value = q * scale`). The scales are f16 (`i8f16`,
 //! what training writes: 2 bytes a row instead of 4; rounded up so that no
 //! value clips, so at most 2^-10 above the f32 scale, far under int8's own
-//! step) or f32 (`i8`, files from before). The hash is checked before
+//! step) or f32 (`i8`, files from before). `i4f16` is the same with int4
+//! values in −7..=7 (scale: the row's largest magnitude over 7), two a
+//! byte, low nibble first, row-major over the whole tensor (an odd count
+//! ends in a zero nibble): what training writes for the ID table, where it
+//! costs no measurable quality and halves the table. The hash is checked before
 //! anything in the payload is parsed, so a tampered file never builds a
 //! tensor.
 
@@ -55,6 +59,19 @@ pub enum StoredAs {
     I8,
     /// int8 values, f16 row scales.
     I8F16,
+    /// int4 values (−7..=7, two a byte), f16 row scales.
+    I4F16,
+}
+
+impl StoredAs {
+    /// The largest stored magnitude of a quantised format (`None`: f32).
+    fn levels(self) -> Option<f32> {
+        match self {
+            StoredAs::F32 => None,
+            StoredAs::I8 | StoredAs::I8F16 => Some(127.0),
+            StoredAs::I4F16 => Some(7.0),
+        }
+    }
 }
 
 /// One named tensor, as f32 values in memory.
@@ -607,10 +624,11 @@ fn row_len(shape: &[usize]) -> usize {
 fn encode_values(tensor: &TensorEntry, out: &mut Vec<u8>) {
     match tensor.stored_as {
         StoredAs::F32 => tensor.values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-        StoredAs::I8 | StoredAs::I8F16 => {
+        StoredAs::I8 | StoredAs::I8F16 | StoredAs::I4F16 => {
+            let levels = tensor.stored_as.levels().expect("a quantised format");
             let rows: Vec<&[f32]> = tensor.values.chunks(row_len(&tensor.shape)).collect();
-            let mut scales: Vec<f32> = rows.iter().map(|r| r.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0).collect();
-            if tensor.stored_as == StoredAs::I8F16 {
+            let mut scales: Vec<f32> = rows.iter().map(|r| r.iter().fold(0f32, |m, v| m.max(v.abs())) / levels).collect();
+            if tensor.stored_as != StoredAs::I8 {
                 for scale in &mut scales {
                     let half = f16_at_least(*scale);
                     out.extend_from_slice(&half.to_le_bytes());
@@ -619,11 +637,14 @@ fn encode_values(tensor: &TensorEntry, out: &mut Vec<u8>) {
             } else {
                 scales.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
             }
-            for (row, &scale) in rows.iter().zip(&scales) {
-                for &v in row.iter() {
-                    let q = if scale > 0.0 { (v / scale).round().clamp(-127.0, 127.0) as i8 } else { 0 };
-                    out.push(q as u8);
-                }
+            let quantised = rows.iter().zip(&scales).flat_map(|(row, &scale)| {
+                row.iter().map(move |&v| if scale > 0.0 { (v / scale).round().clamp(-levels, levels) as i8 } else { 0 })
+            });
+            if tensor.stored_as == StoredAs::I4F16 {
+                let quantised: Vec<i8> = quantised.collect();
+                out.extend(quantised.chunks(2).map(|pair| (pair[0] as u8 & 0x0f) | ((*pair.get(1).unwrap_or(&0) as u8) << 4)));
+            } else {
+                out.extend(quantised.map(|q| q as u8));
             }
         }
     }
@@ -658,11 +679,12 @@ fn decode_values(record: &TensorRecord, chunk: &[u8], keep_int8: bool) -> Result
             }
             Ok((chunk.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect(), None))
         }
-        StoredAs::I8 | StoredAs::I8F16 => {
+        StoredAs::I8 | StoredAs::I8F16 | StoredAs::I4F16 => {
             let width = row_len(&record.shape);
             let rows = count / width;
             let scale_bytes = if record.stored_as == StoredAs::I8 { 4 } else { 2 };
-            if chunk.len() != rows * scale_bytes + count {
+            let value_bytes = if record.stored_as == StoredAs::I4F16 { count.div_ceil(2) } else { count };
+            if chunk.len() != rows * scale_bytes + value_bytes {
                 return Err(bad_size());
             }
             let (scales, values) = chunk.split_at(rows * scale_bytes);
@@ -674,8 +696,17 @@ fn decode_values(record: &TensorRecord, chunk: &[u8], keep_int8: bool) -> Result
             if scales.iter().any(|s| !s.is_finite()) {
                 return err(ErrorKind::ModelFile, format!("tensor '{}' has a row scale that is not a finite number", record.name));
             }
-            let decoded = values.iter().enumerate().map(|(i, &q)| q as i8 as f32 * scales[i / width]).collect();
-            let int8 = keep_int8.then(|| Int8Rows { values: values.iter().map(|&q| q as i8).collect(), scales });
+            // Each nibble sign-extended: shifted to a byte's top, then back.
+            let dequantise = |(i, q): (usize, i8)| q as f32 * scales[i / width];
+            let quantised: Option<Vec<i8>> = match record.stored_as {
+                StoredAs::I4F16 => Some(values.iter().flat_map(|&b| [(b << 4) as i8 >> 4, b as i8 >> 4]).take(count).collect()),
+                _ => keep_int8.then(|| values.iter().map(|&q| q as i8).collect()),
+            };
+            let decoded = match &quantised {
+                Some(q) => q.iter().copied().enumerate().map(dequantise).collect(),
+                None => values.iter().map(|&q| q as i8).enumerate().map(dequantise).collect(),
+            };
+            let int8 = quantised.filter(|_| keep_int8).map(|values| Int8Rows { values, scales });
             Ok((decoded, int8))
         }
     }
@@ -777,5 +808,33 @@ mod tests {
             scale *= 1.0007;
         }
         assert_eq!(f16_at_least(0.0), half::f16::ZERO);
+    }
+
+    /// int4: every value within half a step of its row's scale, both
+    /// nibbles of a byte and their signs in the right place, an odd count
+    /// ending in a zero nibble, the int8 rows kept as read, and a chunk of
+    /// the wrong length refused.
+    #[test]
+    fn int4_tensors_round_trip_within_half_a_step() {
+        let values = vec![0.7, -0.7, 0.1, -0.35, 0.0, 0.5, 0.3, -0.2, 0.05, 0.0, 0.0, 0.0, 1e-3, -2e-3, 3e-3];
+        let tensor = TensorEntry { name: TOKENS.into(), shape: vec![5, 3], values: values.clone(), stored_as: StoredAs::I4F16, int8: None };
+        let mut bytes = Vec::new();
+        encode_values(&tensor, &mut bytes);
+        assert_eq!(bytes.len(), 5 * 2 + 8, "five f16 scales, fifteen nibbles in eight bytes");
+        assert_eq!(bytes.last().unwrap() >> 4, 0, "the odd count's last nibble is zero");
+        let record = TensorRecord { name: TOKENS.into(), shape: vec![5, 3], stored_as: StoredAs::I4F16, bytes: bytes.len() };
+        let (decoded, int8) = decode_values(&record, &bytes, true).unwrap();
+        let int8 = int8.unwrap();
+        assert!(int8.matches(&decoded, 3));
+        assert_eq!(&int8.values[..3], &[7, -7, 1], "0.7 / 0.1 is 7 steps; 0.1 one");
+        assert_eq!(int8.values[9..12], [0, 0, 0], "a zero row stays zero");
+        for (row, (got, want)) in decoded.chunks(3).zip(values.chunks(3)).enumerate() {
+            let step = want.iter().fold(0f32, |m, v| m.max(v.abs())) / 7.0 * (1.0 + 1.0 / 1024.0);
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() <= step * 0.5 + 1e-7, "row {row}: {g} vs {w}");
+            }
+        }
+        let short = TensorRecord { bytes: bytes.len() - 1, ..record };
+        assert!(decode_values(&short, &bytes[..bytes.len() - 1], false).is_err());
     }
 }

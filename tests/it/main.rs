@@ -164,7 +164,12 @@ fn the_newest_state_alone_equals_the_full_encoders_last_column() {
 fn the_host_network_computes_what_the_burn_module_computes() {
     use shelfrank::model::{HostNetwork, TokenTable};
     let shipped = ModelFile::from_bytes(include_bytes!("../../models/shelfrank-scientific.bin")).unwrap();
-    for file in [tiny_model_file(21), tiny_model_file(22), shipped] {
+    // Int4 tables as a file stores them (the token table then kept int4 on the host, as read).
+    let mut int4 = tiny_model_file(23).quantised(StoredAs::I8F16);
+    int4.tensors.iter_mut().filter(|t| t.name.ends_with("_ids.weight") || t.name == "tokens.weight").for_each(|t| t.stored_as = StoredAs::I4F16);
+    let int4 = ModelFile::from_bytes(&int4.to_bytes()).unwrap();
+    assert!(int4.tensors.iter().any(|t| t.name == "tokens.weight" && t.stored_as == StoredAs::I4F16 && t.int8.is_some()));
+    for file in [tiny_model_file(21), tiny_model_file(22), shipped, int4] {
         let device = Device::flex();
         let model = file.build(&device).unwrap();
         let host = HostNetwork::from_file(&file).unwrap();
@@ -218,7 +223,7 @@ fn the_host_network_computes_what_the_burn_module_computes() {
 }
 
 #[test]
-fn model_file_round_trips_exactly_in_f32_and_closely_in_int8() {
+fn model_file_round_trips_exactly_in_f32_and_closely_in_int8_and_int4() {
     let file = tiny_model_file(3);
     let bytes = file.to_bytes();
     let loaded = ModelFile::from_bytes(&bytes).unwrap();
@@ -227,7 +232,7 @@ fn model_file_round_trips_exactly_in_f32_and_closely_in_int8() {
     assert_eq!(loaded.tensors, file.tensors);
 
     // f32 row scales (older files) and f16 row scales (what training writes).
-    for (stored_as, scale_bytes) in [(StoredAs::I8, 4), (StoredAs::I8F16, 2)] {
+    for (stored_as, scale_bytes) in [(StoredAs::I8, 4), (StoredAs::I8F16, 2), (StoredAs::I4F16, 2)] {
         let int8_bytes = file.quantised(stored_as).to_bytes();
         let int8 = ModelFile::from_bytes(&int8_bytes).unwrap();
         assert!(int8_bytes.len() < bytes.len() / 2, "int8 file is not smaller");
@@ -239,7 +244,8 @@ fn model_file_round_trips_exactly_in_f32_and_closely_in_int8() {
             for (row_q, row_f) in q.values.chunks(width).zip(f.values.chunks(width)) {
                 let max = row_f.iter().fold(0f32, |m, v| m.max(v.abs()));
                 // Half a step of the row's scale (an f16 scale is rounded up: at most 2^-10 larger).
-                let step = max / 127.0 * if stored_as == StoredAs::I8F16 { 1.0 + 1.0 / 1024.0 } else { 1.0 };
+                let levels = if stored_as == StoredAs::I4F16 { 7.0 } else { 127.0 };
+                let step = max / levels * if stored_as == StoredAs::I8 { 1.0 } else { 1.0 + 1.0 / 1024.0 };
                 for (a, b) in row_q.iter().zip(row_f) {
                     assert!((a - b).abs() <= step * 0.5 + 1e-6, "{}: {a} vs {b}", f.name);
                 }
@@ -247,6 +253,13 @@ fn model_file_round_trips_exactly_in_f32_and_closely_in_int8() {
         }
         let f16_rows: usize = file.tensors.iter().filter(|t| t.shape.len() >= 2).map(|t| t.values.len() / t.shape.last().unwrap()).sum();
         let f32_size = file.quantised(StoredAs::I8).to_bytes().len();
+        if stored_as == StoredAs::I4F16 {
+            // Two values a byte: half of each matrix's int8 bytes fewer (the header's storage names are as
+            // long; a tensor's byte count may be written with a digit fewer).
+            let halved: usize = file.tensors.iter().filter(|t| t.shape.len() >= 2).map(|t| t.values.len() / 2).sum();
+            let i8f16 = file.quantised(StoredAs::I8F16).to_bytes().len();
+            assert!(int8_bytes.len() + halved <= i8f16 && i8f16 <= int8_bytes.len() + halved + file.tensors.len(), "{} vs {i8f16}", int8_bytes.len());
+        }
         if stored_as == StoredAs::I8F16 {
             // 2 bytes a row fewer (the header names the storage in 3 more characters a tensor).
             assert!(
