@@ -30,7 +30,12 @@
 //! epoch: steps stop early enough for the validation pass after them (its
 //! length measured before training and after each pass), so a large
 //! shop's first epoch ends on time, part-trained, rather than running on.
-//! The budget also holds the model card of a shop's model.
+//! The budget also holds the model card of a shop's model. Where a pass
+//! (and the card) over every user would take more than half of the time
+//! left, both read fewer users, spread evenly (at least 256).
+//!
+//! The ID table is stored int4 (`--id-table int8` keeps it int8), the
+//! other matrices int8 (`--f32`: everything f32).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -50,6 +55,9 @@ use shelfrank::teacher::TeacherEmbeddings;
 /// Validation during training reads at most this many users (all of
 /// Scientific's 8,442), spread evenly, so that a large shop's pass stays short.
 const VALID_USERS: usize = 20_000;
+/// Users timed before training to size a validation pass; also the fewest
+/// a tight budget cuts validation to.
+const PROBE_USERS: usize = 256;
 
 struct Args {
     source: DataSource,
@@ -331,12 +339,20 @@ fn run() -> Result<(), String> {
     // `--minutes` is a budget for the whole run, kept within an epoch too:
     // steps stop early enough for the validation pass after them, whose
     // length is measured on a slice of users before training, then on each
-    // pass. Validation reads at most VALID_USERS users (spread evenly).
+    // pass. Validation reads at most VALID_USERS users (spread evenly), and
+    // fewer where a pass (and a shop's model card) would take more than
+    // half of what is left of the budget.
     let budget = args.minutes * 60.0;
-    let valid_users = spread(&data.valid);
+    // What must still fit in the budget after the last step: a validation
+    // pass, and for a shop's data the model card (as many test users, and
+    // the popularity and co-occurrence baselines on them, after decoding
+    // the written file: 1.04 passes' time on 100,000 items × 1M users,
+    // 1.7 on 100,000 items × 20,000 users).
+    let after_steps = |valid_seconds: f64| valid_seconds * if import.is_some() { 3.0 } else { 1.0 };
+    let mut valid_users = spread(&data.valid, VALID_USERS);
     let mut valid_seconds = {
         // The catalog's text vectors once, then a share per user.
-        let probe = &valid_users[..valid_users.len().min(256)];
+        let probe = &valid_users[..valid_users.len().min(PROBE_USERS)];
         // A throwaway model, before the seed: timing it draws nothing from
         // the random stream training uses.
         let inference: SessionRanker = config.init(&eval_device);
@@ -346,14 +362,22 @@ fn run() -> Result<(), String> {
         let at = Instant::now();
         evaluate_with(&mut scorer, probe, catalog.n, config.max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;
         let per_user = at.elapsed().as_secs_f64() / probe.len().max(1) as f64;
-        (fixed + per_user * valid_users.len() as f64) * 1.2
+        let pass = |users: usize| (fixed + per_user * users as f64) * 1.2;
+        let share = (budget - started.elapsed().as_secs_f64()).max(0.0) / 2.0;
+        if after_steps(pass(valid_users.len())) > share {
+            let fits = ((share / after_steps(1.0) / 1.2 - fixed) / per_user.max(1e-9)).max(0.0) as usize;
+            if fits.max(PROBE_USERS) < valid_users.len() {
+                valid_users = spread(&data.valid, fits.max(PROBE_USERS));
+                eprintln!(
+                    "train: validation (and the model card) read {} users, not more, to keep within --minutes {}",
+                    valid_users.len(),
+                    args.minutes
+                );
+            }
+        }
+        pass(valid_users.len())
     };
     eprintln!("train: a validation pass over {} users should take about {valid_seconds:.1}s", valid_users.len());
-    // What must still fit in the budget after the last step: a validation
-    // pass, and for a shop's data the model card (as many test users, and
-    // the popularity and co-occurrence baselines on them: 1.04 passes'
-    // time on 100,000 items × 1M users).
-    let after_steps = |valid_seconds: f64| valid_seconds * if import.is_some() { 2.5 } else { 1.0 };
     let device = Device::flex().autodiff();
     device.seed(args.seed);
     // Pretrained word embeddings: read once, the catalog's rows used in
@@ -411,13 +435,14 @@ fn run() -> Result<(), String> {
     for (k, &item) in seen.iter().enumerate() {
         softmax_index[item as usize] = k as i64;
     }
-    // Each item's share of the training targets (every event after a
-    // sequence's first): how often the batch's own targets bring it into a
-    // sampled softmax, for the logQ correction.
+    // Each item's share of the training targets (every event after the
+    // first of the window a step reads: a sequence's last `max_events + 1`
+    // events): how often the batch's own targets bring it into a sampled
+    // softmax, for the logQ correction.
     let target_share: Vec<f64> = {
         let mut counts = vec![0u64; data.items.len()];
-        for (items, _) in &sequences {
-            for &item in &items[1..] {
+        for (items, kinds) in &sequences {
+            for &item in History::new(items, kinds).recent(config.max_events + 1).items.iter().skip(1) {
                 counts[item as usize] += 1;
             }
         }
@@ -602,12 +627,17 @@ fn run() -> Result<(), String> {
         // A shop's model gets a card: test figures on each user's held-out
         // last event, next to popularity and co-occurrence.
         // The card measures the weights as stored (int8, the ID table int4).
+        let card_start = Instant::now();
         let stored = ModelFile::from_bytes(&bytes).map_err(|e| e.to_string())?;
         let model = stored.build(&eval_device).map_err(|e| e.to_string())?;
-        let card = model_card(&stored, &model, &catalog, &ids, &data, report, &eval_device)?;
+        let card = model_card(&stored, &model, &catalog, &ids, &data, report, valid_users.len(), &eval_device)?;
         let path = args.out.with_file_name("model-card.md");
         std::fs::write(&path, card).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        eprintln!("train: wrote {}", path.display());
+        eprintln!(
+            "train: wrote {} ({:.1}s; the last validation pass took {valid_seconds:.1}s)",
+            path.display(),
+            card_start.elapsed().as_secs_f64()
+        );
     }
     eprintln!(
         "train: wrote {} ({} bytes, {stored_as:?}{}), best epoch {best_epoch} valid NDCG@10 {best_ndcg:.4}, {:.0}s",
@@ -619,12 +649,17 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// At most VALID_USERS of `users`, spread evenly.
-fn spread(users: &[Example]) -> Vec<Example> {
-    users.iter().step_by(users.len().div_ceil(VALID_USERS).max(1)).cloned().collect()
+/// `most` of `users` (all of them, where they are fewer), spread evenly.
+fn spread(users: &[Example], most: usize) -> Vec<Example> {
+    let n = users.len();
+    if n <= most {
+        return users.to_vec();
+    }
+    (0..most).map(|k| users[k * n / most].clone()).collect()
 }
 
 /// The model card of a model trained on a shop's data (markdown).
+#[allow(clippy::too_many_arguments)]
 fn model_card(
     file: &ModelFile,
     model: &SessionRanker,
@@ -632,6 +667,7 @@ fn model_card(
     ids: &IdRows,
     data: &Dataset,
     report: &shelfrank::shop::ImportReport,
+    users: usize,
     device: &Device,
 ) -> Result<String, String> {
     use shelfrank::evaluation::{Cooccurrence, Popularity, Statistics, evaluate_with};
@@ -639,7 +675,7 @@ fn model_card(
     let max_events = file.config.max_events;
     // As many test users as validation reads, so that a large shop's card
     // takes minutes.
-    let test = spread(&data.test);
+    let test = spread(&data.test, users);
     let ours = evaluate(model, catalog, ids.clone(), &test, max_events, file.config.affinity(), device).map_err(|e| e.to_string())?;
     let stats = Statistics::new(data);
     let pop = evaluate_with(&mut Popularity(&stats), &test, n, max_events, &mut |_, _| {}).map_err(|e| e.to_string())?;

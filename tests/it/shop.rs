@@ -299,7 +299,8 @@ fn kind_weights_are_learned_from_a_shops_typed_events() {
 
 /// `train --minutes` is kept within an epoch: with a budget smaller than
 /// one epoch, training stops after its first step, still validates and
-/// writes a model, and says so.
+/// writes a model, and says so; validation and the model card read only
+/// as many users as the budget allows (here the fewest, 256).
 #[test]
 fn train_keeps_its_time_budget_within_an_epoch() {
     let dir = scratch("budget");
@@ -322,6 +323,10 @@ fn train_keeps_its_time_budget_within_an_epoch() {
     let of = epochs[0]["of"].as_u64().unwrap();
     assert!(of > 1, "an epoch of the fixture has several steps at batch 32");
     assert!(log.contains(&format!("1 of {of} steps: out of time")), "{log}");
+    // A pass over every user would not fit: validation and the card read the fewest the budget allows.
+    assert!(log.contains("validation (and the model card) read 256 users, not more"), "{log}");
+    let card = std::fs::read_to_string(dir.join("model-card.md")).unwrap();
+    assert!(card.contains("the last item event of 256 of the 300 users"), "{card}");
 }
 
 /// Sampled softmax (`train --negatives N`, for catalogs too large to score
