@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  what
 //! 0       8     magic "SHLFRANK"
-//! 8       4     format version, u32 little-endian
+//! 8       4     format version, u32 little-endian (1, or 2 with int4 tensors)
 //! 12      32    sha256 of everything after it (the payload)
 //! 44      4     header length H, u32 little-endian
 //! 48      H     header, UTF-8 JSON: config, catalog ids, vocabulary, the
@@ -45,7 +45,13 @@ const ITEM_IDS: &str = "item_ids.weight";
 const TOKENS: &str = "tokens.weight";
 
 pub const MAGIC: &[u8; 8] = b"SHLFRANK";
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this build reads and writes. Version 2 adds
+/// int4 tensors (`i4f16`); a file without any is written as version 1, so
+/// that builds from before read it too, and a build from before refuses a
+/// file with int4 tensors by its version, clearly.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads.
+const OLDEST_VERSION: u32 = 1;
 const PREFIX: usize = 8 + 4 + 32;
 /// Largest header accepted, against absurd lengths in damaged files.
 const MAX_HEADER: usize = 64 << 20;
@@ -192,11 +198,11 @@ impl ModelFile {
             return err(ErrorKind::ModelFile, "these bytes are not a shelfrank model file (bad magic); check the model URL");
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != FORMAT_VERSION {
+        if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
             return err(
                 ErrorKind::ModelFile,
                 format!(
-                    "model file format version {version} is not supported by this build (it reads version {FORMAT_VERSION}); use a model made for this package version"
+                    "model file format version {version} is not supported by this build (it reads versions {OLDEST_VERSION} to {FORMAT_VERSION}); use a model made for this package version"
                 ),
             );
         }
@@ -243,6 +249,9 @@ impl ModelFile {
             }
             let (chunk, rest) = data.split_at(record.bytes);
             data = rest;
+            if record.stored_as == StoredAs::I4F16 && version < 2 {
+                return err(ErrorKind::ModelFile, format!("tensor '{}' is int4, which format version {version} cannot hold", record.name));
+            }
             let keep_int8 = record.name == TOKENS;
             let (values, int8) = decode_values(&record, chunk, keep_int8)?;
             tensors.push(TensorEntry { name: record.name, shape: record.shape, values, stored_as: record.stored_as, int8 });
@@ -475,7 +484,8 @@ impl ModelFile {
 
         let mut bytes = Vec::with_capacity(PREFIX + payload.len());
         bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let version = if self.tensors.iter().any(|t| t.stored_as == StoredAs::I4F16) { FORMAT_VERSION } else { OLDEST_VERSION };
+        bytes.extend_from_slice(&version.to_le_bytes());
         bytes.extend_from_slice(&Sha256::digest(&payload));
         bytes.extend_from_slice(&payload);
         bytes

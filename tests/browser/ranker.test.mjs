@@ -2,10 +2,11 @@
 // personalisation effect on real catalog items, and clear errors with
 // server-order fallback.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { categoryScenario, sequenceScenarios, startSite } from './harness.mjs';
+import { categoryScenario, root, sequenceScenarios, startSite } from './harness.mjs';
 
 // WebGPU (SwiftShader here) and the CPU backend sum in different orders;
 // scores are dot products of 64-wide unit-scale vectors, so agreement to
@@ -317,5 +318,39 @@ test('with a GPU adapter, "auto" measures WebGPU against the CPU in the backgrou
   assert.equal(outcome.during, false);
   assert.equal(outcome.after, false);
   assert.ok(outcome.same, 'the same ranking before and after the calibration');
+  await page.close();
+});
+
+test('a shop’s own model from `train` (its ID table int4) loads from modelUrl and ranks alike on the CPU and WebGPU', async () => {
+  // Trained here on the shop fixture (real REES46 rows), as a shop would.
+  const shop = path.join(root, 'tests/fixtures/shop');
+  execFileSync('cargo', ['build', '--quiet', '--profile', 'native-test', '--bin', 'train'], { cwd: root, stdio: 'inherit' });
+  const out = path.join(site.site.dir, 'shop/shelfrank.bin');
+  execFileSync(path.join(root, 'target/native-test/train'), [
+    '--events', path.join(shop, 'events.csv'), '--catalog', path.join(shop, 'catalog.csv'),
+    '--dim', '16', '--epochs', '3', '--no-manifest', '--out', out,
+  ], { cwd: root, stdio: 'ignore' });
+  const bytes = readFileSync(out);
+  const header = JSON.parse(bytes.subarray(48, 48 + bytes.readUInt32LE(44)).toString('utf8'));
+  assert.equal(header.tensors.find((t) => t.name === 'item_ids.weight').storedAs, 'i4f16');
+  const rows = readFileSync(path.join(shop, 'catalog.csv'), 'utf8').trim().split('\n').slice(1).map((line) => line.split(','));
+  const items = rows.map(([id, title, category, brand]) => ({ id, title: title || undefined, category: category || undefined, brand: brand || undefined }));
+  const page = await site.openPage();
+  const runs = {};
+  for (const backend of ['cpu', 'webgpu']) {
+    runs[backend] = await page.evaluate(async ({ backend, items }) => {
+      const ranker = await window.shelfrank.loadReranker({ modelUrl: '/shop/shelfrank.bin', backend, persist: false, budgetMs: 0 });
+      for (const item of items.slice(0, 4)) ranker.record({ type: 'view', ...item });
+      const result = await ranker.rerank(items.slice(100, 160));
+      return { backend: ranker.backend.name, fallback: result.fallback, error: result.error?.message, ranking: result.ranking };
+    }, { backend, items });
+    assert.equal(runs[backend].backend, backend);
+    assert.equal(runs[backend].fallback, false, runs[backend].error);
+    assert.equal(runs[backend].ranking.length, 60);
+  }
+  const cpuScore = new Map(runs.cpu.ranking.map((r) => [r.id, r.modelScore]));
+  for (const r of runs.webgpu.ranking) {
+    assert.ok(Math.abs(r.modelScore - cpuScore.get(r.id)) <= SCORE_TOLERANCE, `${r.id}: webgpu ${r.modelScore} vs cpu ${cpuScore.get(r.id)}`);
+  }
   await page.close();
 });

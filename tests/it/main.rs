@@ -235,6 +235,9 @@ fn model_file_round_trips_exactly_in_f32_and_closely_in_int8_and_int4() {
     for (stored_as, scale_bytes) in [(StoredAs::I8, 4), (StoredAs::I8F16, 2), (StoredAs::I4F16, 2)] {
         let int8_bytes = file.quantised(stored_as).to_bytes();
         let int8 = ModelFile::from_bytes(&int8_bytes).unwrap();
+        // Int4 needs format version 2; anything else stays version 1, which older builds read.
+        let version = u32::from_le_bytes(int8_bytes[8..12].try_into().unwrap());
+        assert_eq!(version, if stored_as == StoredAs::I4F16 { 2 } else { 1 });
         assert!(int8_bytes.len() < bytes.len() / 2, "int8 file is not smaller");
         for (q, f) in int8.tensors.iter().zip(&file.tensors) {
             if f.shape.len() >= 2 {
@@ -288,6 +291,11 @@ fn corrupted_truncated_or_foreign_files_are_rejected_clearly() {
     future[8] = 99;
     let error = ModelFile::from_bytes(&future).unwrap_err();
     assert!(error.message().contains("version 99"), "{error}");
+    // An int4 file relabelled version 1 (the hash covers the payload only) is refused by name.
+    let mut relabelled = tiny_model_file(4).quantised(StoredAs::I4F16).to_bytes();
+    relabelled[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let error = ModelFile::from_bytes(&relabelled).unwrap_err();
+    assert!(error.message().contains("is int4, which format version 1 cannot hold"), "{error}");
 
     let error = ModelFile::from_bytes(b"<html>not found</html>").unwrap_err();
     assert!(error.message().contains("magic"), "{error}");
