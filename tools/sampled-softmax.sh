@@ -14,7 +14,7 @@ for arm in logq uniform logq-1024; do
   extra=(--negatives 256)
   [ "$arm" = uniform ] && extra=(--negatives 256 --no-logq)
   [ "$arm" = logq-1024 ] && extra=(--negatives 1024)
-  ./target/release/train "${teacher[@]}" --no-manifest "${extra[@]}" \
+  ./target/release/train --id-table int8 "${teacher[@]}" --no-manifest "${extra[@]}" \
     --out "target/sampled/$arm.bin" 2> "target/sampled/$arm.log"
   grep -E 'epoch|best' "target/sampled/$arm.log" | tail -3
   ./target/release/tune --model "target/sampled/$arm.bin" --data data/scientific --write > /dev/null

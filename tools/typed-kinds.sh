@@ -16,7 +16,7 @@ for seed in 7 8 9; do
   for arm in logged random; do
     extra=()
     [ "$arm" = random ] && extra=(--random-kinds)
-    ./target/release/train "${rees[@]}" --seed "$seed" --minutes 4 --no-manifest "${extra[@]}" --out "target/kinds/rees46-s$seed-$arm.bin" 2> "target/kinds/rees46-s$seed-$arm.log" &
+    ./target/release/train --id-table int8 "${rees[@]}" --seed "$seed" --minutes 4 --no-manifest "${extra[@]}" --out "target/kinds/rees46-s$seed-$arm.bin" 2> "target/kinds/rees46-s$seed-$arm.log" &
   done
   wait
   for arm in logged random; do

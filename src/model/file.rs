@@ -19,8 +19,9 @@
 //! step) or f32 (`i8`, files from before). `i4f16` is the same with int4
 //! values in −7..=7 (scale: the row's largest magnitude over 7), two a
 //! byte, low nibble first, row-major over the whole tensor (an odd count
-//! ends in a zero nibble): what training writes for the ID table, where it
-//! costs no measurable quality and halves the table. The hash is checked before
+//! ends in a zero nibble): what training writes for the ID table by
+//! default, half its bytes (on Scientific, validation NDCG@10 moved by
+//! −0.0004 to +0.0001). The hash is checked before
 //! anything in the payload is parsed, so a tampered file never builds a
 //! tensor.
 
@@ -88,7 +89,7 @@ pub struct TensorEntry {
     pub values: Vec<f32>,
     pub stored_as: StoredAs,
     /// The token table's int8 values and row scales as read from an int8
-    /// file (only `tokens.weight`, the one tensor the host reads row by
+    /// or int4 file (only `tokens.weight`, the one tensor the host reads row by
     /// row), so that it can stay int8 in memory without deriving them
     /// again from `values`. `values` are what the tensor is: code that
     /// changes them need not clear this, and a reader uses it only where
@@ -455,7 +456,14 @@ impl ModelFile {
                 Some(rows) => {
                     let dim = self.config.dim;
                     let values = rows.iter().flat_map(|&row| &tensor.values[row * dim..(row + 1) * dim]).copied().collect();
-                    encode_values(&TensorEntry { values, int8: None, ..tensor.clone() }, &mut data);
+                    let rows = TensorEntry {
+                        name: tensor.name.clone(),
+                        shape: tensor.shape.clone(),
+                        values,
+                        stored_as: tensor.stored_as,
+                        int8: None,
+                    };
+                    encode_values(&rows, &mut data);
                 }
                 None => encode_values(tensor, &mut data),
             }

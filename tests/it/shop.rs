@@ -536,3 +536,21 @@ fn the_ga4_sql_run_by_duckdb_gives_the_dataset_train_reads_from_the_export() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("has no .parquet"), "{}", String::from_utf8_lossy(&run.stderr));
 }
+
+/// `--id-table` chooses the ID table's storage among int4 and int8; with
+/// `--f32` there is nothing to choose, and training says so rather than
+/// ignoring it.
+#[test]
+fn id_table_storage_with_f32_is_refused_clearly() {
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_train"))
+        .arg("--events")
+        .arg(fixtures().join("events.csv"))
+        .arg("--catalog")
+        .arg(fixtures().join("catalog.csv"))
+        .args(["--f32", "--id-table", "int4", "--no-manifest", "--out"])
+        .arg(scratch("id-table").join("refused.bin"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && log.contains("with --f32 every tensor is f32"), "{log}");
+}
