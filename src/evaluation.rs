@@ -620,12 +620,27 @@ impl MetricsAccumulator {
 /// models and so the published numbers' protocol. Ties count against the
 /// target.
 pub fn target_rank(scores: &[f32], target: usize, history: &[u32], mask_history: bool) -> usize {
-    let masked = |i: usize| mask_history && history.iter().any(|&h| h as usize == i);
-    if masked(target) {
-        return scores.len();
-    }
+    let (published, masked) = target_ranks(scores, target, history);
+    if mask_history { masked } else { published }
+}
+
+/// `target_rank` on both protocols at once: (every item competes,
+/// history masked). One pass over the scores whatever the target's
+/// rank, then the history alone: the cost does not depend on how good
+/// the model is (an untrained model's pass, which training times to
+/// plan its budget, costs what a trained one's does).
+pub fn target_ranks(scores: &[f32], target: usize, history: &[u32]) -> (usize, usize) {
     let t = scores[target];
-    scores.iter().enumerate().filter(|&(i, &s)| i != target && s >= t && !masked(i)).count()
+    // The target itself is counted unless its score is NaN (then nothing is `>=` it).
+    let published = scores.iter().filter(|&&s| s >= t).count() - usize::from(!t.is_nan());
+    if history.iter().any(|&h| h as usize == target) {
+        return (published, scores.len());
+    }
+    let mut seen: Vec<usize> = history.iter().map(|&h| h as usize).filter(|&h| h < scores.len()).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    let seen_above = seen.iter().filter(|&&h| scores[h] >= t).count();
+    (published, published - seen_above)
 }
 
 /// The most recent `max_events` events of each example's history.
@@ -660,8 +675,9 @@ pub fn evaluate_with(
             let user = chunk_index * 256 + b;
             let row = &scores[b * n_items..(b + 1) * n_items];
             let target = examples[user].target as usize;
-            published.add(target_rank(row, target, history.items, false));
-            masked.add(target_rank(row, target, history.items, true));
+            let (all, unseen) = target_ranks(row, target, history.items);
+            published.add(all);
+            masked.add(unseen);
             visit(user, row);
         }
     }
@@ -758,6 +774,12 @@ mod tests {
         // The published protocol leaves history items in.
         assert_eq!(target_rank(&scores, 2, &[1], false), 2);
         assert_eq!(target_rank(&scores, 2, &[2], false), 2);
+        // A history item met twice is taken out once; ties count against the
+        // target; a NaN target is beaten by nothing but ranks nowhere better.
+        let tied = [0.5, 0.9, 0.5, 0.7, 0.1];
+        assert_eq!(target_ranks(&tied, 2, &[1, 1, 4]), (3, 2));
+        assert_eq!(target_ranks(&tied, 2, &[0, 3, 0]), (3, 1));
+        assert_eq!(target_ranks(&[f32::NAN, 0.2, 0.3], 0, &[1]), (0, 0));
         let mut acc = MetricsAccumulator::default();
         acc.add(0);
         acc.add(20);
