@@ -62,6 +62,8 @@ function productPage(catalog, n, mode) {
 <script>
   window.__cls = 0;
   new PerformanceObserver((list) => { for (const e of list.getEntries()) if (!e.hadRecentInput) window.__cls += e.value; }).observe({ type: 'layout-shift', buffered: true });
+  window.__longTasks = [];
+  new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longTasks.push([Math.round(e.startTime), Math.round(e.duration)]); }).observe({ type: 'longtask', buffered: true });
 </script>
 </head><body>
 <h1>${escape(product.title)}</h1>
@@ -72,6 +74,7 @@ ${items}
 </ul>
 <script type="module">
   import { createReranker } from '/www/shelfrank.js';
+  window.__scriptAt = performance.now();
   const shelf = createReranker({ consent: 'not-required', captureDom: false, dataLayer: false, ...${JSON.stringify(options)}, onMetrics: (m) => { if (m.type === 'load') window.__load = m; }, ...(window.__shelfOptions ?? {}) });
   shelf.ready.then(() => { window.__readyAt = performance.now(); });
   shelf.record(${JSON.stringify({ type: 'view', id: product.id, title: product.title, category: product.category ?? undefined })});
@@ -172,8 +175,10 @@ export async function runPageViews({ pages = 10, modes = ['attach', 'hold', 'ser
         await page.goto(`${server.url}/shop/${i}`);
         await page.waitForFunction(() => window.__final, null, { timeout: 30_000 });
         await page.waitForTimeout(400); // any late shift would land in here
-        const { final, cls, readyAt, load } = await page.evaluate(() => ({ final: window.__final, cls: window.__cls, readyAt: window.__readyAt, load: window.__load }));
-        const view = { engine: 'shelfrank', case: 'page-view-page', integration: mode, page: i + 1, ms: Math.round(final.ms * 10) / 10, ready_ms: readyAt ? Math.round(readyAt) : null, load_ms: load ? Math.round(load.ms) : null, host: load?.host ?? null, shared: load?.shared ?? null, load_stages: load?.stages ?? null, fallback: final.fallback, error: final.error, bytes: server.take(), cls: Math.round(cls * 1000) / 1000 };
+        const { final, cls, readyAt, load, scriptAt, longTasks } = await page.evaluate(() => ({ final: window.__final, cls: window.__cls, readyAt: window.__readyAt, load: window.__load, scriptAt: window.__scriptAt, longTasks: window.__longTasks }));
+        // script_ms: when the page's module script ran (shelfrank.js and its imports loaded);
+        // long_tasks: the page thread's tasks over 50 ms before the list was final, as [start, duration] ms.
+        const view = { engine: 'shelfrank', case: 'page-view-page', integration: mode, page: i + 1, ms: Math.round(final.ms * 10) / 10, script_ms: Math.round(scriptAt), long_tasks: longTasks.filter(([start]) => start <= final.ms), ready_ms: readyAt ? Math.round(readyAt) : null, load_ms: load ? Math.round(load.ms) : null, host: load?.host ?? null, shared: load?.shared ?? null, load_stages: load?.stages ?? null, fallback: final.fallback, error: final.error, bytes: server.take(), cls: Math.round(cls * 1000) / 1000 };
         views.push(view);
         print(view);
       }

@@ -258,6 +258,8 @@ async fn choose_backend(choice: &str) -> Result<(Backend, BackendInfo), JsValue>
 pub struct Ranker {
     inner: Rc<RefCell<Reranker>>,
     backend: BackendInfo,
+    /// The candidates of the last rerank that succeeded, for `rerankLast`.
+    last: Rc<RefCell<Option<Rc<Vec<Candidate>>>>>,
 }
 
 #[wasm_bindgen]
@@ -291,7 +293,7 @@ impl Ranker {
         for attention in warm.attention {
             attention.read().await.map_err(failed)?;
         }
-        Ok(Ranker { inner: Rc::new(RefCell::new(reranker)), backend })
+        Ok(Ranker { inner: Rc::new(RefCell::new(reranker)), backend, last: Rc::default() })
     }
 
     /// The largest request the ranker accepts, `{ maxCandidates,
@@ -412,13 +414,32 @@ impl Ranker {
         #[wasm_bindgen(js_name = candidatesJson)] candidates_json: String,
         #[wasm_bindgen(unchecked_param_type = "RerankOptions | undefined")] options: JsValue,
     ) -> js_sys::Promise {
-        let inner = self.inner.clone();
+        let parsed = serde_json::from_str::<Vec<Candidate>>(&candidates_json)
+            .map_err(|e| bad_input(ErrorKind::InvalidCandidate, "invalid candidate list (each needs a string 'id')", e));
+        drop(candidates_json);
+        self.rerank_list(parsed.map(Rc::new), options)
+    }
+
+    /// `rerankPacked` again on the candidates of the last rerank that
+    /// succeeded (under the history and options as they are now): a page
+    /// that sends the same list again sends no copy of it. Rejects with
+    /// an InvalidCandidateError when no rerank has succeeded yet.
+    #[wasm_bindgen(js_name = rerankLast, unchecked_return_type = "Promise<PackedRanking>")]
+    pub fn rerank_last(&self, #[wasm_bindgen(unchecked_param_type = "RerankOptions | undefined")] options: JsValue) -> js_sys::Promise {
+        let last = self.last.borrow().clone();
+        let last = last.ok_or_else(|| bad_input(ErrorKind::InvalidCandidate, "no earlier list to rerank", "send the candidates"));
+        self.rerank_list(last, options)
+    }
+}
+
+impl Ranker {
+    fn rerank_list(&self, candidates: Result<Rc<Vec<Candidate>>, JsValue>, options: JsValue) -> js_sys::Promise {
+        let (inner, last) = (self.inner.clone(), self.last.clone());
         wasm_bindgen_futures::future_to_promise(async move {
-            let candidates: Vec<Candidate> = serde_json::from_str(&candidates_json)
-                .map_err(|e| bad_input(ErrorKind::InvalidCandidate, "invalid candidate list (each needs a string 'id')", e))?;
-            drop(candidates_json);
+            let candidates = candidates?;
             let options: RerankOptions = from_js(options, ErrorKind::InvalidOption, "invalid rerank options")?;
             let ranked = run_rerank(&inner, &candidates, &options).await?;
+            *last.borrow_mut() = Some(candidates);
             let order: Vec<u32> = ranked.iter().map(|r| r.original_position as u32).collect();
             let scores: Vec<f32> = ranked.iter().map(|r| r.score).collect();
             let packed = js_sys::Object::new();

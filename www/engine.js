@@ -381,6 +381,8 @@ export class Engine {
   #storeName = 'shelfrank';
   #persist = true;
   #storageEnabled = false;
+  /** The list the ranker reranked last, `{ key, ranker }`: `rerank(null, …, key)` reranks it again. */
+  #lastList = null;
   /** The model's bytes as the page fetched them (`modelFromPage`): `{ promise, resolve }`, made by whichever of load and provideModel comes first. */
   #pageModel = null;
 
@@ -674,13 +676,32 @@ export class Engine {
    * Reranks `json` (the candidate list as the JSON text the shim sends)
    * unless `deadline` (ms since the epoch) has already passed: a request
    * the page has given up on is dropped, not computed. One string in,
-   * typed arrays out: no per-field crossing into wasm.
+   * typed arrays out: no per-field crossing into wasm. With `listKey`, the
+   * list is remembered under it; `json` null with the same key reranks
+   * that list again, or answers `{ resend: true }` when it is no longer
+   * the one held.
    */
-  async rerank(json, options, deadline) {
+  async rerank(json, options, deadline, listKey = null) {
     if (deadline && Date.now() > deadline) return { skipped: true };
     const ranker = this.#loaded;
+    if (json === null) {
+      // The caller's list is the one it last sent under `listKey`: rerank it
+      // again without a copy, if this ranker still holds it (no other list
+      // came in between, from this page or, in the service worker, another).
+      if (!listKey || listKey !== this.#lastList?.key || this.#lastList.ranker !== ranker) return { resend: true };
+      try {
+        const packed = await ranker.rerankLast(options);
+        return { packed, historyEvents: ranker.historyLength, backend: this.#backend };
+      } catch (error) {
+        this.#lastList = null;
+        if (/^Invalid/.test(error?.name ?? '')) throw error;
+        return { resend: true }; // a GPU failure: the whole list comes again, and is answered from the CPU
+      }
+    }
+    this.#lastList = null;
     try {
       const packed = await ranker.rerankPacked(json, options);
+      if (listKey) this.#lastList = { key: listKey, ranker };
       return { packed, historyEvents: ranker.historyLength, backend: this.#backend };
     } catch (error) {
       // Bad input is the caller's; anything else on the GPU (device lost,

@@ -12,7 +12,7 @@ export function operations(engine) {
     history: () => engine.history(),
     exportHistory: () => engine.exportHistory(),
     forget: (storageName) => engine.forget(storageName),
-    rerank: (candidates, options, deadline) => engine.rerank(candidates, options, deadline),
+    rerank: (candidates, options, deadline, listKey) => engine.rerank(candidates, options, deadline, listKey),
     backend: () => engine.backend(),
     calibration: () => engine.calibration(),
     stats: () => engine.stats(),

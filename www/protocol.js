@@ -11,6 +11,9 @@ function invalid(message) {
   return error;
 }
 
+/** The fields of a Candidate the page sends. */
+export const CANDIDATE_FIELDS = ['id', 'title', 'category', 'brand', 'price', 'serverScore', 'pinned'];
+
 /** Lone UTF-16 surrogates become U+FFFD, as they would on entering wasm. */
 const wellFormed =
   typeof String.prototype.toWellFormed === 'function'
@@ -26,7 +29,7 @@ const wellFormed =
  */
 function plainCandidate(c, { maxTextBytes }) {
   const out = {};
-  for (const key of ['id', 'title', 'category', 'brand', 'price', 'serverScore', 'pinned']) {
+  for (const key of CANDIDATE_FIELDS) {
     let value = c[key];
     if (value === undefined) continue;
     if (typeof value === 'string') {
@@ -97,4 +100,4 @@ export function plainCandidates(candidates, limits) {
  * the matching host instead of talking to an older one. Raise it with any
  * change to the messages, the engine or the wasm glue.
  */
-export const HOST_VERSION = 1;
+export const HOST_VERSION = 2;

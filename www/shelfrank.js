@@ -6,7 +6,7 @@
 // stays. The shopper's history stays on the device (worker memory and
 // IndexedDB); nothing here sends it anywhere.
 import { captureDataLayer, captureDom, itemFromElement } from './capture.js';
-import { HOST_VERSION, plainCandidates, plainEvent, unpackRanking } from './protocol.js';
+import { CANDIDATE_FIELDS, HOST_VERSION, plainCandidates, plainEvent, unpackRanking } from './protocol.js';
 
 /** Requests to the ranker that may be outstanding at once; more fall back at once. */
 const MAX_IN_FLIGHT = 8;
@@ -151,6 +151,26 @@ class WorkerTransport {
     for (const call of this.#pending.values()) call.reject(this.#failure);
     this.#pending.clear();
   }
+}
+
+/**
+ * Names for the lists a page sends, unique across the pages one service
+ * worker serves: a random prefix per page, then a count.
+ */
+const LIST_KEY_PREFIX = `${Math.random().toString(36).slice(2)}${Date.now().toString(36)}:`;
+let listCount = 0;
+
+/** Whether two plain candidate lists (from plainCandidates) hold the same values. */
+function sameCandidates(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x === y) continue;
+    if (x === null || y === null || typeof x !== 'object' || typeof y !== 'object') return false;
+    for (const key of CANDIDATE_FIELDS) if (!Object.is(x[key], y[key])) return false;
+  }
+  return true;
 }
 
 /** Runs the engine on the page's own thread (worker: false). */
@@ -345,6 +365,8 @@ export class Reranker {
   #restarts = 0;
   /** The ranker's own { maxCandidates, maxTextBytes }, known once loaded. */
   #limits = null;
+  /** The last list the ranker took from this page: `{ transport, plain, key }`. */
+  #lastSent = null;
 
   constructor(options) {
     this.#options = options;
@@ -718,18 +740,34 @@ export class Reranker {
     const plain = plainCandidates(candidates, this.#limits);
     onPlain(plain);
     this.#inFlight++;
+    const transport = this.#transport;
+    const sent = this.#lastSent;
     try {
-      // One string crosses to the worker (a copy of bytes, not of thousands
-      // of objects), and goes into wasm as it is.
-      let json;
-      try {
-        json = JSON.stringify(plain);
-      } catch (error) {
-        throw namedError('InvalidCandidateError', `the candidates cannot be read: ${asError(error).message}`);
+      let value = null;
+      // The same list as the last one the ranker took (a list re-rendered,
+      // a tab shown again): it is reranked from the ranker's own copy, and
+      // only when it no longer holds it is the list sent again.
+      if (sent?.transport === transport && sameCandidates(sent.plain, plain)) {
+        value = await transport.call('rerank', null, options, deadline, sent.key);
       }
-      const value = await this.#transport.call('rerank', json, options, deadline);
+      if (!value || value.resend) {
+        // One string crosses to the worker (a copy of bytes, not of thousands
+        // of objects), and goes into wasm as it is.
+        let json;
+        try {
+          json = JSON.stringify(plain);
+        } catch (error) {
+          throw namedError('InvalidCandidateError', `the candidates cannot be read: ${asError(error).message}`);
+        }
+        const key = `${LIST_KEY_PREFIX}${++listCount}`;
+        value = await transport.call('rerank', json, options, deadline, key);
+        if (!value.skipped) this.#lastSent = { transport, plain, key };
+      }
       if (value.skipped) throw namedError('TimeoutError', 'the ranker reached this request after its budget; kept the server order');
       return value;
+    } catch (error) {
+      this.#lastSent = null;
+      throw error;
     } finally {
       this.#inFlight--;
     }

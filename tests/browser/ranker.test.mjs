@@ -263,6 +263,70 @@ test('an invalid candidate gives a clear error, and rerank falls back to server 
   await page.close();
 });
 
+test('the same list sent again is reranked from the ranker’s own copy, under the history as it is now; a changed list is sent whole', async () => {
+  const page = await site.openPage();
+  const outcome = await page.evaluate(async () => {
+    // The page-thread engine imports this very module: count how each rerank reached the wasm.
+    const { Ranker } = await import('/package/www/pkg-cpu/shelfrank.js');
+    const calls = { packed: 0, last: 0 };
+    for (const [name, key] of [['rerankPacked', 'packed'], ['rerankLast', 'last']]) {
+      const original = Ranker.prototype[name];
+      Ranker.prototype[name] = function (...args) {
+        calls[key]++;
+        return original.apply(this, args);
+      };
+    }
+    const made = () => window.shelfrank.loadReranker({ backend: 'cpu', worker: false, persist: false, budgetMs: 0 });
+    const ranker = await made();
+    const fresh = await made();
+    const items = window.catalog.slice(300, 340);
+    const list = () => items.map((item, i) => ({ id: item.id, title: item.title, category: item.category ?? undefined, serverScore: 40 - i }));
+    const view = (r, item) => r.record({ type: 'view', id: item.id, title: item.title, category: item.category ?? undefined });
+    const scores = (result) => result.ranking.map((r) => [r.id, r.score]);
+    const step = async (what) => {
+      const before = { ...calls };
+      const result = await what();
+      if (result.fallback) throw result.error;
+      return { scores: scores(result), packed: calls.packed - before.packed, last: calls.last - before.last };
+    };
+    for (const r of [ranker, fresh]) view(r, window.catalog[10]);
+    const first = await step(() => ranker.rerank(list()));
+    const again = await step(() => ranker.rerank(list()));
+    // A new event: the same list, scored under the longer history.
+    for (const r of [ranker, fresh]) view(r, window.catalog[2000]);
+    const afterEvent = await step(() => ranker.rerank(list()));
+    const freshAfterEvent = await step(() => fresh.rerank(list()));
+    // One title changed, same ids: the whole list must go again.
+    const changed = list();
+    changed[5] = { ...changed[5], title: 'Replacement nitrile gloves, box of 100' };
+    const edited = await step(() => ranker.rerank(changed));
+    const freshEdited = await step(() => fresh.rerank(changed));
+    // Another list in between (as another page of a shared engine would send): the first is sent again.
+    await step(() => ranker.rerank(list().slice(0, 10)));
+    const back = await step(() => ranker.rerank(changed));
+    return { first, again, afterEvent, freshAfterEvent, edited, freshEdited, back };
+  });
+  const close = (a, b, what) => {
+    assert.equal(a.length, b.length, what);
+    a.forEach(([id, score], i) => {
+      assert.equal(id, b[i][0], `${what}: the same order`);
+      assert.ok(Math.abs(score - b[i][1]) < 1e-5, `${what}: ${id} ${score} against ${b[i][1]}`);
+    });
+  };
+  assert.deepEqual([outcome.first.packed, outcome.first.last], [1, 0], 'a first list is sent whole');
+  assert.deepEqual([outcome.again.packed, outcome.again.last], [0, 1], 'the same list again is not copied');
+  close(outcome.again.scores, outcome.first.scores, 'the same list, the same history');
+  assert.deepEqual([outcome.afterEvent.packed, outcome.afterEvent.last], [0, 1]);
+  close(outcome.afterEvent.scores, outcome.freshAfterEvent.scores, 'after a new event, as a ranker that never saw the list');
+  assert.notDeepEqual(outcome.afterEvent.scores, outcome.first.scores, 'the new event changed the scores');
+  assert.deepEqual([outcome.edited.packed, outcome.edited.last], [1, 0], 'a changed title sends the list whole');
+  close(outcome.edited.scores, outcome.freshEdited.scores, 'a changed list, as a ranker that never saw the old one');
+  assert.deepEqual([outcome.back.packed, outcome.back.last], [1, 0], 'after another list, the list is sent whole again');
+  close(outcome.back.scores, outcome.edited.scores, 'and ranked as before');
+  assert.deepEqual(site.pageErrors, [], 'no error escaped into the page');
+  await page.close();
+});
+
 test('the engine on the page thread (worker: false) ranks exactly like the worker', async () => {
   assert.ok(cpuRun, 'the CPU run must have succeeded');
   const page = await site.openPage();

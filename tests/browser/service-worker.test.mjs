@@ -107,6 +107,52 @@ test('with serviceWorker the engine outlives the page view: a first visit runs o
   await page.close();
 });
 
+test('two tabs served by one service-worker engine each rerank their own list again, never the other tab’s', async () => {
+  const { viewed, list } = scenario();
+  const storageName = 'sw-two-tabs';
+  const options = { serviceWorker: true, storageName, consent: 'not-required', captureDom: false, dataLayer: false };
+  const first = await site.openPage('index.html');
+  // A first visit installs the service worker and loads its engine for the next page views.
+  const warm = await first.evaluate(async (o) => {
+    let warmed;
+    const done = new Promise((resolve) => (warmed = resolve));
+    const shelf = window.shelfrank.createReranker({ ...o, onMetrics: (m) => m.type === 'warm' && warmed(m) });
+    await shelf.ready;
+    return Promise.race([done, new Promise((resolve) => setTimeout(() => resolve({ ok: false, error: 'no warm metric within 30 s' }), 30_000))]);
+  }, options);
+  assert.equal(warm.ok, true, JSON.stringify(warm));
+  const tabs = [await site.openPage('index.html'), await site.openPage('index.html')];
+  const lists = [list, [...list].reverse().slice(0, 30)];
+  const open = (tab) =>
+    tab.evaluate(async ({ o, viewed }) => {
+      const metrics = [];
+      window.__tab = window.shelfrank.createReranker({ ...o, onMetrics: (m) => metrics.push(m) });
+      await window.__tab.ready;
+      for (const item of viewed) window.__tab.record({ type: 'view', id: item.id, title: item.title, category: item.category });
+      return metrics.find((m) => m.type === 'load');
+    }, { o: options, viewed });
+  const rerank = (tab, items) =>
+    tab.evaluate(async (items) => {
+      const result = await window.__tab.rerank(items, { budgetMs: 0 });
+      return { fallback: result.fallback, error: result.error?.message ?? null, order: result.ranking?.map((r) => r.id) ?? null };
+    }, items);
+  const loads = [await open(tabs[0]), await open(tabs[1])];
+  for (const load of loads) assert.equal(load.host, 'service-worker');
+  const once = [await rerank(tabs[0], lists[0]), await rerank(tabs[1], lists[1])];
+  // Each tab sends its list again: the engine last took the other tab's.
+  const again = [await rerank(tabs[0], lists[0]), await rerank(tabs[1], lists[1])];
+  const twice = [await rerank(tabs[1], lists[1]), await rerank(tabs[0], lists[0])];
+  for (const [i, result] of [...once, ...again, ...twice].entries()) assert.equal(result.fallback, false, `${i}: ${result.error}`);
+  assert.equal(once[0].order.length, lists[0].length);
+  assert.equal(once[1].order.length, lists[1].length);
+  assert.deepEqual(again[0].order, once[0].order, 'tab 1 ranks its own list');
+  assert.deepEqual(again[1].order, once[1].order, 'tab 2 ranks its own list');
+  assert.deepEqual(twice[0].order, once[1].order, 'tab 2, its list held by the engine');
+  assert.deepEqual(twice[1].order, once[0].order, 'tab 1, after tab 2');
+  assert.deepEqual(site.pageErrors, []);
+  for (const tab of [first, ...tabs]) await tab.close();
+});
+
 test('a service worker the browser stopped between page views is loaded again, and answers with the stored history', async () => {
   const { viewed, list } = scenario();
   const storageName = 'sw-host-stop-test';
