@@ -9,7 +9,9 @@
 // Per page it prints: ms from navigation start to the list in its final
 // order (reranked, or released in server order), whether it fell back,
 // bytes sent by the server for the page view (gzipped bodies and headers),
-// and the layout shift the page had (CLS, shifts without recent input).
+// and the layout shift the page had (CLS, shifts without recent input);
+// also when the page's module script ran (`script_ms`), the engine's load
+// stages, and the page thread's long tasks before the list was final.
 // Then one `page-view` summary line: `median_ms` (pages 2–10), `first_ms`,
 // `max_cls`, `fallbacks`. Two integrations are measured:
 // - `attach`: `attach(list)` on a list that is painted at once (today's
