@@ -112,12 +112,15 @@ test('two tabs served by one service-worker engine each rerank their own list ag
   const storageName = 'sw-two-tabs';
   const options = { serviceWorker: true, storageName, consent: 'not-required', captureDom: false, dataLayer: false };
   const first = await site.openPage('index.html');
-  // A first visit installs the service worker and loads its engine for the next page views.
+  // The service worker serves this page, or (on a first visit) installs and
+  // loads its engine for the next page views.
   const warm = await first.evaluate(async (o) => {
     let warmed;
     const done = new Promise((resolve) => (warmed = resolve));
-    const shelf = window.shelfrank.createReranker({ ...o, onMetrics: (m) => m.type === 'warm' && warmed(m) });
+    let load = null;
+    const shelf = window.shelfrank.createReranker({ ...o, onMetrics: (m) => (m.type === 'load' ? (load = m) : m.type === 'warm' && warmed(m)) });
     await shelf.ready;
+    if (load?.host === 'service-worker') return { ok: true, host: load.host };
     return Promise.race([done, new Promise((resolve) => setTimeout(() => resolve({ ok: false, error: 'no warm metric within 30 s' }), 30_000))]);
   }, options);
   assert.equal(warm.ok, true, JSON.stringify(warm));
