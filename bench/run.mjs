@@ -134,7 +134,7 @@ try {
           if (!us) continue;
           print({
             engine: 'ratio',
-            case: 'cached (shelfrank reuses state and vectors; ORT computes everything)',
+            case: 'cached (shelfrank reuses state, vectors and the list it was sent; ORT computes everything)',
             backend: `shelfrank ${name} / ort-web ${ep}`,
             candidates,
             history,

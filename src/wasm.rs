@@ -258,8 +258,9 @@ async fn choose_backend(choice: &str) -> Result<(Backend, BackendInfo), JsValue>
 pub struct Ranker {
     inner: Rc<RefCell<Reranker>>,
     backend: BackendInfo,
-    /// The candidates of the last rerank that succeeded, for `rerankLast`.
-    last: Rc<RefCell<Option<Rc<Vec<Candidate>>>>>,
+    /// The candidates of the last rerank that succeeded, and the key the
+    /// caller sent them under, for `rerankLast`.
+    last: Rc<RefCell<Option<(String, Rc<Vec<Candidate>>)>>>,
 }
 
 #[wasm_bindgen]
@@ -413,33 +414,43 @@ impl Ranker {
         &self,
         #[wasm_bindgen(js_name = candidatesJson)] candidates_json: String,
         #[wasm_bindgen(unchecked_param_type = "RerankOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(js_name = listKey)] list_key: Option<String>,
     ) -> js_sys::Promise {
         let parsed = serde_json::from_str::<Vec<Candidate>>(&candidates_json)
             .map_err(|e| bad_input(ErrorKind::InvalidCandidate, "invalid candidate list (each needs a string 'id')", e));
         drop(candidates_json);
-        self.rerank_list(parsed.map(Rc::new), options)
+        self.rerank_list(parsed.map(Rc::new), options, list_key)
     }
 
-    /// `rerankPacked` again on the candidates of the last rerank that
-    /// succeeded (under the history and options as they are now): a page
-    /// that sends the same list again sends no copy of it. Rejects with
-    /// an InvalidCandidateError when no rerank has succeeded yet.
-    #[wasm_bindgen(js_name = rerankLast, unchecked_return_type = "Promise<PackedRanking>")]
-    pub fn rerank_last(&self, #[wasm_bindgen(unchecked_param_type = "RerankOptions | undefined")] options: JsValue) -> js_sys::Promise {
-        let last = self.last.borrow().clone();
-        let last = last.ok_or_else(|| bad_input(ErrorKind::InvalidCandidate, "no earlier list to rerank", "send the candidates"));
-        self.rerank_list(last, options)
+    /// `rerankPacked` again on the list of the last rerank that succeeded,
+    /// if it was sent under `listKey` (under the history and options as
+    /// they are now): a page that sends the same list again sends no copy
+    /// of it. Resolves with null when the last list is another one (or
+    /// there is none): the caller then sends the list.
+    #[wasm_bindgen(js_name = rerankLast, unchecked_return_type = "Promise<PackedRanking | null>")]
+    pub fn rerank_last(
+        &self,
+        #[wasm_bindgen(js_name = listKey)] list_key: String,
+        #[wasm_bindgen(unchecked_param_type = "RerankOptions | undefined")] options: JsValue,
+    ) -> js_sys::Promise {
+        let held = self.last.borrow().as_ref().filter(|(key, _)| *key == list_key).map(|(_, list)| list.clone());
+        match held {
+            Some(list) => self.rerank_list(Ok(list), options, Some(list_key)),
+            None => js_sys::Promise::resolve(&JsValue::NULL),
+        }
     }
 }
 
 impl Ranker {
-    fn rerank_list(&self, candidates: Result<Rc<Vec<Candidate>>, JsValue>, options: JsValue) -> js_sys::Promise {
+    /// Reranks `candidates`; once that succeeds, they are the list
+    /// `rerankLast` reranks under `list_key` (without a key, none is).
+    fn rerank_list(&self, candidates: Result<Rc<Vec<Candidate>>, JsValue>, options: JsValue, list_key: Option<String>) -> js_sys::Promise {
         let (inner, last) = (self.inner.clone(), self.last.clone());
         wasm_bindgen_futures::future_to_promise(async move {
             let candidates = candidates?;
             let options: RerankOptions = from_js(options, ErrorKind::InvalidOption, "invalid rerank options")?;
             let ranked = run_rerank(&inner, &candidates, &options).await?;
-            *last.borrow_mut() = Some(candidates);
+            *last.borrow_mut() = list_key.map(|key| (key, candidates));
             let order: Vec<u32> = ranked.iter().map(|r| r.original_position as u32).collect();
             let scores: Vec<f32> = ranked.iter().map(|r| r.score).collect();
             let packed = js_sys::Object::new();

@@ -381,8 +381,6 @@ export class Engine {
   #storeName = 'shelfrank';
   #persist = true;
   #storageEnabled = false;
-  /** The list the ranker reranked last, `{ key, ranker }`: `rerank(null, …, key)` reranks it again. */
-  #lastList = null;
   /** The model's bytes as the page fetched them (`modelFromPage`): `{ promise, resolve }`, made by whichever of load and provideModel comes first. */
   #pageModel = null;
 
@@ -685,23 +683,22 @@ export class Engine {
     if (deadline && Date.now() > deadline) return { skipped: true };
     const ranker = this.#loaded;
     if (json === null) {
-      // The caller's list is the one it last sent under `listKey`: rerank it
-      // again without a copy, if this ranker still holds it (no other list
-      // came in between, from this page or, in the service worker, another).
-      if (!listKey || listKey !== this.#lastList?.key || this.#lastList.ranker !== ranker) return { resend: true };
+      // The caller's list is the one it last sent under `listKey`: the
+      // ranker reranks it again without a copy if it still holds it (no
+      // other list came in between, from this page or, in the service
+      // worker, another; a new ranker holds none), else it answers null.
+      let packed;
       try {
-        const packed = await ranker.rerankLast(options);
-        return { packed, historyEvents: ranker.historyLength, backend: this.#backend };
+        packed = listKey ? await ranker.rerankLast(listKey, options) : null;
       } catch (error) {
-        this.#lastList = null;
         if (/^Invalid/.test(error?.name ?? '')) throw error;
-        return { resend: true }; // a GPU failure: the whole list comes again, and is answered from the CPU
+        packed = null; // a GPU failure: the whole list comes again, and is answered from the CPU
       }
+      if (!packed) return { resend: true };
+      return { packed, historyEvents: ranker.historyLength, backend: this.#backend };
     }
-    this.#lastList = null;
     try {
-      const packed = await ranker.rerankPacked(json, options);
-      if (listKey) this.#lastList = { key: listKey, ranker };
+      const packed = await ranker.rerankPacked(json, options, listKey ?? undefined);
       return { packed, historyEvents: ranker.historyLength, backend: this.#backend };
     } catch (error) {
       // Bad input is the caller's; anything else on the GPU (device lost,
@@ -709,7 +706,7 @@ export class Engine {
       // CPU for good, and this request is answered from there.
       if (this.#backend?.name !== 'webgpu' || /^Invalid/.test(error?.name ?? '')) throw error;
       const recovered = await this.#fallBackToCpu(ranker, error);
-      const packed = await this.#loaded.rerankPacked(json, options);
+      const packed = await this.#loaded.rerankPacked(json, options, listKey ?? undefined);
       return { packed, historyEvents: this.#loaded.historyLength, backend: this.#backend, recovered };
     }
   }
