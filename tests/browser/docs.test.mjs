@@ -8,13 +8,14 @@ import { test } from 'node:test';
 import { root } from './harness.mjs';
 
 const read = (file) => readFileSync(path.join(root, file), 'utf8');
-const shimFiles = readdirSync(path.join(root, 'www')).filter((f) => f.endsWith('.js'));
+// The shim's sources (the build minifies them to www/*.js).
+const shimFiles = readdirSync(path.join(root, 'www/src')).filter((f) => f.endsWith('.js'));
 
 /** Error names the shim and the ranker can raise in a page. */
 function raisedNames() {
   const names = new Set();
   for (const file of shimFiles) {
-    for (const [, name] of read(`www/${file}`).matchAll(/(?:namedError\(|name(?: =|:) )'([A-Z][A-Za-z]*Error)'/g)) names.add(name);
+    for (const [, name] of read(`www/src/${file}`).matchAll(/(?:namedError\(|name(?: =|:) )'([A-Z][A-Za-z]*Error)'/g)) names.add(name);
   }
   // The ranker's kinds, except DataError: datasets are read by the native tools only.
   for (const [, name] of read('src/error.rs').matchAll(/=> "([A-Z][A-Za-z]*Error)"/g)) if (name !== 'DataError') names.add(name);
@@ -36,8 +37,8 @@ test("README's error-name list names every error the package raises", () => {
 
 test('the request limits are defined once, in Rust: the shim reads them from the ranker', () => {
   for (const file of shimFiles) {
-    const source = read(`www/${file}`);
-    assert.doesNotMatch(source, /10[_,]?000|1024|MAX_CANDIDATES|MAX_TEXT_BYTES/, `www/${file} has its own copy of a limit`);
+    const source = read(`www/src/${file}`);
+    assert.doesNotMatch(source, /10[_,]?000|1024|MAX_CANDIDATES|MAX_TEXT_BYTES/, `www/src/${file} has its own copy of a limit`);
   }
   assert.match(read('src/rank.rs'), /pub const MAX_CANDIDATES: usize = 10_000;/);
   assert.match(read('src/wasm.rs'), /"maxCandidates": crate::rank::MAX_CANDIDATES/);

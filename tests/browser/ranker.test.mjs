@@ -38,7 +38,10 @@ test('the packed package ships the wasm, the shim, its types and the default mod
   const manifest = JSON.parse(readFileSync(path.join(site.site.dir, 'package/models/manifest.json'), 'utf8'));
   const shim = readFileSync(path.join(site.site.dir, 'package/www/shelfrank.js'), 'utf8');
   assert.ok(files.includes(`models/${manifest.model.file}`), `models/${manifest.model.file} is missing`);
-  assert.ok(shim.includes(`'../models/${manifest.model.file}'`), `the shim does not load models/${manifest.model.file}`);
+  assert.ok(shim.includes(`"../models/${manifest.model.file}"`), `the shim does not load models/${manifest.model.file}`);
+  // The shim ships minified, with its readable sources and source maps beside it.
+  assert.ok(files.includes('www/src/shelfrank.js') && files.includes('www/shelfrank.js.map'), files.join(', '));
+  assert.ok(shim.length < readFileSync(path.join(site.site.dir, 'package/www/src/shelfrank.js'), 'utf8').length / 2, 'www/shelfrank.js is not minified');
   assert.ok(!files.some((f) => f.endsWith('tokenizer.json')) && !shim.includes('tokenizer.json'), files.join(', '));
   assert.ok(!files.some((f) => /Scientific\.|\.inter$|catalog\.json$/.test(f)), `the dataset leaked into the package: ${files.join(', ')}`);
 });
