@@ -285,7 +285,7 @@ pub struct Neighbours {
 
 impl Default for Neighbours {
     fn default() -> Self {
-        Neighbours { k: 2, temperature: 0.1 }
+        Neighbours { k: 5, temperature: 0.1 }
     }
 }
 

@@ -23,16 +23,20 @@ teacher=(--teacher data/scientific/minilm-teacher.bin)
 # models/README.md were measured (train's default stores it int4; for the
 # shipped model see README.md, "Tried and not taken").
 int8ids=(--id-table int8)
+# The shipped model, its cold-start and category-split twins read the
+# teacher's embeddings as fixed item features too (folded into the ID rows).
+features=(--item-features data/scientific/minilm-teacher.bin)
 # The shipped model (int8), with an f32 copy of the same weights.
-./target/release/train "${teacher[@]}" "${int8ids[@]}" --out models/shelfrank-scientific.bin --also-f32 target/models/f32.bin
-# Ablations: no pretrained teacher, ID only, text only.
+./target/release/train "${teacher[@]}" "${features[@]}" "${int8ids[@]}" --out models/shelfrank-scientific.bin --also-f32 target/models/f32.bin
+# Ablations: no item features, no pretrained teacher, ID only, text only.
+./target/release/train "${int8ids[@]}" "${teacher[@]}" --out target/models/no-item-features.bin --no-manifest
 ./target/release/train "${int8ids[@]}" --out target/models/no-teacher.bin --no-manifest
 ./target/release/train "${int8ids[@]}" --variant ids --out target/models/id-only.bin --no-manifest
 ./target/release/train "${int8ids[@]}" "${teacher[@]}" --variant text --out target/models/text-only.bin --no-manifest
 # Cold start: 10% of items never seen in training.
-./target/release/train "${int8ids[@]}" "${teacher[@]}" --holdout-items 0.1 --out target/models/cold-start.bin --no-manifest
+./target/release/train "${int8ids[@]}" "${teacher[@]}" "${features[@]}" --holdout-items 0.1 --out target/models/cold-start.bin --no-manifest
 # A catalog the model has not seen: 10% of the items, by whole categories.
-./target/release/train "${int8ids[@]}" "${teacher[@]}" --holdout-categories 0.1 --out target/models/category-split.bin --no-manifest
+./target/release/train "${int8ids[@]}" "${teacher[@]}" "${features[@]}" --holdout-categories 0.1 --out target/models/category-split.bin --no-manifest
 
 # The any-catalog model: text only, over MiniLM's fixed word table with
 # learned per-word offsets, a row for every word of the tokenizer; and the
@@ -50,7 +54,7 @@ weight=$(node -p "JSON.parse(process.argv[1]).affinityWeight" "$chosen")
 decay=$(node -p "JSON.parse(process.argv[1]).affinityDecay" "$chosen")
 ./target/release/tune --model target/models/f32.bin --data data/scientific --tokenizer models/minilm-tokenizer.json \
   --weights "$weight" --decays "$decay" --write
-for m in no-teacher id-only text-only cold-start category-split; do
+for m in no-item-features no-teacher id-only text-only cold-start category-split; do
   ./target/release/tune --model target/models/$m.bin --data data/scientific --tokenizer models/minilm-tokenizer.json --write
 done
 # The any-catalog model's affinity weight, on validation users whose target
@@ -65,12 +69,14 @@ bash tools/sweep-neighbours.sh
 
 ./target/release/eval --model models/shelfrank-scientific.bin --data data/scientific --json \
   --ablation f32=target/models/f32.bin \
+  --ablation no-item-features=target/models/no-item-features.bin \
   --ablation no-teacher=target/models/no-teacher.bin \
   --ablation id-only=target/models/id-only.bin \
   --ablation text-only=target/models/text-only.bin \
   --cold-start target/models/cold-start.bin --category-split target/models/category-split.bin "${teacher[@]}" > models/eval.json
 ./target/release/eval --model models/shelfrank-scientific.bin --data data/scientific \
   --ablation f32=target/models/f32.bin \
+  --ablation no-item-features=target/models/no-item-features.bin \
   --ablation no-teacher=target/models/no-teacher.bin \
   --ablation id-only=target/models/id-only.bin \
   --ablation text-only=target/models/text-only.bin \

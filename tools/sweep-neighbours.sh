@@ -15,7 +15,7 @@ teacher=data/scientific/minilm-teacher.bin
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 best=""
-for k in 1 2 3 5; do
+for k in 1 2 3 5 8; do
   for t in 0.05 0.1 0.2; do
     if [ "$k" = 1 ] && [ "$t" != 0.1 ]; then continue; fi # one neighbour: the temperature does nothing
     line="{\"neighbours\":$k,\"temperature\":$t"

@@ -10,4 +10,4 @@ model="${1:-models/shelfrank-scientific.bin}"
 cargo build --release --bin tune
 ./target/release/tune --model "$model" --data data/scientific \
   --tokenizer models/minilm-tokenizer.json \
-  --weights 0.5,0.75,1,1.25,1.5 --decays 0.6,0.7,0.8,0.9 --write
+  --weights 0.25,0.35,0.5,0.75,1,1.25,1.5 --decays 0.6,0.7,0.8,0.9 --write

@@ -34,6 +34,11 @@
 //! (and the card) over every user would take more than half of the time
 //! left, both read fewer users, spread evenly (at least 256).
 //!
+//! `--item-features TEACHER_FILE` starts each item's ID vector from its
+//! teacher embedding (fixed) through a learned map, so the ID rows learn
+//! what the events add to what the item is; the map is folded into the ID
+//! table before writing, so the file's layout does not change.
+//!
 //! The ID table is stored int4 (`--id-table int8` keeps it int8), the
 //! other matrices int8 (`--f32`: everything f32).
 
@@ -85,6 +90,10 @@ struct Args {
     also_f32: Option<PathBuf>,
     manifest: bool,
     teacher: Option<PathBuf>,
+    /// Teacher embeddings used as fixed item features, mapped into the ID
+    /// space by a learned map and added to each item's ID row (folded into
+    /// the ID table for the file).
+    item_features: Option<PathBuf>,
     distill: f64,
     dropout: f64,
     weight_decay: f64,
@@ -145,6 +154,7 @@ fn parse_args() -> Result<Args, String> {
         also_f32: None,
         manifest: true,
         teacher: None,
+        item_features: None,
         distill: 10.0,
         // Chosen on validation NDCG@10 among 0.2 / 0.35 / 0.5 (with the teacher).
         dropout: 0.5,
@@ -188,6 +198,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--no-manifest" => args.manifest = false,
             "--teacher" => args.teacher = Some(value()?.into()),
+            "--item-features" => args.item_features = Some(value()?.into()),
             "--distill" => args.distill = number(value()?)?,
             "--dropout" => args.dropout = number(value()?)?,
             "--weight-decay" => args.weight_decay = number(value()?)?,
@@ -219,7 +230,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--help" | "-h" => {
                 return Err(format!(
-                    "usage: train {} [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--cosine] [--seed N] [--max-users N] [--dim N] [--f32] [--id-table int4|int8] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--word-embeddings model.safetensors [--vocabulary catalog|full] [--word-offsets]] [--negatives N [--no-logq]] [--random-kinds] [--no-manifest]",
+                    "usage: train {} [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--cosine] [--seed N] [--max-users N] [--dim N] [--f32] [--id-table int4|int8] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--item-features TEACHER_FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--word-embeddings model.safetensors [--vocabulary catalog|full] [--word-offsets]] [--negatives N [--no-logq]] [--random-kinds] [--no-manifest]",
                     DataSource::USAGE
                 ));
             }
@@ -234,6 +245,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.word_embeddings.is_some() && args.variant == Variant::Ids {
         return Err("--word-embeddings needs a text tower: use --variant both or text".into());
+    }
+    if args.item_features.is_some() && args.variant == Variant::Text {
+        return Err("--item-features adds to the ID rows, and --variant text has none: use --variant both or ids".into());
     }
     if args.source.is_shop() && !args.out_given {
         return Err("--out FILE is required with --events or --ga4 (the default is the shipped model's path)".into());
@@ -411,6 +425,14 @@ fn run() -> Result<(), String> {
         None => config.init(&device),
         Some(words) => config.init_with_tokens(words.table(&vocab, &device), args.word_offsets, &device),
     };
+    if let Some(path) = &args.item_features {
+        // One feature row per ID row: row 0 (no ID) zero, then each item's.
+        let embeddings = read_teacher(path, &data)?;
+        let width = embeddings.dim;
+        let mut table = vec![0.0f32; width];
+        table.extend_from_slice(&embeddings.values);
+        model = model.with_item_features(Tensor::from_data(TensorData::new(table, [data.items.len() + 1, width]), &device), &device);
+    }
     let mut optim = AdamWConfig::new().with_weight_decay(args.weight_decay as f32).init();
 
     // Training sequences without held-out items; the softmax runs over the
@@ -473,10 +495,7 @@ fn run() -> Result<(), String> {
     let teacher = match &args.teacher {
         None => None,
         Some(path) => {
-            let embeddings = TeacherEmbeddings::read(path)?;
-            if embeddings.items.iter().ne(data.items.iter().map(|i| &i.id)) {
-                return Err(format!("{} was computed for another catalog", path.display()));
-            }
+            let embeddings = read_teacher(path, &data)?;
             let dim = embeddings.dim;
             Some(Tensor::<2>::from_data(TensorData::new(embeddings.values, [data.items.len(), dim]), &device))
         }
@@ -594,6 +613,19 @@ fn run() -> Result<(), String> {
         }
         eprintln!("train: word embeddings folded into {} token rows (text vectors within {worst:.1e})", vocab.len() + 1);
     }
+    if args.item_features.is_some() {
+        // Folded into the ID rows (held-out items keep only their mapped
+        // features); no item vector may move.
+        let before = read_f32(catalog_vectors(&inference, inference.text_vectors(&catalog, &eval_device), &ids, &eval_device))?;
+        let untrained: Vec<i64> = held_out.iter().map(|&i| i as i64 + 1).collect();
+        inference = inference.fold_item_features(&untrained);
+        let after = read_f32(catalog_vectors(&inference, inference.text_vectors(&catalog, &eval_device), &ids, &eval_device))?;
+        let worst = before.iter().zip(&after).map(|(a, b)| (a - b).abs() / (1.0 + a.abs())).fold(0.0f32, f32::max);
+        if worst > 1e-4 {
+            return Err(format!("folding the item features moved an item vector by {worst}"));
+        }
+        eprintln!("train: item features folded into the ID rows (item vectors within {worst:.1e})");
+    }
     let stored_as = if args.int8 { StoredAs::I8F16 } else { StoredAs::F32 };
     // The page tokenises with the copy of the tokenizer the file carries.
     let wordpiece = wordpiece.pack(&vocab).map_err(|e| e.to_string())?;
@@ -609,6 +641,7 @@ fn run() -> Result<(), String> {
             "teacher": args.teacher.as_ref().map(|p| p.display().to_string()),
             "wordEmbeddings": args.word_embeddings.as_ref().map(|p| p.display().to_string()),
             "vocabulary": if args.full_vocabulary { "full" } else { "catalog" },
+            "itemFeatures": args.item_features.as_ref().map(|p| p.display().to_string()),
             "distill": args.teacher.as_ref().map(|_| args.distill),
             "idDropout": args.id_dropout,
             "heldOutCategories": held_out_categories,
@@ -932,6 +965,15 @@ impl WordEmbeddings {
         ids.sort_unstable();
         ids
     }
+}
+
+/// Teacher embeddings for `data`'s catalog, in its item order.
+fn read_teacher(path: &std::path::Path, data: &Dataset) -> Result<TeacherEmbeddings, String> {
+    let embeddings = TeacherEmbeddings::read(path)?;
+    if embeddings.items.iter().ne(data.items.iter().map(|i| &i.id)) {
+        return Err(format!("{} was computed for another catalog", path.display()));
+    }
+    Ok(embeddings)
 }
 
 fn read_f32(tensor: Tensor<2>) -> Result<Vec<f32>, String> {

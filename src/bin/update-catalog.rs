@@ -6,7 +6,7 @@
 //! `--teacher` is given, which validation prefers, else of this model's
 //! text vectors), and items gone from the catalog are dropped. The
 //! borrowed row blends the `--neighbours K` nearest items' rows by a
-//! softmax of their cosines at `--temperature T` (defaults 2 and 0.1,
+//! softmax of their cosines at `--temperature T` (defaults 5 and 0.1,
 //! chosen on validation by `tools/sweep-neighbours.sh`; 1 copies the
 //! nearest item's row).
 //! Before, a new item was scored from its text alone and ranked as if no

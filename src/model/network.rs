@@ -22,6 +22,11 @@ pub struct SessionRanker {
     /// ([`RankerConfig::init_with_tokens`]); folded into the token rows for
     /// the file, so files never have it.
     token_offsets: Option<Embedding>,
+    /// Fixed per-item features with a learned map into the ID space
+    /// ([`SessionRanker::with_item_features`]): only while training;
+    /// folded into `item_ids` for the file
+    /// ([`SessionRanker::fold_item_features`]), so files never have it.
+    item_features: Option<ItemFeatures>,
     /// `[5, dim]`, indexed by [`EventKind::index`].
     event_kinds: Embedding,
     /// `[max_events, dim]`; row 0 is the newest event.
@@ -44,6 +49,7 @@ impl RankerConfig {
             tokens: embedding(self.n_tokens + 1),
             text_proj: LinearConfig::new(self.dim, self.dim).init(device),
             token_offsets: None,
+            item_features: None,
             event_kinds: embedding(EventKind::ALL.len()),
             positions: embedding(self.max_events),
             encoder: TransformerEncoderConfig::new(self.dim, self.ff_dim, self.heads, self.layers)
@@ -79,6 +85,17 @@ impl RankerConfig {
         }
         model
     }
+}
+
+/// A fixed feature row per ID row (`table`, `[n_items + 1, width]`, row 0
+/// zero) and a learned linear map (no bias) into the ID space: every item's
+/// ID vector starts from its features (a pretrained model's sentence
+/// embedding of its text), so an item with few events is placed by what it
+/// is, and the learned ID row adds what the events say.
+#[derive(Module, Debug)]
+pub struct ItemFeatures {
+    table: Embedding,
+    map: Linear,
 }
 
 /// Sessions' encoder output and affinity profiles (see
@@ -190,10 +207,53 @@ impl SessionRanker {
         self
     }
 
-    /// Item vectors: ID embedding plus text vector. `[n, dim]`
+    /// Item vectors: ID embedding (plus mapped item features, in training
+    /// with [`SessionRanker::with_item_features`]) plus text vector. `[n, dim]`
     pub fn item_vectors(&self, id_rows: Tensor<1, Int>, text_vectors: Tensor<2>) -> Tensor<2> {
         let [n] = id_rows.dims();
-        self.item_ids.forward(id_rows.reshape([1, n])).reshape([n, self.dim]) + text_vectors
+        let rows = id_rows.reshape([1, n]);
+        let ids = self.item_ids.forward(rows.clone()).reshape([n, self.dim]);
+        match &self.item_features {
+            None => ids + text_vectors,
+            Some(features) => {
+                let width = features.table.weight.dims()[1];
+                ids + features.map.forward(features.table.forward(rows).reshape([n, width])) + text_vectors
+            }
+        }
+    }
+
+    /// The network with fixed item features (`table`, `[n_items + 1,
+    /// width]`, one row per ID row, row 0 zero) and a learned map from them
+    /// into the ID space, added to each item's ID row in training. The ID
+    /// rows then learn what the events say beyond the features.
+    pub fn with_item_features(mut self, table: Tensor<2>, device: &Device) -> SessionRanker {
+        let [rows, width] = table.dims();
+        assert_eq!(rows, self.item_ids.weight.dims()[0], "one feature row per ID row");
+        self.item_features = Some(ItemFeatures {
+            table: Embedding { weight: Param::from_tensor(table).set_require_grad(false) },
+            map: LinearConfig::new(width, self.dim).with_bias(false).init(device),
+        });
+        self
+    }
+
+    /// The network with its item features (if any) folded into the ID
+    /// table: each row becomes its learned part plus `features · map`, so
+    /// item vectors are unchanged and the file, the host and the page need
+    /// nothing new. `untrained_rows` (items held out of training) keep only
+    /// the mapped features: their learned part never saw an event.
+    pub fn fold_item_features(mut self, untrained_rows: &[i64]) -> SessionRanker {
+        let Some(features) = self.item_features.take() else { return self };
+        let learned = self.item_ids.weight.val();
+        let device = learned.device();
+        let [rows, _] = learned.dims();
+        let mut keep = vec![1.0f32; rows];
+        for &row in untrained_rows {
+            keep[row as usize] = 0.0;
+        }
+        let keep = Tensor::<2>::from_data(TensorData::new(keep, [rows, 1]), &device);
+        let mapped = features.map.forward(features.table.weight.val());
+        self.item_ids = Embedding { weight: Param::from_tensor(learned * keep + mapped) };
+        self
     }
 
     /// The session encoder shared by training and scoring: event vectors

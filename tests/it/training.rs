@@ -124,3 +124,50 @@ fn training_over_fixed_word_embeddings_writes_a_model_for_every_word() {
     assert!((0.0..=1.0).contains(&report["test"]["ndcg@10"].as_f64().unwrap_or(-1.0)));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn training_with_item_features_folds_them_into_the_id_table() {
+    let dir = std::env::temp_dir().join(format!("shelfrank-features-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("features.bin");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let teacher = "data/scientific/minilm-teacher.bin";
+    let train = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_train"))
+            .current_dir(root)
+            .args(["--max-users", "120", "--epochs", "1", "--dim", "16", "--no-manifest", "--out"])
+            .arg(&model)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // A text-only model has no ID rows to add features to.
+    let refused = train(&["--variant", "text", "--item-features", teacher]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--item-features"), "{}", String::from_utf8_lossy(&refused.stderr));
+
+    // A large step size makes the learned map large, so that a fold that
+    // moved an item vector would show; held-out items exercise the rows
+    // that keep only their mapped features.
+    let output = train(&["--item-features", teacher, "--holdout-items", "0.1", "--lr", "0.05"]);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "train failed: {log}");
+    // train checks that folding moved no catalog item vector.
+    assert!(log.contains("item features folded"), "{log}");
+    let file = ModelFile::from_bytes(&std::fs::read(&model).unwrap()).unwrap();
+    assert!(file.tensors.iter().all(|t| !t.name.starts_with("item_features")), "the file keeps the usual layout");
+    assert_eq!(file.meta["itemFeatures"], teacher);
+    let ids = file.tensors.iter().find(|t| t.name == "item_ids.weight").unwrap();
+    assert_eq!(ids.shape, vec![4386, 16]);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
+        .current_dir(root)
+        .args(["--max-users", "120", "--json", "--model"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "eval failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!((0.0..=1.0).contains(&report["test"]["ndcg@10"].as_f64().unwrap_or(-1.0)));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -433,6 +433,9 @@ export class Engine {
         stages[name] = Math.round(performance.now() - started);
         return value;
       });
+    // The stored history is read while the wasm and the model load: opening
+    // IndexedDB takes its own time, and nothing in it needs the ranker.
+    const early = storage && persist && HistoryStore.available() && !this.#store ? this.#readStore(storageName) : null;
     const probe = backend === 'auto' ? hardwareAdapter(allowFallbackAdapter) : Promise.resolve({ adapter: null, why: '' });
     const first = backend === 'webgpu' ? 'webgpu' : 'cpu';
     const [RankerClass, [modelBytes, modelSha256], tokenizerBytes, { adapter, why }] = await Promise.all([
@@ -463,7 +466,7 @@ export class Engine {
     this.#backend = this.#ranker.backend;
     this.#persist = persist;
     this.#storeName = storageName;
-    const restored = await this.setStorage(storage);
+    const restored = await this.setStorage(storage, early);
     stages.storage = Math.round(performance.now() - started);
     if (backend === 'auto') {
       if (adapter) {
@@ -547,16 +550,24 @@ export class Engine {
    * Turns storage on (reading back what was stored) or off (the in-memory
    * history stays until forget). Returns { restoredEvents, storage, warnings }.
    */
-  async setStorage(enabled) {
+  /** A store for `name` and its stored events, being read (`{ store, reading }`). */
+  #readStore(name) {
+    const store = new HistoryStore(name, () => this.#ranker?.forget());
+    const reading = store.load();
+    reading.catch(() => {}); // awaited, and its error handled, by setStorage
+    return { store, reading };
+  }
+
+  async setStorage(enabled, early = null) {
     this.#storageEnabled = enabled;
     const warnings = [];
     let restoredEvents = 0;
     if (!enabled) return { restoredEvents, storage: this.storage, warnings };
     if (this.#persist && HistoryStore.available() && !this.#store) {
-      const store = new HistoryStore(this.#storeName, () => this.#ranker?.forget());
+      const { store, reading } = early ?? this.#readStore(this.#storeName);
       let stored = [];
       try {
-        stored = await store.load();
+        stored = await reading;
         this.#store = store;
       } catch (error) {
         warnings.push({ name: error.name || 'StorageError', message: error.message });
