@@ -113,14 +113,7 @@ fn training_over_fixed_word_embeddings_writes_a_model_for_every_word() {
     assert!(file.config.n_tokens > 29_000, "every word keeps a row: {}", file.config.n_tokens);
     assert_eq!(file.meta["vocabulary"], "full");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
-        .current_dir(root)
-        .args(["--max-users", "120", "--json", "--model"])
-        .arg(&model)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "eval failed: {}", String::from_utf8_lossy(&output.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = evaluate_small(&model);
     assert!((0.0..=1.0).contains(&report["test"]["ndcg@10"].as_f64().unwrap_or(-1.0)));
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -160,14 +153,19 @@ fn training_with_item_features_folds_them_into_the_id_table() {
     let ids = file.tensors.iter().find(|t| t.name == "item_ids.weight").unwrap();
     assert_eq!(ids.shape, vec![4386, 16]);
 
+    let report = evaluate_small(&model);
+    assert!((0.0..=1.0).contains(&report["test"]["ndcg@10"].as_f64().unwrap_or(-1.0)));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `eval --json` of `model` on 120 users, with the tokenizer the file carries.
+fn evaluate_small(model: &std::path::Path) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_eval"))
-        .current_dir(root)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["--max-users", "120", "--json", "--model"])
-        .arg(&model)
+        .arg(model)
         .output()
         .unwrap();
     assert!(output.status.success(), "eval failed: {}", String::from_utf8_lossy(&output.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert!((0.0..=1.0).contains(&report["test"]["ndcg@10"].as_f64().unwrap_or(-1.0)));
-    std::fs::remove_dir_all(&dir).ok();
+    serde_json::from_slice(&output.stdout).unwrap()
 }
