@@ -616,10 +616,12 @@ fn run() -> Result<(), String> {
     if args.item_features.is_some() {
         // Folded into the ID rows (held-out items keep only their mapped
         // features); no item vector may move.
-        let before = read_f32(catalog_vectors(&inference, inference.text_vectors(&catalog, &eval_device), &ids, &eval_device))?;
+        // (The fold leaves the text tower alone: one set of text vectors serves both.)
+        let text_vectors = inference.text_vectors(&catalog, &eval_device);
+        let before = read_f32(catalog_vectors(&inference, text_vectors.clone(), &ids, &eval_device))?;
         let untrained: Vec<i64> = held_out.iter().map(|&i| i as i64 + 1).collect();
         inference = inference.fold_item_features(&untrained);
-        let after = read_f32(catalog_vectors(&inference, inference.text_vectors(&catalog, &eval_device), &ids, &eval_device))?;
+        let after = read_f32(catalog_vectors(&inference, text_vectors, &ids, &eval_device))?;
         let worst = before.iter().zip(&after).map(|(a, b)| (a - b).abs() / (1.0 + a.abs())).fold(0.0f32, f32::max);
         if worst > 1e-4 {
             return Err(format!("folding the item features moved an item vector by {worst}"));

@@ -546,10 +546,6 @@ export class Engine {
     return this.#store ? 'indexeddb' : 'memory';
   }
 
-  /**
-   * Turns storage on (reading back what was stored) or off (the in-memory
-   * history stays until forget). Returns { restoredEvents, storage, warnings }.
-   */
   /** A store for `name` and its stored events, being read (`{ store, reading }`). */
   #readStore(name) {
     const store = new HistoryStore(name, () => this.#ranker?.forget());
@@ -558,6 +554,11 @@ export class Engine {
     return { store, reading };
   }
 
+  /**
+   * Turns storage on (reading back what was stored) or off (the in-memory
+   * history stays until forget). Returns { restoredEvents, storage, warnings }.
+   * `early`: a read load() started already (`#readStore`).
+   */
   async setStorage(enabled, early = null) {
     this.#storageEnabled = enabled;
     const warnings = [];
