@@ -387,9 +387,11 @@ impl WordPiece {
     /// The first `max` ids of [`WordPiece::encode`], reading no further
     /// into the text than they need.
     pub fn encode_first(&self, text: &str, max: usize) -> Vec<u32> {
-        if text.is_ascii() {
-            return self.encode_ascii(text, max);
-        }
+        if text.is_ascii() { self.encode_ascii(text, max) } else { self.encode_general(text, max) }
+    }
+
+    /// Normalise, pre-tokenise, split: any text.
+    fn encode_general(&self, text: &str, max: usize) -> Vec<u32> {
         let normalized = self.normalize(text);
         let mut ids = Vec::new();
         for word in pre_tokenize(&normalized) {
@@ -409,33 +411,38 @@ impl WordPiece {
     /// as it ends, with no normalised copy of the text.
     fn encode_ascii(&self, text: &str, max: usize) -> Vec<u32> {
         let mut ids = Vec::new();
-        let mut word = String::new();
-        let flush = |word: &mut String, ids: &mut Vec<u32>| {
-            if !word.is_empty() && ids.len() < max {
+        // The normalised text, built a word at a time: a word is the bytes
+        // since `start`.
+        let mut normal: Vec<u8> = Vec::with_capacity(text.len());
+        let mut start = 0;
+        let flush = |normal: &[u8], start: usize, ids: &mut Vec<u32>| {
+            if start < normal.len() && ids.len() < max {
+                let word = std::str::from_utf8(&normal[start..]).expect("ASCII");
                 self.word_pieces(word, ids);
             }
-            word.clear();
         };
         for &byte in text.as_bytes() {
             if ids.len() >= max {
                 break;
             }
-            let c = match byte {
-                b'\t' | b'\n' | b'\r' if self.clean_text => ' ',
-                b if self.clean_text && (b == 0 || (b as char).is_ascii_control()) => continue,
-                b => b as char,
+            let b = match byte {
+                b'\t' | b'\n' | b'\r' if self.clean_text => b' ',
+                b if self.clean_text && (b == 0 || b.is_ascii_control()) => continue,
+                b => b,
             };
-            if c.is_whitespace() {
-                flush(&mut word, &mut ids);
-            } else if c.is_ascii_punctuation() {
-                flush(&mut word, &mut ids);
-                word.push(c);
-                flush(&mut word, &mut ids);
+            if (b as char).is_whitespace() {
+                flush(&normal, start, &mut ids);
+                start = normal.len();
+            } else if b.is_ascii_punctuation() {
+                flush(&normal, start, &mut ids);
+                normal.push(b);
+                flush(&normal, normal.len() - 1, &mut ids);
+                start = normal.len();
             } else {
-                word.push(if self.lowercase { c.to_ascii_lowercase() } else { c });
+                normal.push(if self.lowercase { b.to_ascii_lowercase() } else { b });
             }
         }
-        flush(&mut word, &mut ids);
+        flush(&normal, start, &mut ids);
         ids.truncate(max);
         ids
     }
@@ -635,6 +642,17 @@ mod tests {
         assert_eq!(wp.encode("glux"), [0], "a word that cannot be spelt is one unknown token");
         assert_eq!(wp.encode("gluesgluesglues"), [0], "longer than max_input_chars_per_word");
         assert_eq!(wp.encode("  \t\n"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn the_ascii_pass_splits_as_the_general_path() {
+        let wp = tiny();
+        let texts = ["Cafe GLUES!", "un\tglue\x0b1.75", "glue\x00s\x1fun", "!!glue.. ", "cafe\r\nglux", "", "  ", "gluesgluesglues 1"];
+        for text in texts {
+            for max in [usize::MAX, 0, 1, 2, 3] {
+                assert_eq!(wp.encode_ascii(text, max), wp.encode_general(text, max), "{text:?}, at most {max}");
+            }
+        }
     }
 
     #[test]
