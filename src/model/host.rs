@@ -228,8 +228,7 @@ impl HostNetwork {
 impl Linear {
     /// `[rows * inputs]` → `[rows * outputs]`. Each output sums from its
     /// bias through the inputs in order, as a plain loop would; the rows go
-    /// four at a time through blocks of [`BLOCK`] outputs kept in registers,
-    /// so each weight is loaded once for four rows.
+    /// four at a time (see [`Linear::rows_into`]).
     fn forward(&self, x: &[f32]) -> Vec<f32> {
         let (inputs, outputs) = (self.inputs, self.outputs);
         let rows = x.len() / inputs;
@@ -243,41 +242,38 @@ impl Linear {
             }
             return out;
         }
-        let mut row = 0;
-        while row + 4 <= rows {
-            let block = &x[row * inputs..(row + 4) * inputs];
-            for col in (0..outputs).step_by(BLOCK) {
-                let bias: &[f32; BLOCK] = self.bias[col..col + BLOCK].try_into().expect("a whole block");
-                let mut acc = [*bias; 4];
-                for k in 0..inputs {
-                    let w: &[f32; BLOCK] = self.weight[k * outputs + col..][..BLOCK].try_into().expect("a whole block");
-                    for (i, acc) in acc.iter_mut().enumerate() {
-                        let a = block[i * inputs + k];
-                        for j in 0..BLOCK {
-                            acc[j] += a * w[j];
-                        }
-                    }
-                }
-                for (i, acc) in acc.iter().enumerate() {
-                    out[(row + i) * outputs + col..][..BLOCK].copy_from_slice(acc);
-                }
-            }
-            row += 4;
+        let whole = rows / 4 * 4;
+        for first in (0..whole).step_by(4) {
+            self.rows_into::<4>(x, first, &mut out);
         }
-        for row in row..rows {
-            let input = &x[row * inputs..(row + 1) * inputs];
-            for col in (0..outputs).step_by(BLOCK) {
-                let mut acc: [f32; BLOCK] = self.bias[col..col + BLOCK].try_into().expect("a whole block");
-                for (k, &a) in input.iter().enumerate() {
-                    let w: &[f32; BLOCK] = self.weight[k * outputs + col..][..BLOCK].try_into().expect("a whole block");
+        for row in whole..rows {
+            self.rows_into::<1>(x, row, &mut out);
+        }
+        out
+    }
+
+    /// Rows `first..first + R` of [`Linear::forward`], through blocks of
+    /// [`BLOCK`] outputs kept in registers, so that each weight is loaded
+    /// once for `R` rows.
+    fn rows_into<const R: usize>(&self, x: &[f32], first: usize, out: &mut [f32]) {
+        let (inputs, outputs) = (self.inputs, self.outputs);
+        let rows = &x[first * inputs..(first + R) * inputs];
+        for col in (0..outputs).step_by(BLOCK) {
+            let bias: [f32; BLOCK] = self.bias[col..col + BLOCK].try_into().expect("a whole block");
+            let mut acc = [bias; R];
+            for k in 0..inputs {
+                let w: &[f32; BLOCK] = self.weight[k * outputs + col..][..BLOCK].try_into().expect("a whole block");
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let a = rows[i * inputs + k];
                     for j in 0..BLOCK {
                         acc[j] += a * w[j];
                     }
                 }
-                out[row * outputs + col..][..BLOCK].copy_from_slice(&acc);
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                out[(first + i) * outputs + col..][..BLOCK].copy_from_slice(acc);
             }
         }
-        out
     }
 }
 

@@ -408,7 +408,7 @@ impl WordPiece {
     /// in one pass over the bytes: the normalizer (drop control characters,
     /// tabs and newlines to spaces, lowercase), the pre-tokenizer (split on
     /// whitespace, punctuation on its own) and the word pieces of each word
-    /// as it ends, with no normalised copy of the text.
+    /// as it ends; each word is a slice of the normalised bytes so far.
     fn encode_ascii(&self, text: &str, max: usize) -> Vec<u32> {
         let mut ids = Vec::new();
         // The normalised text, built a word at a time: a word is the bytes
