@@ -25,7 +25,7 @@
 //   that outlives page views (the first page runs its own worker and warms
 //   the service worker for the next).
 //
-//   node bench/pages.mjs [--pages 10] [--modes attach,hold,service-worker] [--options '{"worker":false}']
+//   node bench/pages.mjs [--pages 10] [--modes attach,hold,service-worker] [--options '{"worker":false}'] [--trace]
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { createServer } from 'node:http';
@@ -161,7 +161,7 @@ async function shopServer(catalog, mode) {
 }
 
 /** Drives `pages` page views per integration; prints per-page lines and a summary. */
-export async function runPageViews({ pages = 10, modes = ['attach', 'hold', 'service-worker'], shelfOptions = null, print = (line) => console.log(JSON.stringify(line)) } = {}) {
+export async function runPageViews({ pages = 10, modes = ['attach', 'hold', 'service-worker'], shelfOptions = null, trace = false, print = (line) => console.log(JSON.stringify(line)) } = {}) {
   const catalog = JSON.parse(await fs.readFile(path.join(root, 'www/demo/catalog.json'), 'utf8'));
   const summaries = [];
   for (const mode of modes) {
@@ -171,6 +171,9 @@ export async function runPageViews({ pages = 10, modes = ['attach', 'hold', 'ser
       const page = await chrome.browser.newPage();
       if (shelfOptions) await page.addInitScript((o) => { window.__shelfOptions = o; }, shelfOptions);
       page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+      // --trace: each request's start and end, ms from the page's navigation start.
+      const requests = [];
+      if (trace) page.on('requestfinished', (r) => requests.push([new URL(r.url()).pathname, r.timing()]));
       const views = [];
       for (let i = 0; i < pages; i++) {
         server.take();
@@ -181,6 +184,14 @@ export async function runPageViews({ pages = 10, modes = ['attach', 'hold', 'ser
         // script_ms: when the page's module script ran (shelfrank.js and its imports loaded);
         // long_tasks: the page thread's tasks over 50 ms before the list was final, as [start, duration] ms.
         const view = { engine: 'shelfrank', case: 'page-view-page', integration: mode, page: i + 1, ms: Math.round(final.ms * 10) / 10, script_ms: Math.round(scriptAt), long_tasks: longTasks.filter(([start]) => start <= final.ms), ready_ms: readyAt ? Math.round(readyAt) : null, load_ms: load ? Math.round(load.ms) : null, host: load?.host ?? null, shared: load?.shared ?? null, load_stages: load?.stages ?? null, fallback: final.fallback, error: final.error, bytes: server.take(), cls: Math.round(cls * 1000) / 1000 };
+        if (trace) {
+          const origin = await page.evaluate(() => performance.timeOrigin);
+          view.requests = requests.splice(0).map(([url, t]) => [url, Math.round(t.startTime - origin), Math.round(t.startTime - origin + t.responseEnd)]);
+          view.navigation = await page.evaluate(() => {
+            const n = performance.getEntriesByType('navigation')[0];
+            return Object.fromEntries(['responseStart', 'responseEnd', 'domInteractive', 'domContentLoadedEventStart', 'loadEventEnd'].map((k) => [k, Math.round(n[k])]));
+          });
+        }
         views.push(view);
         print(view);
       }
@@ -214,6 +225,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   await runPageViews({
     pages: at > 0 ? Number(process.argv[at + 1]) : 10,
     shelfOptions: options > 0 ? JSON.parse(process.argv[options + 1]) : null,
+    trace: process.argv.includes('--trace'),
     ...(modes > 0 ? { modes: process.argv[modes + 1].split(',') } : {}),
   });
 }

@@ -5,7 +5,7 @@
 //
 //   www/pkg-cpu/     the CPU build (the plain-Rust host network, no burn): every page loads it
 //   www/pkg-webgpu/  the WebGPU build: fetched only when a hardware GPU exists
-//   www/*.js         the shim the page loads, minified from www/src/ (with source maps)
+//   www/*.js         the shim the page loads, minified (the entry points bundled) from www/src/ (with source maps)
 //
 // The CPU build uses the `wasm` profile (LTO, panic = abort) and binaryen's
 // wasm-opt -O3 (its latency matters most; SHELFRANK_WASM_OPT=0 skips it, =z
@@ -79,24 +79,57 @@ for (const { name, profile, features, optimise, first } of variants) {
 }
 
 // The shim: its readable sources are `www/src/*.js`; the page loads
-// `www/*.js`, the same modules minified (28.8 -> 14.4 KB gzipped for the
-// seven), each with a source map back to its source. The sources name
-// their neighbours as the built files sit (`./pkg-cpu/…`, `../models/…`),
-// so every import and `new URL(…, import.meta.url)` keeps its literal text.
+// `www/*.js`, the same modules minified, each with a source map back to its
+// sources. The sources name their neighbours as the built files sit
+// (`./pkg-cpu/…`, `../models/…`), so every import and
+// `new URL(…, import.meta.url)` keeps its literal text. The three entry
+// points a page view loads are bundled, each into one file: the page's
+// module (`shelfrank.js`, with capture and protocol; the page-thread
+// engine stays a separate `./engine.js`, imported only when there is no
+// worker) and both workers (`worker.js` and `service-worker.js`, with the
+// engine, its host and both builds' JS glue). A first page view then waits
+// on one request per thread instead of a chain of three or four imports.
+// The other modules are still built alone, for the page-thread fallback.
 const shimSources = path.join(root, 'www/src');
+// The sources import the wasm builds' glue as the built files see it (`./pkg-cpu/…` next to `www/*.js`).
+const besideTheBuiltFiles = {
+  name: 'beside-the-built-files',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/pkg-/ }, (args) => ({ path: path.join(root, 'www', args.path) }));
+    // The glue's own default wasm URL (`new URL('shelfrank_bg.wasm', import.meta.url)`, which bundlers
+    // such as webpack follow) named from where the bundle sits. The engine always passes its URL.
+    build.onLoad({ filter: /[\\/]pkg-(cpu|webgpu)[\\/]shelfrank\.js$/ }, (args) => {
+      const kind = path.basename(path.dirname(args.path));
+      const glue = readFileSync(args.path, 'utf8');
+      const named = glue.replaceAll(/new URL\((["'])shelfrank_bg\.wasm\1,\s*import\.meta\.url\)/g, `new URL("./${kind}/shelfrank_bg.wasm",import.meta.url)`);
+      if (named === glue) throw new Error(`${args.path}: the glue no longer names shelfrank_bg.wasm as expected`);
+      return { contents: named, loader: 'js' };
+    });
+  },
+};
+const BUNDLED = { 'shelfrank.js': ['./engine.js'], 'worker.js': [], 'service-worker.js': [] };
 {
-  const { transformSync } = await import('esbuild');
+  const esbuild = await import('esbuild');
   let before = 0;
   let after = 0;
   for (const name of readdirSync(shimSources).filter((f) => f.endsWith('.js')).sort()) {
     const source = readFileSync(path.join(shimSources, name), 'utf8');
-    const { code, map } = transformSync(source, { minify: true, format: 'esm', target: 'es2022', legalComments: 'none', sourcemap: 'external', sourcefile: `src/${name}`, sourcesContent: false });
+    const common = { minify: true, format: 'esm', target: 'es2022', legalComments: 'none', sourcemap: 'external', sourcesContent: false };
+    let code;
+    let map;
+    if (BUNDLED[name]) {
+      const out = await esbuild.build({ ...common, entryPoints: [path.join(shimSources, name)], bundle: true, external: BUNDLED[name], outfile: path.join(root, 'www', name), write: false, plugins: [besideTheBuiltFiles] });
+      map = out.outputFiles.find((f) => f.path.endsWith('.map')).text;
+      code = out.outputFiles.find((f) => f.path.endsWith('.js')).text.replace(/\/\/# sourceMappingURL=.*\n?$/, '');
+    } else {
+      ({ code, map } = esbuild.transformSync(source, { ...common, sourcefile: `src/${name}` }));
+    }
     writeFileSync(path.join(root, 'www', name), `${code}//# sourceMappingURL=${name}.map\n`);
     writeFileSync(path.join(root, 'www', `${name}.map`), map);
     before += gzipSync(source, { level: 9 }).length;
     after += gzipSync(code, { level: 9 }).length;
   }
-  console.error(`build: the shim minified, ${before} -> ${after} bytes gzipped`);
+  console.error(`build: the shim minified (${Object.keys(BUNDLED).join(', ')} bundled), ${before} -> ${after} bytes gzipped`);
 }
 
 const catalog = path.join(root, 'www/demo/catalog.json');

@@ -30,6 +30,8 @@ export type Metrics =
       shared?: boolean;
       /** ms from the start of the engine's load to the end of each step (wasm, model, adapter, ranker, storage; tokenizer when tokenizerUrl is given; resync for a shared engine). */
       stages?: Record<string, number>;
+      /** Where the engine's wasm came from when it loaded: compiled by the page while the worker started ('page'), or fetched by the engine itself. */
+      wasmFrom?: 'page' | 'fetched' | null;
       restoredEvents: number;
       /** This load restarted the ranker (on the CPU) after its worker crashed. */
       afterCrash?: boolean;

@@ -165,3 +165,51 @@ test('the worker crashing is reported, a new worker starts on the CPU with the s
   assert.deepEqual(site.pageErrors, [], 'the crash did not reach the page');
   await page.close();
 });
+
+test("the page compiles the CPU build's wasm while its worker starts and hands it over; when the page's fetch of it fails, the worker fetches it and serves the same", async () => {
+  // The wasm's first request fails (as a flaky network or a cache that
+  // refuses it would); later ones are served.
+  let wasmRequests = 0;
+  let failFirst = false;
+  const own = await startSite({
+    handler: (req, res, url) => {
+      if (!url.pathname.endsWith('/pkg-cpu/shelfrank_bg.wasm')) return false;
+      wasmRequests += 1;
+      if (failFirst && wasmRequests === 1) {
+        res.writeHead(503, { 'cache-control': 'no-store' }).end('busy');
+        return true;
+      }
+      return false;
+    },
+  });
+  const load = async () => {
+    const page = await own.openPage();
+    const outcome = await page.evaluate(async (session) => {
+      const { viewed, list } = (0, eval)(`(${session})`)();
+      const metrics = [];
+      const ranker = await window.shelfrank.loadReranker({ backend: 'cpu', budgetMs: 0, persist: false, onMetrics: (m) => metrics.push(m) });
+      for (const item of viewed) ranker.record({ type: 'view', id: item.id, title: item.title });
+      const result = await ranker.rerank(list);
+      ranker.destroy();
+      return { load: metrics.find((m) => m.type === 'load'), fallback: result.fallback, order: result.items.map((c) => c.id) };
+    }, SESSION.toString());
+    await page.close();
+    return outcome;
+  };
+  try {
+    failFirst = true;
+    const fetched = await load();
+    assert.equal(fetched.load.host, 'worker');
+    assert.equal(fetched.load.wasmFrom, 'fetched', 'the worker fetched the wasm the page could not');
+    assert.equal(wasmRequests, 2, 'the page asked once (refused), the worker once');
+    assert.equal(fetched.fallback, false);
+    failFirst = false;
+    const given = await load();
+    assert.equal(given.load.host, 'worker');
+    assert.equal(given.load.wasmFrom, 'page', 'the worker instantiated the module the page compiled');
+    assert.equal(given.fallback, false);
+    assert.deepEqual(given.order, fetched.order, 'the same ranking either way');
+  } finally {
+    await own.close();
+  }
+});

@@ -207,14 +207,12 @@ test("under a strict CSP (script-src 'self' 'wasm-unsafe-eval') the packed packa
   const fromPackage = [...paths].filter((p) => p.startsWith('/package/')).sort();
   assert.deepEqual(fromPackage, [
     '/package/models/shelfrank-scientific.bin',
-    '/package/www/capture.js',
+    // The page-thread engine (worker: false) and both builds' JS glue it imports; the worker has them bundled.
     '/package/www/engine.js',
-    '/package/www/host.js',
     '/package/www/pkg-cpu/shelfrank.js',
     '/package/www/pkg-cpu/shelfrank_bg.wasm',
-    // The WebGPU build's JS glue loads with the worker (one chunk for every bundler); its wasm does not.
+    // The WebGPU build's JS glue loads with the engine (one chunk for every bundler); its wasm does not.
     '/package/www/pkg-webgpu/shelfrank.js',
-    '/package/www/protocol.js',
     '/package/www/shelfrank.js',
     '/package/www/worker.js',
   ]);

@@ -39,9 +39,12 @@ test('the packed package ships the wasm, the shim, its types and the default mod
   const shim = readFileSync(path.join(site.site.dir, 'package/www/shelfrank.js'), 'utf8');
   assert.ok(files.includes(`models/${manifest.model.file}`), `models/${manifest.model.file} is missing`);
   assert.ok(shim.includes(`"../models/${manifest.model.file}"`), `the shim does not load models/${manifest.model.file}`);
-  // The shim ships minified, with its readable sources and source maps beside it.
+  // The shim ships minified (the page's module bundled with the two it
+  // imports), with its readable sources and source maps beside it.
   assert.ok(files.includes('www/src/shelfrank.js') && files.includes('www/shelfrank.js.map'), files.join(', '));
-  assert.ok(shim.length < readFileSync(path.join(site.site.dir, 'package/www/src/shelfrank.js'), 'utf8').length / 2, 'www/shelfrank.js is not minified');
+  const sources = ['shelfrank.js', 'capture.js', 'protocol.js'].reduce((n, f) => n + readFileSync(path.join(site.site.dir, 'package/www/src', f), 'utf8').length, 0);
+  assert.ok(shim.length < sources / 2, 'www/shelfrank.js is not minified');
+  assert.ok(!/\bfrom\s*["']\.\/(capture|protocol)\.js["']/.test(shim), 'www/shelfrank.js still imports its neighbours (one request each)');
   assert.ok(!files.some((f) => f.endsWith('tokenizer.json')) && !shim.includes('tokenizer.json'), files.join(', '));
   assert.ok(!files.some((f) => /Scientific\.|\.inter$|catalog\.json$/.test(f)), `the dataset leaked into the package: ${files.join(', ')}`);
 });

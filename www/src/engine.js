@@ -24,11 +24,29 @@ const kinds = {
   webgpu: { init: initWebgpu, Ranker: WebgpuRanker, url: () => new URL('./pkg-webgpu/shelfrank_bg.wasm', import.meta.url) },
 };
 const builds = new Map();
-function rankerClass(kind, wasmUrl) {
+/** Where each loaded build's wasm came from: 'page' (compiled there) or 'fetched' (here). */
+const wasmFrom = new Map();
+/**
+ * A build's Ranker class, its wasm instantiated once. `compiled`: a promise
+ * of the module the page compiled while this worker started (or null); the
+ * wasm is fetched here when there is none, or it will not instantiate.
+ */
+function rankerClass(kind, wasmUrl, compiled = null) {
   if (!builds.has(kind)) {
     const load = (async () => {
       const build = kinds[kind];
+      const module = await compiled;
+      if (module instanceof WebAssembly.Module) {
+        try {
+          await build.init({ module_or_path: module });
+          wasmFrom.set(kind, 'page');
+          return build.Ranker;
+        } catch {
+          // Not this glue's wasm (an older copy, say): fetched below.
+        }
+      }
       await build.init({ module_or_path: wasmUrl || build.url() });
+      wasmFrom.set(kind, 'fetched');
       return build.Ranker;
     })();
     load.catch(() => builds.delete(kind));
@@ -381,16 +399,21 @@ export class Engine {
   #storeName = 'shelfrank';
   #persist = true;
   #storageEnabled = false;
-  /** The model's bytes as the page fetched them (`modelFromPage`): `{ promise, resolve }`, made by whichever of load and provideModel comes first. */
-  #pageModel = null;
+  /**
+   * What the page fetched for a load while this engine started: the
+   * model's bytes (`modelFromPage`) and the CPU build's compiled wasm
+   * (`wasmFromPage`), each `{ promise, resolve }`, made by whichever of
+   * load and provideModel / provideWasm comes first.
+   */
+  #given = { model: null, wasm: null };
 
-  #fromPage() {
-    if (!this.#pageModel) {
+  #fromPage(what) {
+    if (!this.#given[what]) {
       let resolve;
       const promise = new Promise((done) => (resolve = done));
-      this.#pageModel = { promise, resolve };
+      this.#given[what] = { promise, resolve };
     }
-    return this.#pageModel.promise;
+    return this.#given[what].promise;
   }
 
   /**
@@ -399,8 +422,18 @@ export class Engine {
    * null when the page's fetch failed (see `pageModelBytes`).
    */
   provideModel(bytes) {
-    this.#fromPage();
-    this.#pageModel.resolve(bytes instanceof Uint8Array || Number.isInteger(bytes) ? bytes : null);
+    this.#fromPage('model');
+    this.#given.model.resolve(bytes instanceof Uint8Array || Number.isInteger(bytes) ? bytes : null);
+  }
+
+  /**
+   * The CPU build's wasm, compiled by the page for a load with
+   * `wasmFromPage` (a `WebAssembly.Module`), or null when the page could
+   * not compile it (the engine then fetches it itself).
+   */
+  provideWasm(module) {
+    this.#fromPage('wasm');
+    this.#given.wasm.resolve(typeof WebAssembly !== 'undefined' && module instanceof WebAssembly.Module ? module : null);
   }
 
   /**
@@ -420,6 +453,7 @@ export class Engine {
     storageName = 'shelfrank',
     allowFallbackAdapter = false,
     modelFromPage = false,
+    wasmFromPage = false,
   }) {
     if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
       throw namedError('InvalidOptionError', `unknown backend '${backend}'; use 'auto', 'webgpu' or 'cpu'`);
@@ -439,9 +473,10 @@ export class Engine {
     const probe = backend === 'auto' ? hardwareAdapter(allowFallbackAdapter) : Promise.resolve({ adapter: null, why: '' });
     const first = backend === 'webgpu' ? 'webgpu' : 'cpu';
     const [RankerClass, [modelBytes, modelSha256], tokenizerBytes, { adapter, why }] = await Promise.all([
-      timed('wasm', rankerClass(first, first === 'cpu' ? wasmUrl : webgpuWasmUrl)),
-      // From the page when it fetched the model itself (it starts before this worker has); fetched here when it could not.
-      timed('model', (modelFromPage ? this.#fromPage().then((given) => pageModelBytes(given, modelUrl)) : fetchBytes(modelUrl, 'model')).then(async (bytes) => [bytes, await payloadDigest(bytes)])),
+      // Compiled by the page when it could (it starts before this worker has); fetched here otherwise.
+      timed('wasm', first === 'cpu' ? rankerClass('cpu', wasmUrl, wasmFromPage ? this.#fromPage('wasm') : null) : rankerClass('webgpu', webgpuWasmUrl)),
+      // From the page when it fetched the model itself; fetched here when it could not.
+      timed('model', (modelFromPage ? this.#fromPage('model').then((given) => pageModelBytes(given, modelUrl)) : fetchBytes(modelUrl, 'model')).then(async (bytes) => [bytes, await payloadDigest(bytes)])),
       // The model file carries its tokenizer: a tokenizer.json only when the page names one.
       tokenizerUrl ? timed('tokenizer', fetchBytes(tokenizerUrl, 'tokenizer')) : undefined,
       timed('adapter', probe),
@@ -480,7 +515,7 @@ export class Engine {
     }
     if (fallback) this.#backend = { ...this.#backend, reason: `the CPU: WebGPU was requested but failed (${fallback.message})` };
     // The ranker's own request limits: the page bounds its copies by them.
-    return { backend: this.#backend, modelInfo: this.#ranker.modelInfo, limits: RankerClass.limits(), ...restored, fallback, stages };
+    return { backend: this.#backend, modelInfo: this.#ranker.modelInfo, limits: RankerClass.limits(), ...restored, fallback, stages, wasmFrom: wasmFrom.get(options.backend) ?? null };
   }
 
   /**

@@ -7,6 +7,7 @@ export function operations(engine) {
   return {
     load: (options) => engine.load(options),
     provideModel: (bytes) => engine.provideModel(bytes),
+    provideWasm: (module) => engine.provideWasm(module),
     setStorage: (enabled) => engine.setStorage(enabled),
     record: (event) => engine.record(event),
     history: () => engine.history(),

@@ -82,6 +82,29 @@ function fetchModel(url) {
   }
 }
 
+/**
+ * The CPU build's wasm, compiled on the page while the engine's worker
+ * starts (compiling runs off the page's thread), or null when it cannot be
+ * fetched or compiled here: the engine then fetches it itself.
+ */
+function compileWasm(url) {
+  try {
+    const wasm = globalThis.WebAssembly;
+    if (typeof wasm?.compile !== 'function') return Promise.resolve(null);
+    return globalThis
+      .fetch(url)
+      .then((response) => {
+        if (!response.ok) return null;
+        // Streaming needs the server's application/wasm; any other type is compiled once it has arrived.
+        const streaming = typeof wasm.compileStreaming === 'function' && response.headers.get('content-type')?.split(';')[0].trim() === 'application/wasm';
+        return streaming ? wasm.compileStreaming(response) : response.arrayBuffer().then((bytes) => wasm.compile(bytes));
+      })
+      .catch(() => null);
+  } catch {
+    return Promise.resolve(null);
+  }
+}
+
 /** Talks to the engine in a Web Worker. */
 class WorkerTransport {
   #worker;
@@ -427,11 +450,19 @@ export class Reranker {
       // This page's own engine: its worker starts tens of ms from now (more
       // on a busy page), so the page fetches the model now and hands the
       // bytes over (one download, even where the server forbids caching).
-      let pageModel = !host?.worker && typeof globalThis.fetch === 'function' ? fetchModel(modelHref) : null;
+      const fetching = !host?.worker && typeof globalThis.fetch === 'function';
+      let pageModel = fetching ? fetchModel(modelHref) : null;
+      // Likewise the CPU build's wasm (the one a load starts with, unless
+      // WebGPU is asked for), compiled here and handed over as a module.
+      // The literal URL names the file next to the engine's, for bundlers.
+      let pageWasm = fetching && backend !== 'webgpu' ? compileWasm(absolute(wasmUrl ?? defaults.wasmUrl ?? new URL('./pkg-cpu/shelfrank_bg.wasm', import.meta.url))) : null;
       const load = (transport) => {
-        if (!pageModel) return transport.call('load', request);
-        const loading = transport.call('load', { ...request, modelFromPage: true });
-        pageModel.then((bytes) => transport.call('provideModel', bytes)).catch(() => {});
+        // Only what is given: a service worker keys its engines by the request.
+        const given = { ...(pageModel && { modelFromPage: true }), ...(pageWasm && { wasmFromPage: true }) };
+        const loading = transport.call('load', { ...request, ...given });
+        pageModel?.then((bytes) => transport.call('provideModel', bytes)).catch(() => {});
+        // A module the worker cannot receive (no structured clone for it there) is fetched by the worker instead.
+        pageWasm?.then((module) => transport.call('provideWasm', module).catch(() => transport.call('provideWasm', null))).catch(() => {});
         return loading;
       };
       this.#transport = host?.worker ? new ServiceWorkerTransport(host.worker, (error) => this.#status === 'ready' && this.#crashed(error)) : dedicated();
@@ -497,6 +528,8 @@ export class Reranker {
         // wasm, model, tokenizer and adapter probe run side by side; then the ranker, then the stored
         // history); `ms` minus the last is the worker's start-up and messaging.
         stages: loaded.stages ?? {},
+        // Where the engine's wasm came from: 'page' (compiled by this page while the worker started), 'fetched' (by the engine).
+        wasmFrom: loaded.wasmFrom ?? null,
         ...(afterCrash ? { afterCrash: true } : {}),
       });
       if (host?.activated && !(this.#transport instanceof ServiceWorkerTransport)) this.#warmHost(host.activated, request);

@@ -7,7 +7,12 @@
 import { Engine } from './engine.js';
 import { answer, operations } from './host.js';
 
-const ops = operations(new Engine());
+const engine = new Engine();
+const ops = operations(engine);
+
+// The only message that is not plain data is the page's compiled wasm
+// (provideWasm): if it cannot be read here, the engine fetches the wasm.
+self.onmessageerror = () => engine.provideWasm(null);
 
 self.onmessage = async ({ data }) => {
   const { reply, trap } = await answer(ops, data ?? {});
