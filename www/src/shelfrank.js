@@ -503,7 +503,7 @@ export class Reranker {
           loaded = await load(this.#transport);
         }
       }
-      pageModel = null; // the engine has its copy
+      pageModel = pageWasm = null; // the engine has its copies
       if (this.#status === 'destroyed') throw namedError('DestroyedError', 'the ranker was destroyed while loading');
       this.#backend = loaded.backend;
       this.#modelInfo = loaded.modelInfo;
