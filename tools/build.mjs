@@ -86,8 +86,9 @@ for (const { name, profile, features, optimise, first } of variants) {
 // points a page view loads are bundled, each into one file: the page's
 // module (`shelfrank.js`, with capture and protocol; the page-thread
 // engine stays a separate `./engine.js`, imported only when there is no
-// worker) and both workers (`worker.js` and `service-worker.js`, with the
-// engine, its host and both builds' JS glue). A first page view then waits
+// worker) and the Web Worker (`worker.js`, with the engine, its host and
+// both builds' JS glue; `service-worker.js` imports the engine from it, so
+// a first visit downloads the engine once). A first page view then waits
 // on one request per thread instead of a chain of three or four imports.
 // The other modules are still built alone, for the page-thread fallback.
 const shimSources = path.join(root, 'www/src');
@@ -107,7 +108,7 @@ const besideTheBuiltFiles = {
     });
   },
 };
-const BUNDLED = { 'shelfrank.js': ['./engine.js'], 'worker.js': [], 'service-worker.js': [] };
+const BUNDLED = { 'shelfrank.js': ['./engine.js'], 'worker.js': [], 'service-worker.js': ['./worker.js'] };
 {
   const esbuild = await import('esbuild');
   let before = 0;

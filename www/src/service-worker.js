@@ -13,8 +13,9 @@
 // name…); `key` names one. The browser may stop this worker when it is idle
 // (about 30 s without a message): a page then gets NotLoadedError and loads
 // again, from the HTTP cache and the stored history.
-import { Engine } from './engine.js';
-import { answer, operations } from './host.js';
+// The engine from the page worker's bundle (see worker.js), which a first
+// visit has just fetched: one download of the engine, not two.
+import { Engine, answer, operations } from './worker.js';
 import { HOST_VERSION } from './protocol.js';
 
 /** key → Promise<{ engine, ops, loaded }> */
