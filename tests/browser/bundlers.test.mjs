@@ -152,6 +152,8 @@ function assertReranked({ result, metrics, order, errors, wasm }, { worker = tru
   assert.equal(load.host, host, JSON.stringify(load));
   if (worker || host === 'service-worker') assert.deepEqual(metrics.filter((m) => m.type === 'fallback' || m.type === 'error'), []);
   assert.equal(wasm.length, wasmFetches, `only the CPU build's wasm is fetched (${wasmFetches} times): ${wasm.join(', ')}`);
+  // The page found the wasm where the bundler put it and compiled it for its engine (a shared service worker loaded its own).
+  if (host !== 'service-worker') assert.equal(load.wasmFrom, 'page', JSON.stringify(load));
   assert.deepEqual(errors, []);
 }
 
