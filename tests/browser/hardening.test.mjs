@@ -17,6 +17,8 @@ const catalog = loadCatalog();
 // The policy of the issue, exactly: no 'unsafe-eval', no inline script.
 const SCRIPT_SRC = "script-src 'self' 'wasm-unsafe-eval'";
 const CSP = `default-src 'self'; ${SCRIPT_SRC}; worker-src 'self'; report-uri /csp-report`;
+/** A page that allows no WebAssembly of its own (the package's files keep their policy above). */
+const CSP_NO_WASM = `default-src 'self'; script-src 'self'; worker-src 'self'; report-uri /csp-report`;
 /** Violation reports the browser POSTed to /csp-report (documents and workers alike). */
 const cspReports = [];
 
@@ -34,7 +36,8 @@ async function strictCsp(req, res, url) {
     res.writeHead(204).end();
     return true;
   }
-  if (url.pathname.startsWith('/package/') || url.pathname.startsWith('/fixtures/csp')) res.setHeader('content-security-policy', CSP);
+  if (url.pathname === '/fixtures/csp.html' && url.searchParams.get('policy') === 'no-wasm') res.setHeader('content-security-policy', CSP_NO_WASM);
+  else if (url.pathname.startsWith('/package/') || url.pathname.startsWith('/fixtures/csp')) res.setHeader('content-security-policy', CSP);
   return false;
 }
 
@@ -218,6 +221,60 @@ test("under a strict CSP (script-src 'self' 'wasm-unsafe-eval') the packed packa
   ]);
   const others = [...paths].filter((p) => !p.startsWith('/package/')).sort();
   assert.deepEqual(others, ['/csp-report', '/data/catalog.json', '/fixtures/csp-probe-worker.js', '/fixtures/csp.html', '/fixtures/csp.js']);
+  await page.close();
+});
+
+test("a page whose own CSP lacks 'wasm-unsafe-eval': its compile of the wasm is refused and reported once, the worker fetches and compiles the wasm under its own policy and reranks; worker: false keeps the server order with a clear error", { timeout: 120_000 }, async () => {
+  const reportsBefore = cspReports.length;
+  const errorsBefore = site.pageErrors.length;
+  const page = await site.openPage('csp.html?policy=no-wasm', {
+    initScript: () => {
+      window.cspViolations = [];
+      document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(`${e.effectiveDirective} ${e.blockedURI}`), true);
+    },
+  });
+  const { focus, viewed, candidates } = scenario();
+  const outcome = await page.evaluate(async ({ viewed, candidates }) => {
+    const run = async (worker) => {
+      const metrics = [];
+      const errors = [];
+      const shelf = window.shelfrank.createReranker({ worker, persist: false, budgetMs: 0, dataLayer: false, onMetrics: (m) => metrics.push(m), onError: (e) => errors.push(`${e.name}: ${e.message}`) });
+      await shelf.ready.catch(() => {});
+      for (const item of viewed) shelf.record({ type: 'view', ...item });
+      const personalised = await shelf.rerank(candidates);
+      const status = shelf.status;
+      shelf.destroy();
+      const load = metrics.find((m) => m.type === 'load');
+      return {
+        load: { ok: load?.ok, worker: load?.worker, wasmFrom: load?.wasmFrom },
+        status,
+        personalised: { fallback: personalised.fallback, error: personalised.error?.name, items: personalised.items.map(({ id, category }) => ({ id, category })) },
+        errors,
+      };
+    };
+    const inWorker = await run(true);
+    const afterWorker = window.cspViolations.slice();
+    const onPage = await run(false);
+    return { inWorker, afterWorker, onPage, violations: window.cspViolations.slice() };
+  }, { viewed, candidates });
+
+  // In its worker: loaded from the wasm the worker fetched, and personalised.
+  assert.deepEqual(outcome.inWorker.load, { ok: true, worker: true, wasmFrom: 'fetched' }, outcome.inWorker.errors.join('; '));
+  assert.deepEqual(outcome.inWorker.errors, []);
+  assert.equal(outcome.inWorker.personalised.fallback, false);
+  assert.ok(meanSlot(outcome.inWorker.personalised.items, focus) < meanSlot(candidates, focus) - 8, 'the viewed category rose');
+  // The page's own compile was refused, once.
+  assert.deepEqual(outcome.afterWorker, ["script-src wasm-eval"]);
+  // On the page thread there is no WebAssembly to run: the server order, and an error that says why.
+  assert.equal(outcome.onPage.load.ok, false);
+  assert.equal(outcome.onPage.personalised.fallback, true);
+  assert.deepEqual(outcome.onPage.personalised.items.map((i) => i.id), candidates.map((c) => c.id));
+  assert.ok(outcome.onPage.errors.some((e) => /WebAssembly|wasm/i.test(e)), outcome.onPage.errors.join('; '));
+  assert.deepEqual(site.pageErrors.slice(errorsBefore), []);
+  await until(() => cspReports.length > reportsBefore, 'the refused compile to be reported');
+  await new Promise((r) => setTimeout(r, 500));
+  const reported = cspReports.slice(reportsBefore).map((r) => `${new URL(r['document-uri']).pathname} ${r['effective-directive']} ${r['blocked-uri']}`);
+  assert.ok(reported.length >= 1 && reported.every((r) => r === '/fixtures/csp.html script-src wasm-eval'), reported.join('; '));
   await page.close();
 });
 
