@@ -432,9 +432,17 @@ impl Reranker {
         }
     }
 
-    /// Text vectors of `texts` (tokenised through the cache), `rows` of them.
+    /// Text vectors of candidates' `texts`, `rows` of them. Their tokens
+    /// are read from the token cache but not added to it: the text vectors
+    /// are what is kept of a candidate.
     fn embed(&mut self, texts: &[&str], rows: usize) -> Result<Output<2>> {
-        let tokens = texts.iter().map(|t| self.tokens(t)).collect::<Result<Vec<_>>>()?;
+        let tokens = texts
+            .iter()
+            .map(|t| match self.text_cache.get(*t) {
+                Some(tokens) => Ok(tokens.clone()),
+                None => self.text.encode(t),
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(self.text_vectors(&tokens, rows))
     }
 

@@ -144,8 +144,9 @@ impl TextEncoder {
 
     /// Embedding rows of `text`'s tokens, at most `max_tokens` of them.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let ids = self.tokenizer.encode_first(text, self.max_tokens);
-        Ok(ids.iter().map(|&id| self.rows.get(id as usize).copied().unwrap_or(0)).collect())
+        let mut ids = self.tokenizer.encode_first(text, self.max_tokens);
+        ids.iter_mut().for_each(|id| *id = self.rows.get(*id as usize).copied().unwrap_or(0));
+        Ok(ids)
     }
 
     pub fn max_tokens(&self) -> usize {

@@ -410,15 +410,15 @@ impl WordPiece {
     /// whitespace, punctuation on its own) and the word pieces of each word
     /// as it ends; each word is a slice of the normalised bytes so far.
     fn encode_ascii(&self, text: &str, max: usize) -> Vec<u32> {
-        let mut ids = Vec::new();
+        // No more ids than bytes: each word or punctuation mark is at least one.
+        let mut ids = Vec::with_capacity(max.min(text.len()));
         // The normalised text, built a word at a time: a word is the bytes
         // since `start`.
-        let mut normal: Vec<u8> = Vec::with_capacity(text.len());
+        let mut normal = String::with_capacity(text.len());
         let mut start = 0;
-        let flush = |normal: &[u8], start: usize, ids: &mut Vec<u32>| {
+        let flush = |normal: &str, start: usize, ids: &mut Vec<u32>| {
             if start < normal.len() && ids.len() < max {
-                let word = std::str::from_utf8(&normal[start..]).expect("ASCII");
-                self.word_pieces(word, ids);
+                self.word_pieces(&normal[start..], ids);
             }
         };
         for &byte in text.as_bytes() {
@@ -435,11 +435,11 @@ impl WordPiece {
                 start = normal.len();
             } else if b.is_ascii_punctuation() {
                 flush(&normal, start, &mut ids);
-                normal.push(b);
+                normal.push(b as char);
                 flush(&normal, normal.len() - 1, &mut ids);
                 start = normal.len();
             } else {
-                normal.push(if self.lowercase { b.to_ascii_lowercase() } else { b });
+                normal.push(if self.lowercase { b.to_ascii_lowercase() } else { b } as char);
             }
         }
         flush(&normal, start, &mut ids);
@@ -479,7 +479,8 @@ impl WordPiece {
     /// Greedy longest-match-first: a word no prefix of the vocabulary can
     /// spell becomes one unknown token.
     fn word_pieces(&self, word: &str, ids: &mut Vec<u32>) {
-        if word.chars().count() > self.max_chars_per_word {
+        // A word has no more chars than bytes: count them only when it might be too long.
+        if word.len() > self.max_chars_per_word && word.chars().count() > self.max_chars_per_word {
             ids.push(self.unk);
             return;
         }
