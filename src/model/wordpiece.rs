@@ -51,6 +51,40 @@ impl Hasher for WordHasher {
 
 type Vocabulary = FastMap<String, u32>;
 
+/// What a byte of ASCII text is to [`WordPiece::encode_ascii`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ascii {
+    Space,
+    /// A control character the normalizer drops (inside a word, the word
+    /// goes on around it).
+    Dropped,
+    Punctuation,
+    Word,
+}
+
+/// Each ASCII byte's [`Ascii`] class, with the normalizer's `clean_text`
+/// (control characters dropped; tabs and line breaks are spaces either way)
+/// or without it.
+static ASCII_CLEAN: [Ascii; 128] = ascii_classes(true);
+static ASCII_RAW: [Ascii; 128] = ascii_classes(false);
+
+const fn ascii_classes(clean_text: bool) -> [Ascii; 128] {
+    let mut table = [Ascii::Word; 128];
+    let mut b = 0;
+    while b < 128 {
+        let byte = b as u8;
+        table[b] = match byte {
+            b' ' | b'\t' | b'\n' | b'\r' => Ascii::Space,
+            _ if clean_text && byte.is_ascii_control() => Ascii::Dropped,
+            0x0b | 0x0c => Ascii::Space, // whitespace to `char::is_whitespace`
+            _ if byte.is_ascii_punctuation() => Ascii::Punctuation,
+            _ => Ascii::Word,
+        };
+        b += 1;
+    }
+    table
+}
+
 #[derive(Debug, Clone)]
 pub struct WordPiece {
     vocab: Vocabulary,
@@ -407,42 +441,51 @@ impl WordPiece {
     /// [`WordPiece::encode_first`] for ASCII text (most product titles),
     /// in one pass over the bytes: the normalizer (drop control characters,
     /// tabs and newlines to spaces, lowercase), the pre-tokenizer (split on
-    /// whitespace, punctuation on its own) and the word pieces of each word
-    /// as it ends; each word is a slice of the normalised bytes so far.
+    /// whitespace, punctuation on its own) and the word pieces of each word.
+    /// A word is a run of bytes between spaces and punctuation, sliced from
+    /// the text lowercased in one go; only a run holding a dropped control
+    /// character is copied without it.
     fn encode_ascii(&self, text: &str, max: usize) -> Vec<u32> {
         // No more ids than bytes: each word or punctuation mark is at least one.
         let mut ids = Vec::with_capacity(max.min(text.len()));
-        // The normalised text, built a word at a time: a word is the bytes
-        // since `start`.
-        let mut normal = String::with_capacity(text.len());
-        let mut start = 0;
-        let flush = |normal: &str, start: usize, ids: &mut Vec<u32>| {
-            if start < normal.len() && ids.len() < max {
-                self.word_pieces(&normal[start..], ids);
-            }
+        let lowered;
+        let text = if self.lowercase && text.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = text.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            text
         };
-        for &byte in text.as_bytes() {
-            if ids.len() >= max {
-                break;
-            }
-            let b = match byte {
-                b'\t' | b'\n' | b'\r' if self.clean_text => b' ',
-                b if self.clean_text && (b == 0 || b.is_ascii_control()) => continue,
-                b => b,
-            };
-            if (b as char).is_whitespace() {
-                flush(&normal, start, &mut ids);
-                start = normal.len();
-            } else if b.is_ascii_punctuation() {
-                flush(&normal, start, &mut ids);
-                normal.push(b as char);
-                flush(&normal, normal.len() - 1, &mut ids);
-                start = normal.len();
-            } else {
-                normal.push(if self.lowercase { b.to_ascii_lowercase() } else { b } as char);
+        let bytes = text.as_bytes();
+        let table = if self.clean_text { &ASCII_CLEAN } else { &ASCII_RAW };
+        let class = |b: u8| table[b as usize & 0x7f];
+        let mut at = 0;
+        while at < bytes.len() && ids.len() < max {
+            match class(bytes[at]) {
+                Ascii::Space | Ascii::Dropped => at += 1,
+                Ascii::Punctuation => {
+                    self.word_pieces(&text[at..at + 1], &mut ids);
+                    at += 1;
+                }
+                Ascii::Word => {
+                    let start = at;
+                    let mut dropped = false;
+                    while at < bytes.len() {
+                        match class(bytes[at]) {
+                            Ascii::Word => {}
+                            Ascii::Dropped => dropped = true,
+                            Ascii::Space | Ascii::Punctuation => break,
+                        }
+                        at += 1;
+                    }
+                    if dropped {
+                        let word: String = text[start..at].chars().filter(|c| !c.is_ascii_control()).collect();
+                        self.word_pieces(&word, &mut ids);
+                    } else {
+                        self.word_pieces(&text[start..at], &mut ids);
+                    }
+                }
             }
         }
-        flush(&normal, start, &mut ids);
         ids.truncate(max);
         ids
     }
@@ -648,7 +691,7 @@ mod tests {
     #[test]
     fn the_ascii_pass_splits_as_the_general_path() {
         let wp = tiny();
-        let texts = ["Cafe GLUES!", "un\tglue\x0b1.75", "glue\x00s\x1fun", "!!glue.. ", "cafe\r\nglux", "", "  ", "gluesgluesglues 1"];
+        let texts = ["Cafe GLUES!", "un\tglue\x0b1.75", "glue\x00s\x1fun", "!!glue.. ", "cafe\r\nglux", "", "  ", "gluesgluesglues 1", "GL\x01UES\x7f!Glue", "\x7fCAFE\x0c\x0cun"];
         for text in texts {
             for max in [usize::MAX, 0, 1, 2, 3] {
                 assert_eq!(wp.encode_ascii(text, max), wp.encode_general(text, max), "{text:?}, at most {max}");
