@@ -275,6 +275,40 @@ test("a page whose own CSP lacks 'wasm-unsafe-eval': its compile of the wasm is 
   await new Promise((r) => setTimeout(r, 500));
   const reported = cspReports.slice(reportsBefore).map((r) => `${new URL(r['document-uri']).pathname} ${r['effective-directive']} ${r['blocked-uri']}`);
   assert.ok(reported.length >= 1 && reported.every((r) => r === '/fixtures/csp.html script-src wasm-eval'), reported.join('; '));
+
+  // The next page view of the session: the tab remembers the refusal, so
+  // the page does not ask again (no violation, no report) and its worker
+  // still personalises. forget() removes the flag with everything else.
+  await page.reload();
+  const reportsNext = cspReports.length;
+  const next = await page.evaluate(async ({ viewed, candidates }) => {
+    const metrics = [];
+    const shelf = window.shelfrank.createReranker({ persist: false, budgetMs: 0, dataLayer: false, onMetrics: (m) => metrics.push(m) });
+    await shelf.ready.catch(() => {});
+    for (const item of viewed) shelf.record({ type: 'view', ...item });
+    const personalised = await shelf.rerank(candidates);
+    const flagged = Object.keys(sessionStorage);
+    await shelf.forget();
+    const afterForget = Object.keys(sessionStorage);
+    shelf.destroy();
+    const load = metrics.find((m) => m.type === 'load');
+    return {
+      load: { ok: load?.ok, worker: load?.worker, wasmFrom: load?.wasmFrom },
+      fallback: personalised.fallback,
+      items: personalised.items.map(({ id, category }) => ({ id, category })),
+      flagged,
+      afterForget,
+      violations: window.cspViolations.slice(),
+    };
+  }, { viewed, candidates });
+  assert.deepEqual(next.load, { ok: true, worker: true, wasmFrom: 'fetched' });
+  assert.equal(next.fallback, false);
+  assert.ok(meanSlot(next.items, focus) < meanSlot(candidates, focus) - 8, 'the viewed category rose');
+  assert.deepEqual(next.violations, [], 'the page did not try to compile again');
+  assert.deepEqual(next.flagged, ['shelfrank:page-wasm-refused']);
+  assert.deepEqual(next.afterForget, []);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(cspReports.length, reportsNext, 'no new report');
   await page.close();
 });
 

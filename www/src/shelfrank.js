@@ -83,9 +83,36 @@ function fetchModel(url) {
 }
 
 /**
+ * Where this tab remembers that the page's own Content Security Policy
+ * refused to compile WebAssembly (no 'wasm-unsafe-eval'): the next page
+ * views of the session leave the compile to the worker, under its own
+ * policy, instead of asking again and sending the shop another CSP report
+ * each time. A technical flag, not about the shopper; `forget()` removes it.
+ */
+const PAGE_WASM_REFUSED = 'shelfrank:page-wasm-refused';
+
+function sessionFlag(set) {
+  try {
+    const storage = globalThis.sessionStorage;
+    if (set === undefined) return storage?.getItem(PAGE_WASM_REFUSED) === '1';
+    if (set) storage?.setItem(PAGE_WASM_REFUSED, '1');
+    else storage?.removeItem(PAGE_WASM_REFUSED);
+  } catch {
+    // Storage blocked (a sandboxed frame, privacy settings): ask each time.
+  }
+  return false;
+}
+
+/** Whether a failed compile was the page's policy refusing WebAssembly (Chromium, Firefox and Safari word it so). */
+function refusedByPolicy(error) {
+  return /Content Security Policy|\bCSP\b|unsafe-eval/i.test(String(error?.message ?? error));
+}
+
+/**
  * The CPU build's wasm, compiled on the page while the engine's worker
  * starts (compiling runs off the page's thread), or null when it cannot be
- * fetched or compiled here: the engine then fetches it itself.
+ * fetched or compiled here: the engine then fetches it itself. A compile
+ * the page's policy refused is remembered for the session (above).
  */
 function compileWasm(url) {
   try {
@@ -97,7 +124,11 @@ function compileWasm(url) {
         if (!response.ok) return null;
         // Streaming needs the server's application/wasm; any other type is compiled once it has arrived.
         const streaming = typeof wasm.compileStreaming === 'function' && response.headers.get('content-type')?.split(';')[0].trim() === 'application/wasm';
-        return streaming ? wasm.compileStreaming(response) : response.arrayBuffer().then((bytes) => wasm.compile(bytes));
+        const compiling = streaming ? wasm.compileStreaming(response) : response.arrayBuffer().then((bytes) => wasm.compile(bytes));
+        return compiling.catch((error) => {
+          if (refusedByPolicy(error)) sessionFlag(true);
+          return null;
+        });
       })
       .catch(() => null);
   } catch {
@@ -455,7 +486,10 @@ export class Reranker {
       // Likewise the CPU build's wasm (the one a load starts with, unless
       // WebGPU is asked for), compiled here and handed over as a module.
       // The literal URL names the file next to the engine's, for bundlers.
-      let pageWasm = fetching && backend !== 'webgpu' ? compileWasm(absolute(wasmUrl ?? defaults.wasmUrl ?? new URL('./pkg-cpu/shelfrank_bg.wasm', import.meta.url))) : null;
+      // Not where this session's page policy already refused WebAssembly
+      // and a worker will run the engine (it compiles under its own policy).
+      const refusedHere = this.#options.worker !== false && sessionFlag();
+      let pageWasm = fetching && backend !== 'webgpu' && !refusedHere ? compileWasm(absolute(wasmUrl ?? defaults.wasmUrl ?? new URL('./pkg-cpu/shelfrank_bg.wasm', import.meta.url))) : null;
       const load = (transport) => {
         // Only what is given: a service worker keys its engines by the request.
         const given = { ...(pageModel && { modelFromPage: true }), ...(pageWasm && { wasmFromPage: true }) };
@@ -698,6 +732,7 @@ export class Reranker {
   /** Erases the history from memory and from storage. */
   async forget() {
     this.#queue = [];
+    sessionFlag(false);
     if (!this.#transport || this.#status === 'destroyed') return;
     // Wait for a load under way, so the engine knows its database.
     if (this.#status === 'loading') await this.ready.catch(() => {});
