@@ -265,6 +265,10 @@ test("a page whose own CSP lacks 'wasm-unsafe-eval': its compile of the wasm is 
   assert.ok(meanSlot(outcome.inWorker.personalised.items, focus) < meanSlot(candidates, focus) - 8, 'the viewed category rose');
   // The page's own compile was refused, once.
   assert.deepEqual(outcome.afterWorker, ["script-src wasm-eval"]);
+  assert.equal(outcome.inWorker.status, 'ready');
+  assert.equal(outcome.onPage.status, 'failed');
+  // worker: false has no worker to leave the compile to: the page engine asks, and is refused again.
+  assert.ok(outcome.violations.length > 1 && outcome.violations.every((v) => v === 'script-src wasm-eval'), outcome.violations.join('; '));
   // On the page thread there is no WebAssembly to run: the server order, and an error that says why.
   assert.equal(outcome.onPage.load.ok, false);
   assert.equal(outcome.onPage.personalised.fallback, true);
