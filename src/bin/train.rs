@@ -37,7 +37,9 @@
 //! `--item-features TEACHER_FILE` starts each item's ID vector from its
 //! teacher embedding (fixed) through a learned map, so the ID rows learn
 //! what the events add to what the item is; the map is folded into the ID
-//! table before writing, so the file's layout does not change.
+//! table before writing, so the file's layout does not change. With
+//! `--features-only` the ID rows stay zero, so each item's ID vector is its
+//! mapped features alone (measured and not kept: models/README.md).
 //!
 //! The ID table is stored int4 (`--id-table int8` keeps it int8), the
 //! other matrices int8 (`--f32`: everything f32).
@@ -94,6 +96,10 @@ struct Args {
     /// space by a learned map and added to each item's ID row (folded into
     /// the ID table for the file).
     item_features: Option<PathBuf>,
+    /// With `item_features`: no learned ID rows (they stay zero), so every
+    /// item's ID vector is its mapped features alone, a function of its
+    /// text that any catalog's items get the same way.
+    features_only: bool,
     distill: f64,
     dropout: f64,
     weight_decay: f64,
@@ -155,6 +161,7 @@ fn parse_args() -> Result<Args, String> {
         manifest: true,
         teacher: None,
         item_features: None,
+        features_only: false,
         distill: 10.0,
         // Chosen on validation NDCG@10 among 0.2 / 0.35 / 0.5 (with the teacher).
         dropout: 0.5,
@@ -199,6 +206,7 @@ fn parse_args() -> Result<Args, String> {
             "--no-manifest" => args.manifest = false,
             "--teacher" => args.teacher = Some(value()?.into()),
             "--item-features" => args.item_features = Some(value()?.into()),
+            "--features-only" => args.features_only = true,
             "--distill" => args.distill = number(value()?)?,
             "--dropout" => args.dropout = number(value()?)?,
             "--weight-decay" => args.weight_decay = number(value()?)?,
@@ -230,7 +238,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--help" | "-h" => {
                 return Err(format!(
-                    "usage: train {} [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--cosine] [--seed N] [--max-users N] [--dim N] [--f32] [--id-table int4|int8] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--item-features TEACHER_FILE] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--word-embeddings model.safetensors [--vocabulary catalog|full] [--word-offsets]] [--negatives N [--no-logq]] [--random-kinds] [--no-manifest]",
+                    "usage: train {} [--tokenizer FILE] [--out FILE] [--epochs N] [--minutes M] [--batch N] [--lr X] [--cosine] [--seed N] [--max-users N] [--dim N] [--f32] [--id-table int4|int8] [--also-f32 FILE] [--variant both|ids|text] [--holdout-items FRACTION] [--id-dropout P] [--layers N] [--holdout-categories FRACTION] [--teacher FILE] [--item-features TEACHER_FILE [--features-only]] [--distill WEIGHT] [--dropout P] [--weight-decay W] [--word-embeddings model.safetensors [--vocabulary catalog|full] [--word-offsets]] [--negatives N [--no-logq]] [--random-kinds] [--no-manifest]",
                     DataSource::USAGE
                 ));
             }
@@ -248,6 +256,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.item_features.is_some() && args.variant == Variant::Text {
         return Err("--item-features adds to the ID rows, and --variant text has none: use --variant both or ids".into());
+    }
+    if args.features_only && args.item_features.is_none() {
+        return Err("--features-only keeps only the mapped item features in the ID rows: give --item-features TEACHER_FILE".into());
     }
     if args.source.is_shop() && !args.out_given {
         return Err("--out FILE is required with --events or --ga4 (the default is the shipped model's path)".into());
@@ -432,6 +443,9 @@ fn run() -> Result<(), String> {
         let mut table = vec![0.0f32; width];
         table.extend_from_slice(&embeddings.values);
         model = model.with_item_features(Tensor::from_data(TensorData::new(table, [data.items.len() + 1, width]), &device), &device);
+        if args.features_only {
+            model = model.without_learned_id_rows();
+        }
     }
     let mut optim = AdamWConfig::new().with_weight_decay(args.weight_decay as f32).init();
 
@@ -644,6 +658,7 @@ fn run() -> Result<(), String> {
             "wordEmbeddings": args.word_embeddings.as_ref().map(|p| p.display().to_string()),
             "vocabulary": if args.full_vocabulary { "full" } else { "catalog" },
             "itemFeatures": args.item_features.as_ref().map(|p| p.display().to_string()),
+            "featuresOnly": args.features_only,
             "distill": args.teacher.as_ref().map(|_| args.distill),
             "idDropout": args.id_dropout,
             "heldOutCategories": held_out_categories,

@@ -236,6 +236,15 @@ impl SessionRanker {
         self
     }
 
+    /// The network with its ID rows fixed at zero (not trained), so that
+    /// with item features each item's ID vector is its mapped features
+    /// alone: no row depends on a catalog's events.
+    pub fn without_learned_id_rows(mut self) -> SessionRanker {
+        let zeros = self.item_ids.weight.val().zeros_like();
+        self.item_ids = Embedding { weight: Param::from_tensor(zeros).set_require_grad(false) };
+        self
+    }
+
     /// The network with its item features (if any) folded into the ID
     /// table: each row becomes its learned part plus `features · map`, so
     /// item vectors are unchanged and the file, the host and the page need

@@ -155,6 +155,39 @@ fn training_with_item_features_folds_them_into_the_id_table() {
 
     let report = evaluate_small(&model);
     assert!((0.0..=1.0).contains(&report["test"]["ndcg@10"].as_f64().unwrap_or(-1.0)));
+
+    // Items whose teacher embeddings are equal (Scientific has 17 such
+    // pairs: the same text) get equal ID rows only when the rows hold the
+    // mapped features alone (`--features-only`): a learned row differs.
+    let embeddings = shelfrank::teacher::TeacherEmbeddings::read(&std::path::Path::new(root).join(teacher)).unwrap();
+    let by_id: std::collections::HashMap<&str, &[f32]> =
+        embeddings.items.iter().map(String::as_str).zip(embeddings.values.chunks_exact(embeddings.dim)).collect();
+    let twins = |file: &ModelFile| -> Vec<(Vec<f32>, Vec<f32>)> {
+        let ids = file.tensors.iter().find(|t| t.name == "item_ids.weight").unwrap();
+        let dim = ids.shape[1];
+        let row = |i: usize| ids.values[(i + 1) * dim..(i + 2) * dim].to_vec();
+        let mut pairs = Vec::new();
+        for (i, a) in file.items.iter().enumerate() {
+            for (j, b) in file.items.iter().enumerate().skip(i + 1) {
+                if by_id[a.as_str()] == by_id[b.as_str()] {
+                    pairs.push((row(i), row(j)));
+                }
+            }
+        }
+        pairs
+    };
+    let learned = twins(&file);
+    assert!(!learned.is_empty() && learned.iter().any(|(a, b)| a != b), "learned rows tell same-text items apart");
+    let refused = train(&["--features-only"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--item-features"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let output = train(&["--item-features", teacher, "--features-only", "--lr", "0.05"]);
+    assert!(output.status.success(), "train failed: {}", String::from_utf8_lossy(&output.stderr));
+    let file = ModelFile::from_bytes(&std::fs::read(&model).unwrap()).unwrap();
+    assert_eq!(file.meta["featuresOnly"], true);
+    let mapped = twins(&file);
+    assert_eq!(mapped.len(), learned.len());
+    assert!(mapped.iter().all(|(a, b)| a == b && a.iter().any(|v| *v != 0.0)), "rows are the mapped features alone");
     std::fs::remove_dir_all(&dir).ok();
 }
 
